@@ -1,0 +1,81 @@
+"""The cell abstraction: a recurrent step as three pure functions.
+
+A :class:`Cell` is to a recurrent network what Optax's ``GradientTransformation``
+is to an optimiser: a ``NamedTuple`` of pure functions built by a small factory.
+It knows nothing of time; :func:`jaxrnn.scan` owns the time loop.
+
+A cell's ``step`` may be a :class:`SplitStep`: still a plain callable
+``step(params, carry, x)``, but one that also exposes the two halves of the
+step, so that the input projection of a whole sequence can be computed as one
+matrix product outside the time loop.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from typing import Any, Callable, NamedTuple, Protocol
+
+import jax
+import jax.numpy as jnp
+
+Array = jax.Array
+Params = Any  # a pytree of arrays
+Carry = Any  # a pytree of arrays whose leaves have shape batch_shape + (features,)
+
+
+class InitFn(Protocol):
+    def __call__(self, key: Array, input_size: int) -> Params: ...
+
+
+class InitialCarryFn(Protocol):
+    def __call__(self, batch_shape: tuple[int, ...] = (), dtype: Any = jnp.float32) -> Carry: ...
+
+
+class StepFn(Protocol):
+    def __call__(self, params: Params, carry: Carry, x: Array) -> tuple[Carry, Array]: ...
+
+
+class Cell(NamedTuple):
+    """A recurrent cell: ``h_t = f(h_{t-1}, x_t)`` as three pure functions.
+
+    Attributes:
+      init: ``init(key, input_size) -> params``, a pytree of arrays.
+      initial_carry: ``initial_carry(batch_shape=(), dtype=float32) -> carry``;
+        zeros, each leaf of shape ``batch_shape + (hidden_size,)``.
+      step: ``step(params, carry, x) -> (carry, y)`` for one time step;
+        ``x`` has shape ``batch_shape + (input_size,)``. Unbatched cells are the
+        norm (``batch_shape == ()``); leading batch axes broadcast through.
+    """
+
+    init: InitFn
+    initial_carry: InitialCarryFn
+    step: StepFn
+
+
+@dataclasses.dataclass(frozen=True)
+class SplitStep:
+    """A step ``recur(params, carry, project(params, x))`` split in two halves.
+
+    ``project`` is the part of the step that depends on the input alone (for
+    the cells here, ``x @ W_x + b`` for all gates at once). Because it does not
+    depend on the carry, :func:`jaxrnn.scan` applies it to all time steps in
+    one matrix product ``(T * B, I) @ (I, G)`` before the loop and runs only
+    ``recur`` inside it. Calling a ``SplitStep`` is the plain one-step function.
+
+    Attributes:
+      project: ``project(params, x[..., I]) -> xp[..., G]``.
+      recur: ``recur(params, carry, xp) -> (carry, y)``.
+    """
+
+    project: Callable[[Params, Array], Array]
+    recur: Callable[[Params, Carry, Array], tuple[Carry, Array]]
+
+    def __call__(self, params: Params, carry: Carry, x: Array) -> tuple[Carry, Array]:
+        return self.recur(params, carry, self.project(params, x))
+
+
+def zeros_carry(hidden_size: int, batch_shape: tuple[int, ...], dtype: Any, n: int) -> Carry:
+    """``n`` zero arrays of shape ``batch_shape + (hidden_size,)``; one array if ``n == 1``."""
+    batch_shape = tuple(batch_shape)
+    zeros = tuple(jnp.zeros(batch_shape + (hidden_size,), dtype) for _ in range(n))
+    return zeros[0] if n == 1 else zeros

@@ -1,0 +1,74 @@
+"""The vanilla (Elman) recurrent cell of the lecture.
+
+    h_t = phi(h_{t-1} W + x_t U + b)
+
+(written row-vector style, ``x @ U``, as the arrays are laid out). Its gradient
+through time is a product of ``diag(phi'(.)) W^T`` factors, which is why it
+vanishes or explodes over long dependencies; the gated cells are the remedy.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Callable
+
+import jax
+import jax.numpy as jnp
+
+from jaxrnn.cells.activations import resolve_activation
+from jaxrnn.cells.base import Cell, SplitStep, zeros_carry
+from jaxrnn.cells.checks import check_carry, check_input
+from jaxrnn.cells.linear import Initializer, glorot_uniform, matmul, orthogonal
+
+
+def rnn(
+    hidden_size: int,
+    *,
+    activation: str | Callable[[jax.Array], jax.Array] = jnp.tanh,
+    use_bias: bool = True,
+    param_dtype: Any = jnp.float32,
+    dtype: Any | None = None,
+    kernel_init: Initializer = glorot_uniform,
+    recurrent_init: Initializer = orthogonal,
+) -> Cell:
+    """Elman cell ``h_t = phi(h_{t-1} @ W + x_t @ U + b)``; carry and output are ``h_t``.
+
+    Args:
+      hidden_size: ``H``, the size of ``h_t``.
+      activation: ``phi``; a callable or a name (``"tanh"``, ``"relu"`` for
+        IRNN-style use with ``recurrent_init=jax.nn.initializers.identity()``, ...).
+      use_bias: whether to add ``b``.
+      param_dtype: dtype of the parameters.
+      dtype: dtype the matrix products are computed in (e.g. ``jnp.bfloat16``);
+        ``None`` computes in the parameters' dtype. The carry keeps its dtype.
+      kernel_init, recurrent_init: initialisers of ``U`` and ``W``.
+
+    Params: ``input_kernel: (I, H)`` (``U``), ``recurrent_kernel: (H, H)``
+    (``W``), ``bias: (H,)`` (``b``, when ``use_bias``).
+    """
+    phi = resolve_activation(activation)
+
+    def init(key: jax.Array, input_size: int) -> dict[str, jax.Array]:
+        k_in, k_rec = jax.random.split(key)
+        params = {
+            "input_kernel": kernel_init(k_in, (input_size, hidden_size), param_dtype),
+            "recurrent_kernel": recurrent_init(k_rec, (hidden_size, hidden_size), param_dtype),
+        }
+        if use_bias:
+            params["bias"] = jnp.zeros((hidden_size,), param_dtype)
+        return params
+
+    def initial_carry(batch_shape: tuple[int, ...] = (), dtype: Any = jnp.float32) -> jax.Array:
+        return zeros_carry(hidden_size, batch_shape, dtype, 1)
+
+    def project(params: dict[str, jax.Array], x: jax.Array) -> jax.Array:
+        check_input(x, params["input_kernel"].shape[0])
+        xp = matmul(x, params["input_kernel"], dtype)
+        return xp + params["bias"].astype(xp.dtype) if use_bias else xp
+
+    def recur(params: dict[str, jax.Array], h: jax.Array, xp: jax.Array) -> tuple[jax.Array, jax.Array]:
+        check_carry(h, xp.shape[:-1] + (hidden_size,), 1)
+        pre = xp + matmul(h, params["recurrent_kernel"], dtype)
+        h = phi(pre.astype(h.dtype))
+        return h, h
+
+    return Cell(init, initial_carry, SplitStep(project, recur))

@@ -1,0 +1,108 @@
+"""Gated recurrent unit (Cho et al. 2014), in two variants.
+
+The lecture's GRU (``reset_after=False``, the default): the reset gate acts on
+the carry *before* the recurrent product of the candidate,
+
+    r_t = sigma(x_t U_r + h_{t-1} W_r + b_r)        reset gate
+    z_t = sigma(x_t U_z + h_{t-1} W_z + b_z)        update gate
+    h~_t = tanh(x_t U_h + (r_t * h_{t-1}) W_h + b_h)
+    h_t = (1 - z_t) * h_{t-1} + z_t * h~_t
+
+The cuDNN/PyTorch/Flax variant (``reset_after=True``): the reset gate acts
+*after* the product, so all three recurrent products fuse into one,
+
+    n_t = tanh(x_t U_n + b_n + r_t * (h_{t-1} W_n + b_hn))
+    h_t = (1 - z_t) * n_t + z_t * h_{t-1}
+
+(note that the two conventions weight ``z_t`` oppositely, as their sources do).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import jax
+import jax.numpy as jnp
+
+from jaxrnn.cells.base import Cell, SplitStep, zeros_carry
+from jaxrnn.cells.checks import check_carry, check_input
+from jaxrnn.cells.linear import Initializer, gate_kernel, glorot_uniform, matmul, orthogonal
+
+GATES = ("reset", "update", "candidate")
+
+
+def gru(
+    hidden_size: int,
+    *,
+    reset_after: bool = False,
+    param_dtype: Any = jnp.float32,
+    dtype: Any | None = None,
+    kernel_init: Initializer = glorot_uniform,
+    recurrent_init: Initializer = orthogonal,
+) -> Cell:
+    """GRU cell; carry and output ``h``.
+
+    Args:
+      hidden_size: ``H``, the size of ``h``.
+      reset_after: ``False`` for the lecture's GRU, ``True`` for the
+        cuDNN/PyTorch variant (see the module docstring for both formulas).
+      param_dtype: dtype of the parameters.
+      dtype: dtype the matrix products are computed in (e.g. ``jnp.bfloat16``);
+        ``None`` computes in the parameters' dtype. The carry keeps its dtype.
+      kernel_init, recurrent_init: initialisers of each gate's block.
+
+    Params, gates in the order reset, update, candidate:
+
+    * ``reset_after=False``: ``input_kernel: (I, 3H)``, ``recurrent_kernel:
+      (H, 2H)`` (``[W_r W_z]``), ``candidate_kernel: (H, H)`` (``W_h``, applied
+      to ``r * h``), ``bias: (3H,)``.
+    * ``reset_after=True``: ``input_kernel: (I, 3H)``, ``recurrent_kernel:
+      (H, 3H)``, ``bias: (3H,)`` (input side), ``recurrent_bias: (3H,)``
+      (carry side; its candidate part ``b_hn`` sits inside the reset).
+    """
+    H = hidden_size
+
+    def init(key: jax.Array, input_size: int) -> dict[str, jax.Array]:
+        k_in, k_rec = jax.random.split(key)
+        recurrent = gate_kernel(k_rec, H, H, 3, recurrent_init, param_dtype)
+        params = {
+            "input_kernel": gate_kernel(k_in, input_size, H, 3, kernel_init, param_dtype),
+            "bias": jnp.zeros((3 * H,), param_dtype),
+        }
+        if reset_after:
+            params["recurrent_kernel"] = recurrent
+            params["recurrent_bias"] = jnp.zeros((3 * H,), param_dtype)
+        else:
+            params["recurrent_kernel"] = recurrent[:, : 2 * H]
+            params["candidate_kernel"] = recurrent[:, 2 * H :]
+        return params
+
+    def initial_carry(batch_shape: tuple[int, ...] = (), dtype: Any = jnp.float32) -> jax.Array:
+        return zeros_carry(H, batch_shape, dtype, 1)
+
+    def project(params: dict[str, jax.Array], x: jax.Array) -> jax.Array:
+        check_input(x, params["input_kernel"].shape[0])
+        xp = matmul(x, params["input_kernel"], dtype)
+        return xp + params["bias"].astype(xp.dtype)
+
+    def recur_lecture(params, h, xp):
+        check_carry(h, xp.shape[:-1] + (H,), 1)
+        x_rz, x_h = xp[..., : 2 * H], xp[..., 2 * H :]
+        rz = jax.nn.sigmoid((x_rz + matmul(h, params["recurrent_kernel"], dtype)).astype(h.dtype))
+        r, z = jnp.split(rz, 2, axis=-1)
+        candidate = jnp.tanh((x_h + matmul(r * h, params["candidate_kernel"], dtype)).astype(h.dtype))
+        h = (1.0 - z) * h + z * candidate
+        return h, h
+
+    def recur_reset_after(params, h, xp):
+        check_carry(h, xp.shape[:-1] + (H,), 1)
+        hp = matmul(h, params["recurrent_kernel"], dtype)
+        hp = (hp + params["recurrent_bias"].astype(hp.dtype)).astype(h.dtype)
+        xp = xp.astype(h.dtype)
+        r = jax.nn.sigmoid(xp[..., :H] + hp[..., :H])
+        z = jax.nn.sigmoid(xp[..., H : 2 * H] + hp[..., H : 2 * H])
+        n = jnp.tanh(xp[..., 2 * H :] + r * hp[..., 2 * H :])
+        h = (1.0 - z) * n + z * h
+        return h, h
+
+    return Cell(init, initial_carry, SplitStep(project, recur_reset_after if reset_after else recur_lecture))

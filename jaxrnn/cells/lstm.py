@@ -1,0 +1,80 @@
+"""Long short-term memory (Hochreiter & Schmidhuber 1997), as in the lecture.
+
+    i_t = sigma(x_t U_i + h_{t-1} W_i + b_i)        input gate
+    f_t = sigma(x_t U_f + h_{t-1} W_f + b_f)        forget gate
+    g_t = tanh (x_t U_g + h_{t-1} W_g + b_g)        candidate cell
+    o_t = sigma(x_t U_o + h_{t-1} W_o + b_o)        output gate
+    c_t = f_t * c_{t-1} + i_t * g_t                 cell state
+    h_t = o_t * tanh(c_t)
+
+The four gates are fused: ``U = [U_i U_f U_g U_o]`` and ``W = [W_i W_f W_g W_o]``
+(PyTorch's gate order), so one step is one matrix product for the input and
+one for the carry. The additive path through ``c_t`` is what lets gradients
+survive long dependencies.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import jax
+import jax.numpy as jnp
+
+from jaxrnn.cells.base import Cell, SplitStep, zeros_carry
+from jaxrnn.cells.checks import check_carry, check_input
+from jaxrnn.cells.linear import Initializer, gate_kernel, glorot_uniform, matmul, orthogonal
+
+GATES = ("input", "forget", "cell", "output")
+
+
+def lstm(
+    hidden_size: int,
+    *,
+    forget_bias: float = 1.0,
+    param_dtype: Any = jnp.float32,
+    dtype: Any | None = None,
+    kernel_init: Initializer = glorot_uniform,
+    recurrent_init: Initializer = orthogonal,
+) -> Cell:
+    """LSTM cell; carry ``(h, c)``, output ``h``.
+
+    Args:
+      hidden_size: ``H``, the size of ``h`` and ``c``.
+      forget_bias: initial value of ``b_f`` (1.0, Jozefowicz et al. 2015); the
+        other biases start at zero.
+      param_dtype: dtype of the parameters.
+      dtype: dtype the matrix products are computed in (e.g. ``jnp.bfloat16``);
+        ``None`` computes in the parameters' dtype. The carry keeps its dtype.
+      kernel_init, recurrent_init: initialisers of each gate's block of ``U``, ``W``.
+
+    Params: ``input_kernel: (I, 4H)``, ``recurrent_kernel: (H, 4H)``,
+    ``bias: (4H,)``, gates in the order input, forget, cell, output.
+    """
+
+    def init(key: jax.Array, input_size: int) -> dict[str, jax.Array]:
+        k_in, k_rec = jax.random.split(key)
+        bias = jnp.zeros((4, hidden_size), param_dtype).at[1].set(forget_bias)
+        return {
+            "input_kernel": gate_kernel(k_in, input_size, hidden_size, 4, kernel_init, param_dtype),
+            "recurrent_kernel": gate_kernel(k_rec, hidden_size, hidden_size, 4, recurrent_init, param_dtype),
+            "bias": bias.reshape(4 * hidden_size),
+        }
+
+    def initial_carry(batch_shape: tuple[int, ...] = (), dtype: Any = jnp.float32) -> tuple[jax.Array, jax.Array]:
+        return zeros_carry(hidden_size, batch_shape, dtype, 2)
+
+    def project(params: dict[str, jax.Array], x: jax.Array) -> jax.Array:
+        check_input(x, params["input_kernel"].shape[0])
+        xp = matmul(x, params["input_kernel"], dtype)
+        return xp + params["bias"].astype(xp.dtype)
+
+    def recur(params, carry, xp):
+        check_carry(carry, xp.shape[:-1] + (hidden_size,), 2)
+        h, c = carry
+        gates = (xp + matmul(h, params["recurrent_kernel"], dtype)).astype(c.dtype)
+        i, f, g, o = jnp.split(gates, 4, axis=-1)
+        c = jax.nn.sigmoid(f) * c + jax.nn.sigmoid(i) * jnp.tanh(g)
+        h = (jax.nn.sigmoid(o) * jnp.tanh(c)).astype(h.dtype)
+        return (h, c), h
+
+    return Cell(init, initial_carry, SplitStep(project, recur))

@@ -1,0 +1,129 @@
+"""Parameters to and from PyTorch's ``nn.RNN``, ``nn.LSTM`` and ``nn.GRU``.
+
+PyTorch is not a dependency: state dicts may hold tensors or anything
+``numpy.asarray`` accepts. The mapping, for layer ``k`` (``_reverse`` appended
+for the backward direction of a bidirectional PyTorch module):
+
+==========================  ==========================================
+PyTorch                     jaxrnn
+==========================  ==========================================
+``weight_ih_lk  (G*H, I)``  ``input_kernel (I, G*H)`` (transposed)
+``weight_hh_lk  (G*H, H)``  ``recurrent_kernel (H, G*H)`` (transposed)
+``bias_ih_lk + bias_hh_lk`` ``bias`` (``rnn``, ``lstm``: they only add up)
+``bias_ih_lk``, ``bias_hh_lk`` ``bias``, ``recurrent_bias`` (``gru(reset_after=True)``)
+==========================  ==========================================
+
+Gate orders agree: LSTM input, forget, cell, output; GRU reset, update, new.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Mapping
+
+import jax
+import numpy as np
+
+from jaxrnn.cells.base import Cell, Params
+from jaxrnn.deep import Stacked
+
+
+def from_torch(cell: Cell, state_dict: Mapping[str, Any], layer: int = 0, *, reverse: bool = False) -> Params:
+    """jaxrnn params for ``cell`` from a PyTorch state dict.
+
+    Args:
+      cell: ``jaxrnn.rnn``, ``jaxrnn.lstm``, ``jaxrnn.gru(reset_after=True)``
+        (PyTorch's GRU is the reset-after variant), or a ``jaxrnn.stack`` of
+        them, which takes PyTorch layers ``layer``, ``layer + 1``, ...
+      state_dict: ``module.state_dict()`` of an ``nn.RNN``/``nn.LSTM``/``nn.GRU``.
+      layer: the PyTorch layer to read (``_lk`` suffix).
+      reverse: read the backward direction of a bidirectional module.
+
+    Returns:
+      params shaped and typed like ``cell.init``'s.
+    """
+    arrays = {name: _numpy(value) for name, value in state_dict.items()}
+    first = _get(arrays, "weight_ih", layer, reverse)
+    template = jax.eval_shape(cell.init, jax.random.key(0), first.shape[1])
+    cells = cell.step.cells if isinstance(cell.step, Stacked) else None
+    if cells is None:
+        return _layer_from_torch(template, arrays, layer, reverse)
+    return tuple(_layer_from_torch(t, arrays, layer + i, reverse) for i, t in enumerate(template))
+
+
+def to_torch(cell: Cell, params: Params, layer: int = 0, *, reverse: bool = False) -> dict[str, np.ndarray]:
+    """A PyTorch state dict (numpy arrays; wrap with ``torch.from_numpy``) for ``params``.
+
+    The inverse of :func:`from_torch`: ``load_state_dict`` of the result
+    into the matching PyTorch module computes the same function. A stack
+    fills layers ``layer``, ``layer + 1``, ...
+    """
+    if isinstance(cell.step, Stacked):
+        out = {}
+        for i, p in enumerate(params):
+            out.update(_layer_to_torch(p, layer + i, reverse))
+        return out
+    return _layer_to_torch(params, layer, reverse)
+
+
+def _layer_from_torch(template: dict, arrays: dict[str, np.ndarray], layer: int, reverse: bool) -> dict:
+    kind = _kind(template)
+    w_ih, w_hh = _get(arrays, "weight_ih", layer, reverse), _get(arrays, "weight_hh", layer, reverse)
+    b_ih, b_hh = _get(arrays, "bias_ih", layer, reverse, None), _get(arrays, "bias_hh", layer, reverse, None)
+    params = {"input_kernel": w_ih.T, "recurrent_kernel": w_hh.T}
+    if kind == "gru":
+        params["bias"], params["recurrent_bias"] = _or_zeros(b_ih, w_ih), _or_zeros(b_hh, w_ih)
+    elif "bias" in template:
+        params["bias"] = _or_zeros(b_ih, w_ih) + _or_zeros(b_hh, w_ih)
+    elif b_ih is not None and (np.any(b_ih) or np.any(_or_zeros(b_hh, w_ih))):
+        raise ValueError(f"layer {layer} of the state dict has biases, but the cell was built with use_bias=False")
+    for name, spec in template.items():
+        if params[name].shape != spec.shape:
+            raise ValueError(f"state dict layer {layer} does not fit a {kind} cell: {name} expected shape "
+                             f"{spec.shape}, got {params[name].shape}")
+        params[name] = jax.numpy.asarray(params[name], spec.dtype)
+    return params
+
+
+def _layer_to_torch(params: dict, layer: int, reverse: bool) -> dict[str, np.ndarray]:
+    kind = _kind(params)
+    suffix = f"_l{layer}" + ("_reverse" if reverse else "")
+    w_ih = np.asarray(params["input_kernel"]).T
+    out = {f"weight_ih{suffix}": w_ih, f"weight_hh{suffix}": np.asarray(params["recurrent_kernel"]).T}
+    if kind == "gru":
+        out[f"bias_ih{suffix}"] = np.asarray(params["bias"])
+        out[f"bias_hh{suffix}"] = np.asarray(params["recurrent_bias"])
+    elif "bias" in params:
+        out[f"bias_ih{suffix}"] = np.asarray(params["bias"])
+        out[f"bias_hh{suffix}"] = np.zeros_like(out[f"bias_ih{suffix}"])
+    return out
+
+
+def _kind(params: Mapping[str, Any]) -> str:
+    """Which PyTorch module a layer's params correspond to, read off their keys and shapes."""
+    if not isinstance(params, Mapping) or "recurrent_kernel" not in params:
+        raise ValueError("interop supports jaxrnn.rnn, jaxrnn.lstm, jaxrnn.gru(reset_after=True) and stacks of them")
+    if "candidate_kernel" in params:
+        raise ValueError("PyTorch's nn.GRU is the reset-after variant: build the cell with jaxrnn.gru(H, reset_after=True)")
+    if "recurrent_bias" in params:
+        return "gru"
+    hidden, width = params["recurrent_kernel"].shape
+    return {1: "rnn", 4: "lstm"}[width // hidden]
+
+
+def _get(arrays: dict, name: str, layer: int, reverse: bool, *default: Any) -> Any:
+    key = f"{name}_l{layer}" + ("_reverse" if reverse else "")
+    if key in arrays:
+        return arrays[key]
+    if default:
+        return default[0]
+    raise KeyError(f"state dict has no {key!r}; it has {', '.join(sorted(arrays))}")
+
+
+def _or_zeros(bias: np.ndarray | None, weight: np.ndarray) -> np.ndarray:
+    return np.zeros(weight.shape[0], weight.dtype) if bias is None else bias
+
+
+def _numpy(value: Any) -> np.ndarray:
+    if hasattr(value, "detach"):  # a torch.Tensor, possibly on a GPU or requiring grad
+        value = value.detach().cpu().numpy()
+    return np.asarray(value)
