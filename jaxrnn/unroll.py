@@ -1,8 +1,26 @@
-"""The time loop: one function, :func:`scan`, lifts any cell over a sequence."""
+"""The time loop: one function, :func:`scan`, lifts any cell over a sequence.
+
+``scan`` owns the loop and picks how to run it; every way computes the same
+function (values and gradients), and the tests hold them to it:
+
+* ``"plain"``: ``lax.scan`` of ``cell.step``, one step at a time.
+* ``"projected"``: for a :class:`~jaxrnn.cells.base.SplitStep`, the input
+  projection ``x_t @ W_x + b`` of all steps is one ``(T * B, I) @ (I, G)``
+  product before the loop; the loop runs only the recurrence.
+* ``"fused"``: ``"projected"``, plus a custom VJP for the recurrence of cells
+  that give ``product``/``update``: the backward loop carries only
+  ``dh @ W_h^T`` and the weight gradient is formed after it as one product
+  ``H_{prev}^T dG`` over all time steps, as cuDNN does.
+
+``"auto"`` (the default) takes ``"plain"`` on CPU, where XLA:CPU runs the
+per-step loop fastest (see ``benchmarks/``), and the best path the cell allows
+on GPU and TPU.
+"""
 
 from __future__ import annotations
 
-from typing import Any
+import functools
+from typing import Any, Callable
 
 import jax
 import jax.numpy as jnp
@@ -10,7 +28,10 @@ import numpy as np
 from jax import lax
 
 from jaxrnn.cells.base import Carry, Cell, Params, SplitStep
+from jaxrnn.cells.checks import check_carry_like
 from jaxrnn.deep import Stacked, add_residual, check_layers, dropout
+
+PATHS = ("auto", "plain", "projected", "fused")
 
 
 def scan(
@@ -24,6 +45,7 @@ def scan(
     unroll: int | bool = 1,
     remat: bool = False,
     key: jax.Array | None = None,
+    path: str = "auto",
 ) -> tuple[Carry, jax.Array]:
     """Run ``cell`` over the time axis of ``xs`` with ``lax.scan``.
 
@@ -46,70 +68,162 @@ def scan(
         intermediates (``jax.checkpoint``); memory ``O(T * carry)`` instead of
         ``O(T * activations)``, for long sequences.
       key: random key for the dropout of a :func:`~jaxrnn.stack`.
+      path: ``"auto"``, ``"plain"``, ``"projected"`` or ``"fused"`` (module
+        docstring); a path the cell does not support falls back to the next
+        simpler one, and ``remat`` never takes ``"fused"``. ``"fused"``
+        supports reverse-mode differentiation (``grad``, ``vjp``), not
+        forward mode (``jvp``); take ``"projected"`` for that.
 
     Returns:
       ``(final_carry, ys)``, ``ys`` of shape ``(T, *batch, O)``.
 
-    Cells whose step is a :class:`~jaxrnn.cells.base.SplitStep` have their
-    input projection computed for all steps at once, before the loop; a
-    :func:`~jaxrnn.stack` runs one layer at a time over the whole sequence.
-    Both compute exactly the per-step function.
+    A :func:`~jaxrnn.stack` runs one layer at a time over the whole sequence,
+    which computes the same function as its per-step ``step``.
     """
     xs = jnp.asarray(xs)
     if xs.ndim < 2:
         raise ValueError(f"expected xs of shape (time, ..., features), got shape {xs.shape}")
     if not jnp.issubdtype(xs.dtype, jnp.floating):
         raise TypeError(f"expected floating-point xs, got dtype {xs.dtype}")
+    if path not in PATHS:
+        raise ValueError(f"unknown path {path!r}; expected one of {', '.join(PATHS)}")
     batch_shape = xs.shape[1:-1]
     if lengths is not None:
         lengths = check_lengths(lengths, batch_shape, xs.shape[0])
+    initial = functools.partial(cell.initial_carry, batch_shape, jnp.promote_types(xs.dtype, jnp.float32))
     if carry is None:
-        carry = cell.initial_carry(batch_shape, jnp.promote_types(xs.dtype, jnp.float32))
-    options = dict(reverse=reverse, lengths=lengths, unroll=unroll, remat=remat)
+        carry = initial()
+    else:
+        check_carry_like(carry, jax.eval_shape(initial))
 
     step = cell.step
     if isinstance(step, Stacked):
-        return _scan_layers(step, params, xs, carry, key, options)
+        return _scan_layers(step, params, xs, carry, key, lengths, reverse=reverse, unroll=unroll, remat=remat, path=path)
     if key is not None:
         raise ValueError("key is only used by the dropout of jaxrnn.stack; this cell draws no random numbers")
-    if isinstance(step, SplitStep):
-        return _masked_scan(step.recur, params, step.project(params, xs), carry, **options)
-    return _masked_scan(step, params, xs, carry, **options)
+    valid = None if lengths is None else _valid_mask(xs.shape[0], lengths)
+    path = _resolve_path(path, step, remat)
+    if path == "plain":
+        return _masked_scan(step, params, xs, carry, valid, reverse=reverse, unroll=unroll, remat=remat)
+    xps = step.project(params, xs)
+    if path == "projected":
+        return _masked_scan(step.recur, params, xps, carry, valid, reverse=reverse, unroll=unroll, remat=remat)
+    return _recurrence(step.product, step.update, reverse, unroll, params, carry, xps, valid)
 
 
-def _scan_layers(stacked: Stacked, params, xs, carry, key, options):
+def _resolve_path(path: str, step: Callable, remat: bool) -> str:
+    if path == "auto":
+        path = "plain" if jax.default_backend() == "cpu" else "fused"
+    if path == "fused" and (remat or not isinstance(step, SplitStep) or step.product is None):
+        path = "projected"
+    if path == "projected" and not isinstance(step, SplitStep):
+        path = "plain"
+    return path
+
+
+def _scan_layers(stacked: Stacked, params, xs, carry, key, lengths, **options):
     """A stack, one layer at a time over the whole sequence (same function as per step)."""
     check_layers(params, carry, len(stacked.cells))
     final = []
     for layer, (cell, p, c) in enumerate(zip(stacked.cells, params, carry)):
         inputs = dropout(key, stacked.dropout, layer, xs, time_axis=True) if layer > 0 else xs
-        c, ys = scan(cell, p, inputs, c, **options)
+        c, ys = scan(cell, p, inputs, c, lengths=lengths, **options)
         xs = add_residual(inputs, ys) if stacked.residual and layer > 0 else ys
         final.append(c)
     return tuple(final), xs
 
 
-def _masked_scan(body, params, xs, carry, *, reverse, lengths, unroll, remat):
-    """``lax.scan`` of ``body(params, carry, x)``, freezing carries past ``lengths``."""
+def _masked_scan(body, params, xs, carry, valid, *, reverse, unroll, remat):
+    """``lax.scan`` of ``body(params, carry, x)``, freezing carries where ``valid`` is false."""
 
     def step(carry, inputs):
-        t, x = inputs
+        x, ok = inputs
         new_carry, y = body(params, carry, x)
-        if lengths is not None:
-            valid = t < lengths
-            new_carry = jax.tree_util.tree_map(lambda n, o: jnp.where(_expand(valid, n), n, o), new_carry, carry)
-            y = jnp.where(_expand(valid, y), y, jnp.zeros_like(y))
-        return new_carry, y
+        return _mask(ok, new_carry, carry, y)
 
     if remat:
         step = jax.checkpoint(step)
-    time = jnp.arange(xs.shape[0], dtype=jnp.int32)
-    return lax.scan(step, carry, (time, xs), reverse=reverse, unroll=unroll)
+    return lax.scan(step, carry, (xs, valid), reverse=reverse, unroll=unroll)
+
+
+def _mask(ok: jax.Array | None, new_carry: Carry, carry: Carry, y: jax.Array) -> tuple[Carry, jax.Array]:
+    """Keep ``carry`` and zero ``y`` where ``ok`` (batch-shaped) is false."""
+    if ok is None:
+        return new_carry, y
+    new_carry = jax.tree_util.tree_map(lambda n, o: jnp.where(_expand(ok, n), n, o), new_carry, carry)
+    return new_carry, jnp.where(_expand(ok, y), y, jnp.zeros_like(y))
 
 
 def _expand(mask: jax.Array, like: jax.Array) -> jax.Array:
     """Append axes to a batch-shaped mask so it broadcasts against ``like``."""
     return mask.reshape(mask.shape + (1,) * (like.ndim - mask.ndim))
+
+
+def _valid_mask(time: int, lengths: jax.Array) -> jax.Array:
+    """``valid[t, b] = t < lengths[b]``, shape ``(T, *batch)``."""
+    steps = jnp.arange(time, dtype=lengths.dtype).reshape((time,) + (1,) * lengths.ndim)
+    return steps < lengths
+
+
+# --- the fused path: a custom VJP for `update(carry, xp, product(params, carry))` -------------
+
+
+@functools.partial(jax.custom_vjp, nondiff_argnums=(0, 1, 2, 3))
+def _recurrence(product, update, reverse, unroll, params, carry, xps, valid):
+    """``carry, ys`` of the recurrence over pre-projected inputs ``xps: (T, *batch, G)``."""
+    carry, (ys, _) = _recurrence_forward(product, update, reverse, unroll, params, carry, xps, valid, save=False)
+    return carry, ys
+
+
+def _recurrence_forward(product, update, reverse, unroll, params, carry, xps, valid, *, save):
+    def step(carry, inputs):
+        xp, ok = inputs
+        hp = product(params, carry)
+        new_carry, y = update(carry, xp, hp)
+        new_carry, y = _mask(ok, new_carry, carry, y)
+        return new_carry, (y, (carry, hp) if save else None)
+
+    return lax.scan(step, carry, (xps, valid), reverse=reverse, unroll=unroll)
+
+
+def _recurrence_fwd(product, update, reverse, unroll, params, carry, xps, valid):
+    final, (ys, (prev, hps)) = _recurrence_forward(
+        product, update, reverse, unroll, params, carry, xps, valid, save=True
+    )
+    return (final, ys), (params, xps, valid, prev, hps)
+
+
+def _recurrence_bwd(product, update, reverse, unroll, residuals, cotangents):
+    """Backward loop over ``dh``; the weight gradient is one product after it.
+
+    Per step, with ``g = dL/dhp_t`` from the elementwise ``update``:
+    ``dL/dcarry_{t-1} = (d update / d carry) + g @ W_h^T``; then
+    ``dL/dW_h = sum_t carry_{t-1}^T g_t``, computed as ``product``'s VJP over
+    all steps at once, i.e. one ``(H, T*B) @ (T*B, G)`` product.
+    """
+    params, xps, valid, prev, hps = residuals
+    d_final, d_ys = cotangents
+
+    def step(d_carry, inputs):
+        xp, ok, carry, hp, dy = inputs
+        if ok is not None:  # on padding the carry passed through and the output was zero
+            keep = lambda d: jnp.where(_expand(ok, d), d, jnp.zeros_like(d))  # noqa: E731
+            d_skip = jax.tree_util.tree_map(lambda d: d - keep(d), d_carry)
+            d_carry, dy = jax.tree_util.tree_map(keep, d_carry), keep(dy)
+        _, update_vjp = jax.vjp(update, carry, xp, hp)
+        d_prev, d_xp, d_hp = update_vjp((d_carry, dy))
+        _, product_vjp = jax.vjp(lambda c: product(params, c), carry)
+        d_prev = jax.tree_util.tree_map(jnp.add, d_prev, product_vjp(d_hp)[0])
+        if ok is not None:
+            d_prev = jax.tree_util.tree_map(jnp.add, d_prev, d_skip)
+        return d_prev, (d_xp, d_hp)
+
+    d_carry, (d_xps, d_hps) = lax.scan(step, d_final, (xps, valid, prev, hps, d_ys), reverse=not reverse, unroll=unroll)
+    _, params_vjp = jax.vjp(lambda p: product(p, prev), params)
+    return params_vjp(d_hps)[0], d_carry, d_xps, None
+
+
+_recurrence.defvjp(_recurrence_fwd, _recurrence_bwd)
 
 
 def check_lengths(lengths: Any, batch_shape: tuple[int, ...], time: int) -> jax.Array:
@@ -123,8 +237,8 @@ def check_lengths(lengths: Any, batch_shape: tuple[int, ...], time: int) -> jax.
         values = np.asarray(lengths)
     except jax.errors.TracerArrayConversionError:
         values = None  # traced under jit: the values are not known yet
-    if values is not None:
-        if values.size and (values.min() < 0 or values.max() > time):
-            raise ValueError(f"expected lengths in [0, {time}] (the time axis of xs), got values from "
-                             f"{values.min()} to {values.max()}")
+    if values is not None and values.size and (values.min() < 0 or values.max() > time):
+        raise ValueError(
+            f"expected lengths in [0, {time}] (the time axis of xs), got values from {values.min()} to {values.max()}"
+        )
     return lengths

@@ -58,17 +58,37 @@ class SplitStep:
 
     ``project`` is the part of the step that depends on the input alone (for
     the cells here, ``x @ W_x + b`` for all gates at once). Because it does not
-    depend on the carry, :func:`jaxrnn.scan` applies it to all time steps in
-    one matrix product ``(T * B, I) @ (I, G)`` before the loop and runs only
+    depend on the carry, :func:`jaxrnn.scan` can apply it to all time steps in
+    one matrix product ``(T * B, I) @ (I, G)`` before the loop and run only
     ``recur`` inside it. Calling a ``SplitStep`` is the plain one-step function.
+
+    Cells whose carry enters the step through one linear map may also give
+    ``product`` and ``update`` (see :meth:`from_product`); then ``scan`` can
+    differentiate the recurrence with a custom VJP that forms the weight
+    gradient after the loop, as one product over all time steps.
 
     Attributes:
       project: ``project(params, x[..., I]) -> xp[..., G]``.
       recur: ``recur(params, carry, xp) -> (carry, y)``.
+      product: ``product(params, carry) -> hp[..., G]``, linear in ``carry``
+        and in ``params`` (e.g. ``h @ W_h (+ b_h)``); or ``None``.
+      update: ``update(carry, xp, hp) -> (carry, y)``, the elementwise rest of
+        the step, free of params; or ``None``.
     """
 
     project: Callable[[Params, Array], Array]
     recur: Callable[[Params, Carry, Array], tuple[Carry, Array]]
+    product: Callable[[Params, Carry], Array] | None = None
+    update: Callable[[Carry, Array, Array], tuple[Carry, Array]] | None = None
+
+    @classmethod
+    def from_product(cls, project, product, update) -> "SplitStep":
+        """The step ``update(carry, xp, product(params, carry))`` with ``xp = project(params, x)``."""
+
+        def recur(params: Params, carry: Carry, xp: Array) -> tuple[Carry, Array]:
+            return update(carry, xp, product(params, carry))
+
+        return cls(project, recur, product, update)
 
     def __call__(self, params: Params, carry: Carry, x: Array) -> tuple[Carry, Array]:
         return self.recur(params, carry, self.project(params, x))

@@ -39,5 +39,25 @@ def check_carry(carry: Any, expected_shape: tuple[int, ...], n: int) -> None:
 
 
 def _describe(tree: Any) -> str:
+    """``array of shape (2, 4)`` or ``tuple with shapes ((2, 4), (2, 4))``."""
+    if hasattr(tree, "shape"):
+        return f"an array of shape {tuple(tree.shape)}"
     shapes = jax.tree_util.tree_map(lambda a: tuple(getattr(a, "shape", ())), tree)
     return f"{type(tree).__name__} with shapes {shapes}"
+
+
+def check_carry_like(carry: Any, expected: Any) -> None:
+    """Raise unless ``carry`` has the structure and shapes of ``expected`` (e.g. ``initial_carry``'s)."""
+    same_tree = jax.tree_util.tree_structure(carry) == jax.tree_util.tree_structure(expected)
+    if not same_tree or any(
+        tuple(jnp.shape(a)) != tuple(b.shape) for a, b in zip(jax.tree_util.tree_leaves(carry), jax.tree_util.tree_leaves(expected))
+    ):
+        raise ValueError(f"expected carry to be {_describe(expected)}, got {_describe(carry)}")
+
+
+def check_hidden(carry: Any, hidden_size: int, n: int) -> None:
+    """Raise unless every carry leaf ends in ``hidden_size`` (batch axes are checked later, against the input)."""
+    leaves = (carry,) if n == 1 else carry
+    first = leaves[0] if isinstance(leaves, (tuple, list)) and leaves else carry
+    batch_shape = tuple(getattr(first, "shape", (None,))[:-1])
+    check_carry(carry, batch_shape + (hidden_size,), n)

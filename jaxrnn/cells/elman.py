@@ -16,7 +16,7 @@ import jax.numpy as jnp
 
 from jaxrnn.cells.activations import resolve_activation
 from jaxrnn.cells.base import Cell, SplitStep, zeros_carry
-from jaxrnn.cells.checks import check_carry, check_input
+from jaxrnn.cells.checks import check_carry, check_hidden, check_input
 from jaxrnn.cells.linear import Initializer, glorot_uniform, matmul, orthogonal
 
 
@@ -65,10 +65,13 @@ def rnn(
         xp = matmul(x, params["input_kernel"], dtype)
         return xp + params["bias"].astype(xp.dtype) if use_bias else xp
 
-    def recur(params: dict[str, jax.Array], h: jax.Array, xp: jax.Array) -> tuple[jax.Array, jax.Array]:
+    def product(params: dict[str, jax.Array], h: jax.Array) -> jax.Array:
+        check_hidden(h, hidden_size, 1)
+        return matmul(h, params["recurrent_kernel"], dtype)
+
+    def update(h: jax.Array, xp: jax.Array, hp: jax.Array) -> tuple[jax.Array, jax.Array]:
         check_carry(h, xp.shape[:-1] + (hidden_size,), 1)
-        pre = xp + matmul(h, params["recurrent_kernel"], dtype)
-        h = phi(pre.astype(h.dtype))
+        h = phi((xp + hp).astype(h.dtype))
         return h, h
 
-    return Cell(init, initial_carry, SplitStep(project, recur))
+    return Cell(init, initial_carry, SplitStep.from_product(project, product, update))

@@ -25,7 +25,7 @@ import jax
 import jax.numpy as jnp
 
 from jaxrnn.cells.base import Cell, SplitStep, zeros_carry
-from jaxrnn.cells.checks import check_carry, check_input
+from jaxrnn.cells.checks import check_carry, check_hidden, check_input
 from jaxrnn.cells.linear import Initializer, gate_kernel, glorot_uniform, matmul, orthogonal
 
 GATES = ("reset", "update", "candidate")
@@ -94,15 +94,22 @@ def gru(
         h = (1.0 - z) * h + z * candidate
         return h, h
 
-    def recur_reset_after(params, h, xp):
-        check_carry(h, xp.shape[:-1] + (H,), 1)
+    def product_reset_after(params: dict[str, jax.Array], h: jax.Array) -> jax.Array:
+        check_hidden(h, H, 1)
         hp = matmul(h, params["recurrent_kernel"], dtype)
-        hp = (hp + params["recurrent_bias"].astype(hp.dtype)).astype(h.dtype)
-        xp = xp.astype(h.dtype)
+        return hp + params["recurrent_bias"].astype(hp.dtype)
+
+    def update_reset_after(h: jax.Array, xp: jax.Array, hp: jax.Array) -> tuple[jax.Array, jax.Array]:
+        check_carry(h, xp.shape[:-1] + (H,), 1)
+        xp, hp = xp.astype(h.dtype), hp.astype(h.dtype)
         r = jax.nn.sigmoid(xp[..., :H] + hp[..., :H])
         z = jax.nn.sigmoid(xp[..., H : 2 * H] + hp[..., H : 2 * H])
         n = jnp.tanh(xp[..., 2 * H :] + r * hp[..., 2 * H :])
         h = (1.0 - z) * n + z * h
         return h, h
 
-    return Cell(init, initial_carry, SplitStep(project, recur_reset_after if reset_after else recur_lecture))
+    if reset_after:
+        step = SplitStep.from_product(project, product_reset_after, update_reset_after)
+    else:  # the reset gate sits between the two recurrent products: no single linear map
+        step = SplitStep(project, recur_lecture)
+    return Cell(init, initial_carry, step)

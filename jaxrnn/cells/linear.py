@@ -17,7 +17,15 @@ import jax.numpy as jnp
 Initializer = Callable[[jax.Array, tuple[int, ...], Any], jax.Array]
 
 glorot_uniform: Initializer = jax.nn.initializers.glorot_uniform()
-orthogonal: Initializer = jax.nn.initializers.orthogonal()
+
+
+def _orthogonal(key: jax.Array, shape: tuple[int, ...], dtype: Any = jnp.float32) -> jax.Array:
+    """Orthogonal init drawn in float32 at least: the QR it needs has no bfloat16/float16 kernel."""
+    wide = jnp.promote_types(dtype, jnp.float32)
+    return jax.nn.initializers.orthogonal()(key, shape, wide).astype(dtype)
+
+
+orthogonal: Initializer = _orthogonal
 
 
 def gate_kernel(key: jax.Array, rows: int, hidden_size: int, gates: int, init: Initializer, dtype: Any) -> jax.Array:

@@ -21,7 +21,7 @@ import jax
 import jax.numpy as jnp
 
 from jaxrnn.cells.base import Cell, SplitStep, zeros_carry
-from jaxrnn.cells.checks import check_carry, check_input
+from jaxrnn.cells.checks import check_carry, check_hidden, check_input
 from jaxrnn.cells.linear import Initializer, gate_kernel, glorot_uniform, matmul, orthogonal
 
 GATES = ("input", "forget", "cell", "output")
@@ -68,13 +68,16 @@ def lstm(
         xp = matmul(x, params["input_kernel"], dtype)
         return xp + params["bias"].astype(xp.dtype)
 
-    def recur(params, carry, xp):
+    def product(params: dict[str, jax.Array], carry: tuple[jax.Array, jax.Array]) -> jax.Array:
+        check_hidden(carry, hidden_size, 2)
+        return matmul(carry[0], params["recurrent_kernel"], dtype)
+
+    def update(carry, xp, hp):
         check_carry(carry, xp.shape[:-1] + (hidden_size,), 2)
         h, c = carry
-        gates = (xp + matmul(h, params["recurrent_kernel"], dtype)).astype(c.dtype)
-        i, f, g, o = jnp.split(gates, 4, axis=-1)
+        i, f, g, o = jnp.split((xp + hp).astype(c.dtype), 4, axis=-1)
         c = jax.nn.sigmoid(f) * c + jax.nn.sigmoid(i) * jnp.tanh(g)
         h = (jax.nn.sigmoid(o) * jnp.tanh(c)).astype(h.dtype)
         return (h, c), h
 
-    return Cell(init, initial_carry, SplitStep(project, recur))
+    return Cell(init, initial_carry, SplitStep.from_product(project, product, update))
