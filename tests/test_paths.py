@@ -1,0 +1,119 @@
+"""Every way ``jaxrnn.scan`` can run a cell computes the same function.
+
+The reference is the ``"plain"`` path: ``lax.scan`` of ``cell.step`` under
+JAX's own autodiff. The ``"projected"`` and ``"fused"`` paths (input
+projection before the loop; custom VJP with the weight gradient after it)
+must match it in values and in gradients, with ``lengths`` and ``reverse``.
+"""
+
+from __future__ import annotations
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+from jax.test_util import check_grads
+
+import jaxrnn
+from jaxrnn.unroll import _resolve_path
+
+T, B, I, H = 6, 3, 5, 4
+FAST_PATHS = ("projected", "fused", "fused_stepwise")
+
+CELLS = {
+    "rnn": jaxrnn.rnn(H),
+    "rnn_relu_nobias": jaxrnn.rnn(H, activation="relu", use_bias=False),
+    "lstm": jaxrnn.lstm(H),
+    "gru": jaxrnn.gru(H),
+    "gru_reset_after": jaxrnn.gru(H, reset_after=True),
+    "stack": jaxrnn.stack([jaxrnn.lstm(H), jaxrnn.gru(H, reset_after=True)], residual=True),
+}
+
+
+def _loss_and_grads(cell, path, reverse, lengths):
+    """Outputs, final carry and the gradient of a loss that weighs every output and carry entry differently."""
+
+    def loss(params, xs, carry):
+        final, ys = jaxrnn.scan(cell, params, xs, carry, reverse=reverse, lengths=lengths, path=path)
+        weights = jnp.linspace(-1.0, 2.0, ys.size).reshape(ys.shape)
+        carry_term = sum(jnp.sum(jnp.cos(leaf)) for leaf in jax.tree_util.tree_leaves(final))
+        return jnp.sum(weights * jnp.sin(ys)) + carry_term, (final, ys)
+
+    return jax.jit(jax.value_and_grad(loss, argnums=(0, 1, 2), has_aux=True))
+
+
+def _inputs(cell, key=0):
+    k_p, k_x, k_c = jax.random.split(jax.random.key(key), 3)
+    params = cell.init(k_p, I)
+    xs = jax.random.normal(k_x, (T, B, I))
+    carry = jax.tree_util.tree_map(
+        lambda leaf: 0.5 * jax.random.normal(k_c, leaf.shape), cell.initial_carry((B,))
+    )
+    return params, xs, carry
+
+
+def _assert_trees_close(a, b, atol=2e-5):
+    for x, y in zip(jax.tree_util.tree_leaves(a), jax.tree_util.tree_leaves(b), strict=True):
+        np.testing.assert_allclose(np.asarray(x), np.asarray(y), rtol=2e-5, atol=atol)
+
+
+@pytest.mark.parametrize("name", sorted(CELLS))
+@pytest.mark.parametrize("reverse, masked", [(False, False), (True, True)])
+def test_fast_paths_match_plain_values_and_gradients(name, reverse, masked):
+    cell = CELLS[name]
+    params, xs, carry = _inputs(cell)
+    lengths = jnp.array([T, 2, 0]) if masked else None
+    (_, reference), reference_grads = _loss_and_grads(cell, "plain", reverse, lengths)(params, xs, carry)
+    for path in FAST_PATHS:
+        (_, outputs), grads = _loss_and_grads(cell, path, reverse, lengths)(params, xs, carry)
+        _assert_trees_close(outputs, reference)
+        _assert_trees_close(grads, reference_grads)
+
+
+@pytest.mark.parametrize("name", ["lstm", "gru_reset_after", "rnn"])
+def test_fused_path_gradients_match_finite_differences(name):
+    cell = CELLS[name]
+    params, xs, carry = _inputs(cell, key=1)
+    lengths = jnp.array([T, 3, 1])
+
+    def f(params, xs, carry):
+        final, ys = jaxrnn.scan(cell, params, xs, carry, lengths=lengths, reverse=True, path="fused")
+        return jnp.sum(jnp.sin(ys)) + sum(jnp.sum(leaf**2) for leaf in jax.tree_util.tree_leaves(final))
+
+    with jax.enable_x64(True):
+        params, xs, carry = jax.tree_util.tree_map(lambda a: a.astype(jnp.float64), (params, xs, carry))
+        check_grads(f, (params, xs, carry), order=1, modes=["rev"], atol=1e-5, rtol=1e-5)
+
+
+def test_fused_path_under_vmap_matches_batch_axis():
+    cell = CELLS["lstm"]
+    params, xs, _ = _inputs(cell)
+    lengths = jnp.array([T, 4, 1])
+
+    def one(x, n):  # x: (T, I), one sequence
+        return jaxrnn.scan(cell, params, x, lengths=n, path="fused")[1]
+
+    by_vmap = jax.vmap(one, in_axes=(1, 0), out_axes=1)(xs, lengths)
+    batched = jaxrnn.scan(cell, params, xs, lengths=lengths, path="plain")[1]
+    _assert_trees_close(by_vmap, batched)
+    grad_vmap = jax.grad(lambda p: jnp.sum(jax.vmap(
+        lambda x, n: jaxrnn.scan(cell, p, x, lengths=n, path="fused")[1], in_axes=(1, 0))(xs, lengths) ** 2))(params)
+    grad_plain = jax.grad(lambda p: jnp.sum(jaxrnn.scan(cell, p, xs, lengths=lengths, path="plain")[1] ** 2))(params)
+    _assert_trees_close(grad_vmap, grad_plain)
+
+
+def test_path_resolution():
+    lstm, lecture_gru, custom = CELLS["lstm"].step, CELLS["gru"].step, (lambda p, c, x: (c, x))
+    assert _resolve_path("auto", lstm, remat=False) == ("plain" if jax.default_backend() == "cpu" else "fused")
+    assert _resolve_path("fused", lstm, remat=False) == "fused"
+    assert _resolve_path("fused", lstm, remat=True) == "projected"  # remat is about memory: no stored residuals
+    assert _resolve_path("fused", lecture_gru, remat=False) == "projected"  # reset gate between the products
+    assert _resolve_path("fused", custom, remat=False) == "plain"
+    assert _resolve_path("projected", custom, remat=False) == "plain"
+
+
+def test_unknown_path_is_rejected():
+    cell = CELLS["lstm"]
+    params, xs, _ = _inputs(cell)
+    with pytest.raises(ValueError, match="unknown path 'cudnn'; expected one of auto, plain, projected, fused"):
+        jaxrnn.scan(cell, params, xs, path="cudnn")
