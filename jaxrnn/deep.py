@@ -58,10 +58,18 @@ class Stacked:
         for layer, (cell, p, c) in enumerate(zip(self.cells, params, carry)):
             if layer > 0:
                 x = dropout(key, self.dropout, layer, x)
-            c, y = cell.step(p, c, x)
+            if isinstance(cell.step, Stacked):  # a stack inside a stack draws its own masks
+                c, y = cell.step(p, c, x, key=layer_key(key, layer))
+            else:
+                c, y = cell.step(p, c, x)
             x = add_residual(x, y) if self.residual and layer > 0 else y
             new_carry.append(c)
         return tuple(new_carry), x
+
+
+def layer_key(key: jax.Array | None, layer: int) -> jax.Array | None:
+    """The key of a stack nested as layer ``layer`` (independent of the masks ``dropout`` draws)."""
+    return None if key is None else jax.random.split(jax.random.fold_in(key, layer))[1]
 
 
 def add_residual(x: jax.Array, y: jax.Array) -> jax.Array:

@@ -52,8 +52,9 @@ def bidirectional(
         ``merge(y_forward, y_backward)``.
 
     Params: ``{"forward": ..., "backward": ...}``. ``apply(params, xs, carry=None,
-    *, lengths=None, unroll=1, remat=False)`` returns ``((carry_forward,
-    carry_backward), ys)``. With ``lengths``, the backward direction reads each
+    *, lengths=None, unroll=1, remat=False, key=None, path="auto")`` returns
+    ``((carry_forward, carry_backward), ys)``; the options mean what they mean
+    for :func:`~jaxrnn.scan` (``key`` is split between the directions). With ``lengths``, the backward direction reads each
     sequence backwards from its own last element (padding stays at the end and
     outputs zeros), and ``carry_backward`` is its state after reading ``x_0``.
     """
@@ -71,11 +72,12 @@ def bidirectional(
     def initial_carry(batch_shape: tuple[int, ...] = (), dtype: Any = jnp.float32) -> tuple[Carry, Carry]:
         return forward_cell.initial_carry(batch_shape, dtype), backward_cell.initial_carry(batch_shape, dtype)
 
-    def apply(params, xs, carry=None, *, lengths=None, unroll=1, remat=False):
+    def apply(params, xs, carry=None, *, lengths=None, unroll=1, remat=False, key=None, path="auto"):
         carry_f, carry_b = (None, None) if carry is None else carry
-        options = dict(lengths=lengths, unroll=unroll, remat=remat)
-        carry_f, ys_f = scan(forward_cell, params["forward"], xs, carry_f, **options)
-        carry_b, ys_b = scan(backward_cell, params["backward"], xs, carry_b, reverse=True, **options)
+        key_f, key_b = (None, None) if key is None else jax.random.split(key)
+        options = dict(lengths=lengths, unroll=unroll, remat=remat, path=path)
+        carry_f, ys_f = scan(forward_cell, params["forward"], xs, carry_f, key=key_f, **options)
+        carry_b, ys_b = scan(backward_cell, params["backward"], xs, carry_b, reverse=True, key=key_b, **options)
         return (carry_f, carry_b), merge_fn(ys_f, ys_b)
 
     return Layer(init, initial_carry, apply)

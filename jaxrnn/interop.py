@@ -43,7 +43,8 @@ def from_torch(cell: Cell, state_dict: Mapping[str, Any], layer: int = 0, *, rev
     """
     arrays = {name: _numpy(value) for name, value in state_dict.items()}
     first = _get(arrays, "weight_ih", layer, reverse)
-    template = jax.eval_shape(cell.init, jax.random.key(0), first.shape[1])
+    input_size = int(first.shape[1])  # static: a traced size could not shape the params
+    template = jax.eval_shape(lambda key: cell.init(key, input_size), jax.random.key(0))
     cells = cell.step.cells if isinstance(cell.step, Stacked) else None
     if cells is None:
         return _layer_from_torch(template, arrays, layer, reverse)
@@ -86,6 +87,7 @@ def _layer_from_torch(template: dict, arrays: dict[str, np.ndarray], layer: int,
 
 def _layer_to_torch(params: dict, layer: int, reverse: bool) -> dict[str, np.ndarray]:
     kind = _kind(params)
+    params = {name: _torch_compatible(value) for name, value in params.items()}
     suffix = f"_l{layer}" + ("_reverse" if reverse else "")
     w_ih = np.asarray(params["input_kernel"]).T
     out = {f"weight_ih{suffix}": w_ih, f"weight_hh{suffix}": np.asarray(params["recurrent_kernel"]).T}
@@ -107,7 +109,11 @@ def _kind(params: Mapping[str, Any]) -> str:
     if "recurrent_bias" in params:
         return "gru"
     hidden, width = params["recurrent_kernel"].shape
-    return {1: "rnn", 4: "lstm"}[width // hidden]
+    kinds = {hidden: "rnn", 4 * hidden: "lstm"}
+    if width not in kinds:
+        raise ValueError(f"recurrent_kernel of shape {(hidden, width)} fits no PyTorch module: expected "
+                         f"({hidden}, {hidden}) for nn.RNN or ({hidden}, {4 * hidden}) for nn.LSTM")
+    return kinds[width]
 
 
 def _get(arrays: dict, name: str, layer: int, reverse: bool, *default: Any) -> Any:
@@ -121,6 +127,12 @@ def _get(arrays: dict, name: str, layer: int, reverse: bool, *default: Any) -> A
 
 def _or_zeros(bias: np.ndarray | None, weight: np.ndarray) -> np.ndarray:
     return np.zeros(weight.shape[0], weight.dtype) if bias is None else bias
+
+
+def _torch_compatible(value: Any) -> np.ndarray:
+    """``value`` as numpy, bfloat16 widened to float32 (``torch.from_numpy`` has no bfloat16)."""
+    value = np.asarray(value)
+    return value.astype(np.float32) if value.dtype == jax.numpy.bfloat16 else value
 
 
 def _numpy(value: Any) -> np.ndarray:

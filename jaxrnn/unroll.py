@@ -29,7 +29,7 @@ from jax import lax
 
 from jaxrnn.cells.base import Carry, Cell, Params, SplitStep
 from jaxrnn.cells.checks import check_carry_like
-from jaxrnn.deep import Stacked, add_residual, check_layers, dropout
+from jaxrnn.deep import Stacked, add_residual, check_layers, dropout, layer_key
 
 PATHS = ("auto", "plain", "projected", "fused", "fused_stepwise")
 
@@ -127,7 +127,8 @@ def _scan_layers(stacked: Stacked, params, xs, carry, key, lengths, **options):
     final = []
     for layer, (cell, p, c) in enumerate(zip(stacked.cells, params, carry)):
         inputs = dropout(key, stacked.dropout, layer, xs, time_axis=True) if layer > 0 else xs
-        c, ys = scan(cell, p, inputs, c, lengths=lengths, **options)
+        inner_key = layer_key(key, layer) if isinstance(cell.step, Stacked) else None
+        c, ys = scan(cell, p, inputs, c, lengths=lengths, key=inner_key, **options)
         xs = add_residual(inputs, ys) if stacked.residual and layer > 0 else ys
         final.append(c)
     return tuple(final), xs
@@ -242,15 +243,15 @@ _recurrence.defvjp(_recurrence_fwd, _recurrence_bwd)
 
 def check_lengths(lengths: Any, batch_shape: tuple[int, ...], time: int) -> jax.Array:
     """Validate ``lengths`` against the batch shape and, when its values are known, against ``[0, T]``."""
+    try:  # numpy, lists and concrete arrays have known values, even when captured inside jit
+        values = np.asarray(lengths)
+    except jax.errors.TracerArrayConversionError:
+        values = None  # traced: the values are not known until run time
     lengths = jnp.asarray(lengths)
     if lengths.shape != tuple(batch_shape):
         raise ValueError(f"expected lengths of shape {tuple(batch_shape)} (the batch axes of xs), got {lengths.shape}")
     if not jnp.issubdtype(lengths.dtype, jnp.integer):
         raise TypeError(f"expected integer lengths, got dtype {lengths.dtype}")
-    try:
-        values = np.asarray(lengths)
-    except jax.errors.TracerArrayConversionError:
-        values = None  # traced under jit: the values are not known yet
     if values is not None and values.size and (values.min() < 0 or values.max() > time):
         raise ValueError(
             f"expected lengths in [0, {time}] (the time axis of xs), got values from {values.min()} to {values.max()}"

@@ -117,3 +117,11 @@ def test_unknown_path_is_rejected():
     params, xs, _ = _inputs(cell)
     with pytest.raises(ValueError, match="unknown path 'cudnn'; expected one of auto, plain, projected, fused"):
         jaxrnn.scan(cell, params, xs, path="cudnn")
+
+
+def test_lengths_captured_inside_jit_are_still_range_checked():
+    cell = CELLS["lstm"]
+    params, xs, _ = _inputs(cell)
+    for bad in (np.array([T + 1, 1, 1]), [-1, 2, 3]):
+        with pytest.raises(ValueError, match=r"expected lengths in \[0, 6\]"):
+            jax.jit(lambda p, x, bad=bad: jaxrnn.scan(cell, p, x, lengths=bad)[1])(params, xs)

@@ -1,0 +1,194 @@
+"""PyTorch parity through the committed fixtures in ``tests/fixtures`` (made by
+``make_torch_fixtures.py``; these tests need numpy only), and the ``to_torch`` mapping.
+
+Each fixture is a small ``nn.RNN``/``nn.LSTM``/``nn.GRU`` (incl. two layers, bidirectional, and
+packed variable-length batches) with its state dict, inputs, initial state, outputs, final
+state and the gradient of ``sum(out * loss_weight)`` w.r.t. the inputs, all from PyTorch.
+"""
+
+from __future__ import annotations
+
+import functools
+import pathlib
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+from support import CELLS, H, assert_trees_close, cheap_compiles, random_params
+
+import jaxrnn
+from jaxrnn.interop import from_torch, to_torch
+
+pytestmark = pytest.mark.usefixtures(cheap_compiles.__name__)
+
+FIXTURES = pathlib.Path(__file__).parent / "fixtures"
+NAMES = sorted(path.stem for path in FIXTURES.glob("*.npz"))
+
+
+@functools.cache
+def load(name: str) -> dict[str, np.ndarray]:
+    with np.load(FIXTURES / f"{name}.npz") as data:
+        return {key: data[key] for key in data.files}
+
+
+def state_dict(fixture) -> dict[str, np.ndarray]:
+    return {key[3:]: value for key, value in fixture.items() if key.startswith("sd/")}
+
+
+@functools.cache
+def model(name: str):
+    """The jaxrnn model matching fixture ``name``: ``(forward, cell, params, carry)``.
+
+    ``forward(params, xs, carry, lengths)`` returns ``(out, h_n, c_n or None)`` laid out like
+    PyTorch's; ``cell`` is the cell (a stack for two layers; one direction's cell if bidirectional)."""
+    fixture = load(name)
+    sd, hidden = state_dict(fixture), fixture["h0"].shape[-1]
+    mode, layers = str(fixture["mode"]), int(fixture["num_layers"])
+    factory = {"RNN": lambda: jaxrnn.rnn(hidden, activation=str(fixture["nonlinearity"])),
+               "LSTM": lambda: jaxrnn.lstm(hidden),
+               "GRU": lambda: jaxrnn.gru(hidden, reset_after=True)}[mode]
+    is_lstm = mode == "LSTM"
+    # PyTorch's initial state (layers * directions, B, H) -> one jaxrnn carry per layer/direction
+    states = [(h, c) for h, c in zip(fixture["h0"], fixture["c0"])] if is_lstm else list(fixture["h0"])
+
+    def torch_layout(carries):  # list of per-layer carries -> (h_n, c_n)
+        if is_lstm:
+            return jnp.stack([h for h, _ in carries]), jnp.stack([c for _, c in carries])
+        return jnp.stack(carries), None
+
+    if bool(fixture["bidirectional"]):
+        assert layers == 1
+        layer = jaxrnn.bidirectional(factory(), factory())
+        params = {"forward": from_torch(factory(), sd), "backward": from_torch(factory(), sd, reverse=True)}
+
+        def forward(params, xs, carry, lengths):
+            (carry_f, carry_b), out = layer.apply(params, xs, carry, lengths=lengths)
+            return (out, *torch_layout([carry_f, carry_b]))
+
+        return jax.jit(forward), factory(), params, tuple(states)
+
+    cell = jaxrnn.stack([factory() for _ in range(layers)]) if layers > 1 else factory()
+    params = from_torch(cell, sd)
+
+    def forward(params, xs, carry, lengths):
+        final, out = jaxrnn.scan(cell, params, xs, carry, lengths=lengths)
+        return (out, *torch_layout(list(final) if layers > 1 else [final]))
+
+    return jax.jit(forward), cell, params, tuple(states) if layers > 1 else states[0]
+
+
+@pytest.mark.parametrize("name", NAMES)
+def test_matches_pytorch_outputs_final_state_and_input_gradient(name):
+    fixture = load(name)
+    forward, _, params, carry = model(name)
+    lengths = fixture.get("lengths")
+    (out, h_n, c_n), vjp = jax.vjp(lambda xs: forward(params, xs, carry, lengths), jnp.asarray(fixture["x"]))
+    np.testing.assert_allclose(out, fixture["out"], rtol=1e-5, atol=1e-5)
+    np.testing.assert_allclose(h_n, fixture["h_n"], rtol=1e-5, atol=1e-5)
+    if c_n is not None:
+        np.testing.assert_allclose(c_n, fixture["c_n"], rtol=1e-5, atol=1e-5)
+    zeros = lambda a: None if a is None else jnp.zeros_like(a)
+    (grad_x,) = vjp((jnp.asarray(fixture["loss_weight"]), zeros(h_n), zeros(c_n)))
+    np.testing.assert_allclose(grad_x, fixture["grad_x"], rtol=1e-4, atol=1e-5)
+
+
+def test_fixtures_cover_the_variants():
+    """The committed fixtures still include every kind of module the tests above should see."""
+    kinds = {(str(load(n)["mode"]), int(load(n)["num_layers"]), bool(load(n)["bidirectional"]), "lengths" in load(n))
+             for n in NAMES}
+    assert {("RNN", 1, False, False), ("LSTM", 1, False, False), ("GRU", 1, False, False), ("RNN", 2, False, False),
+            ("LSTM", 2, False, False), ("GRU", 2, False, False), ("LSTM", 1, True, False),
+            ("LSTM", 1, True, True)} <= kinds
+    assert {str(load(n)["nonlinearity"]) for n in NAMES if str(load(n)["mode"]) == "RNN"} == {"tanh", "relu"}
+
+
+# --- to_torch / from_torch -----------------------------------------------------------------------------------
+
+TORCH_CELLS = ["rnn_tanh", "rnn_nobias", "lstm", "gru_reset_after"]
+
+
+@pytest.mark.parametrize("name", TORCH_CELLS)
+@pytest.mark.parametrize("layer,reverse", [(0, False), (1, True)])
+def test_from_torch_inverts_to_torch(name, layer, reverse):
+    """params -> state dict -> params is the identity (dtypes included), for any layer and direction."""
+    cell = CELLS[name]
+    params = random_params(cell, seed=0)
+    sd = to_torch(cell, params, layer, reverse=reverse)
+    suffix = f"_l{layer}" + ("_reverse" if reverse else "")
+    assert all(key.endswith(suffix) for key in sd)
+    assert_trees_close(from_torch(cell, sd, layer, reverse=reverse), params, rtol=0, atol=0)
+
+
+def test_stack_round_trip_and_layer_offset():
+    """A stack fills and reads PyTorch layers ``layer``, ``layer + 1``, ...."""
+    deep = jaxrnn.stack([CELLS["lstm"], CELLS["lstm"]])
+    params = (random_params(CELLS["lstm"], seed=1), random_params(CELLS["lstm"], seed=2, input_size=H))
+    sd = to_torch(deep, params, layer=1)
+    assert sorted(sd) == sorted(f"{w}_l{n}" for w in ("weight_ih", "weight_hh", "bias_ih", "bias_hh") for n in (1, 2))
+    assert_trees_close(from_torch(deep, sd, layer=1), params, rtol=0, atol=0)
+    assert_trees_close(from_torch(CELLS["lstm"], sd, layer=2), params[1], rtol=0, atol=0)
+
+
+@pytest.mark.parametrize("name", ["rnn_tanh_2layer", "lstm_2layer", "gru_2layer", "lstm_bidirectional"])
+def test_to_torch_gives_a_loadable_equivalent_state_dict(name):
+    """``to_torch(from_torch(sd))`` has exactly the keys and shapes of the PyTorch state dict (what
+    ``load_state_dict(strict=True)`` checks), the same weights, and biases that add up the same."""
+    sd = state_dict(load(name))
+    _, cell, params, _ = model(name)
+    if bool(load(name)["bidirectional"]):
+        back = {**to_torch(cell, params["forward"]), **to_torch(cell, params["backward"], reverse=True)}
+    else:
+        back = to_torch(cell, params)
+    assert {k: v.shape for k, v in back.items()} == {k: v.shape for k, v in sd.items()}
+    for key, value in sd.items():
+        if key.startswith("weight") or "GRU" == str(load(name)["mode"]):
+            np.testing.assert_array_equal(back[key], value)
+        elif key.startswith("bias_ih"):
+            other = key.replace("bias_ih", "bias_hh")
+            np.testing.assert_allclose(back[key] + back[other], value + sd[other], rtol=1e-6)
+
+
+def test_from_torch_accepts_tensor_like_and_nested_lists():
+    """Values may be anything array-like: nested lists, or objects with ``.detach().cpu().numpy()``."""
+
+    class FakeTensor:  # the part of torch.Tensor's interface from_torch may use
+        def __init__(self, value):
+            self.value = np.asarray(value)
+
+        def detach(self):
+            return self
+
+        def cpu(self):
+            return self
+
+        def numpy(self):
+            return self.value
+
+    sd = state_dict(load("lstm"))
+    expected = from_torch(jaxrnn.lstm(4), sd)
+    assert_trees_close(from_torch(jaxrnn.lstm(4), {k: FakeTensor(v) for k, v in sd.items()}), expected, rtol=0, atol=0)
+    assert_trees_close(from_torch(jaxrnn.lstm(4), {k: v.tolist() for k, v in sd.items()}), expected, rtol=0, atol=0)
+
+
+def test_lecture_gru_is_rejected_with_a_clear_message():
+    """PyTorch's GRU is the reset-after variant; the lecture's ``gru()`` cannot hold its weights."""
+    sd = state_dict(load("gru"))
+    with pytest.raises(ValueError, match=r"reset_after=True"):
+        from_torch(jaxrnn.gru(4), sd)
+    with pytest.raises(ValueError, match=r"reset_after=True"):
+        to_torch(CELLS["gru"], random_params(CELLS["gru"], seed=3))
+
+
+def test_mismatched_state_dicts_are_rejected():
+    sd = state_dict(load("lstm"))
+    with pytest.raises(ValueError, match=r"does not fit a lstm cell: \w+ expected shape \(.*20.*\), got \(.*16.*\)"):
+        from_torch(jaxrnn.lstm(5), sd)
+    with pytest.raises(ValueError, match=r"does not fit"):
+        from_torch(jaxrnn.rnn(4), sd)
+    with pytest.raises(KeyError, match=r"weight_ih_l1"):
+        from_torch(jaxrnn.lstm(4), sd, layer=1)
+    with pytest.raises(ValueError, match=r"use_bias=False"):
+        from_torch(jaxrnn.rnn(4, use_bias=False), state_dict(load("rnn_tanh")))
+    unbiased = {k: v for k, v in state_dict(load("rnn_tanh")).items() if k.startswith("weight")}
+    assert set(from_torch(jaxrnn.rnn(4, use_bias=False), unbiased)) == {"input_kernel", "recurrent_kernel"}
