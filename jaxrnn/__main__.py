@@ -1,0 +1,7 @@
+"""``python -m jaxrnn ...``: the ``jaxrnn`` command without the console script."""
+
+import sys
+
+from jaxrnn.cli import main
+
+sys.exit(main())

@@ -1,0 +1,98 @@
+"""Sequence models: a recurrent cell (or a stack of them) and a linear readout.
+
+The lecture's latent autoregressive model in two shapes::
+
+    h_t = f(h_{t-1}, x_t)                 the cell, over time by jaxrnn.scan
+    many-to-one:   y   = h_T W + b        one output per sequence (regression)
+    many-to-many:  y_t = h_t W + b        one output per step (per-step logits)
+
+Inputs are time-major, ``xs: (T, B, I)``, as :func:`jaxrnn.scan` takes them.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Callable, NamedTuple
+
+import jax
+import jax.numpy as jnp
+
+import jaxrnn
+from jaxrnn.cells.base import Cell
+from jaxrnn.config import Model as ModelConfig
+from jaxrnn.deep import Stacked
+from jaxrnn.deep import output_size as cell_output_size
+
+CELLS: dict[str, Callable[[int], Cell]] = {"rnn": jaxrnn.rnn, "lstm": jaxrnn.lstm, "gru": jaxrnn.gru}
+
+
+class Model(NamedTuple):
+    """A sequence model as two pure functions.
+
+    Attributes:
+      init: ``init(key) -> params``: ``{"cell": ..., "readout": {"kernel", "bias"}}``.
+      apply: ``apply(params, xs, key=None) -> ys``; ``key`` switches on the
+        stack's dropout (training only).
+    """
+
+    init: Callable[[jax.Array], Any]
+    apply: Callable[..., jax.Array]
+
+
+def cell(name: str, hidden_size: int, num_layers: int = 1, *, dropout: float = 0.0, residual: bool = False) -> Cell:
+    """A cell by name (``rnn``, ``lstm``, ``gru``), stacked when ``num_layers > 1``."""
+    if name not in CELLS:
+        raise ValueError(f"unknown cell {name!r}; expected one of {', '.join(CELLS)}")
+    if num_layers == 1:
+        return CELLS[name](hidden_size)
+    return jaxrnn.stack([CELLS[name](hidden_size) for _ in range(num_layers)], residual=residual, dropout=dropout)
+
+
+def cell_from_config(config: ModelConfig) -> Cell:
+    """The cell of a ``model`` config section."""
+    return cell(config.cell, config.hidden_size, config.num_layers, dropout=config.dropout, residual=config.residual)
+
+
+def dense_init(key: jax.Array, in_size: int, out_size: int) -> dict[str, jax.Array]:
+    """Glorot-uniform ``kernel: (in, out)`` and zero ``bias: (out,)``."""
+    kernel = jax.nn.initializers.glorot_uniform()(key, (in_size, out_size), jnp.float32)
+    return {"kernel": kernel, "bias": jnp.zeros((out_size,), jnp.float32)}
+
+
+def dense(params: dict[str, jax.Array], x: jax.Array) -> jax.Array:
+    """``x @ kernel + bias`` over the last axis."""
+    return x @ params["kernel"] + params["bias"]
+
+
+def _init(core: Cell, input_size: int, output_size: int) -> Callable[[jax.Array], Any]:
+    def init(key: jax.Array) -> dict[str, Any]:
+        k_cell, k_out = jax.random.split(key)
+        params = core.init(k_cell, input_size)
+        hidden = cell_output_size(core, params, input_size)
+        return {"cell": params, "readout": dense_init(k_out, hidden, output_size)}
+
+    return init
+
+
+def _scan(core: Cell, params: Any, xs: jax.Array, key: jax.Array | None) -> jax.Array:
+    # Only a stack draws random numbers (dropout); a plain cell refuses a key.
+    if key is not None and not isinstance(core.step, Stacked):
+        key = None
+    return jaxrnn.scan(core, params["cell"], xs, key=key)[1]
+
+
+def many_to_one(core: Cell, input_size: int, output_size: int) -> Model:
+    """Read a whole sequence, answer once: ``xs: (T, B, I) -> y: (B, O)`` from ``h_T``."""
+
+    def apply(params: dict[str, Any], xs: jax.Array, key: jax.Array | None = None) -> jax.Array:
+        return dense(params["readout"], _scan(core, params, xs, key)[-1])
+
+    return Model(_init(core, input_size, output_size), apply)
+
+
+def many_to_many(core: Cell, input_size: int, output_size: int) -> Model:
+    """Answer at every step: ``xs: (T, B, I) -> ys: (T, B, O)`` from each ``h_t``."""
+
+    def apply(params: dict[str, Any], xs: jax.Array, key: jax.Array | None = None) -> jax.Array:
+        return dense(params["readout"], _scan(core, params, xs, key))
+
+    return Model(_init(core, input_size, output_size), apply)

@@ -1,0 +1,107 @@
+"""A run folder: everything one run of an experiment leaves behind.
+
+    DIR/config.yaml      the resolved config (every key, defaults filled in)
+    DIR/metrics.jsonl    one JSON object per line: training records
+                         {"step", "loss", "grad_norm", "lr", "steps_per_sec", "time", ...}
+                         and evaluation records {"step", "eval_loss", ..., "time"}
+    DIR/summary.json     {"metrics": {"eval_loss", "baseline", ...}, "steps", "wall_time_s", "machine", ...}
+    DIR/*.png            plots
+    DIR/checkpoints/     orbax checkpoints, by step
+
+``time`` is the run's wall-clock seconds so far, summed over resumed segments.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import platform
+from pathlib import Path
+from typing import Any, Iterator
+
+import jax
+import yaml
+
+
+class RunDir:
+    """Paths and reading/writing of one run folder (created on first write)."""
+
+    def __init__(self, path: str | Path):
+        self.path = Path(path)
+        self.config_file = self.path / "config.yaml"
+        self.metrics_file = self.path / "metrics.jsonl"
+        self.summary_file = self.path / "summary.json"
+        self.checkpoints = self.path / "checkpoints"
+
+    def __repr__(self) -> str:
+        return f"RunDir({str(self.path)!r})"
+
+    def exists(self) -> bool:
+        """Whether a run has started here (a config or metrics were written)."""
+        return self.config_file.exists() or self.metrics_file.exists()
+
+    def write_config(self, text: str) -> None:
+        _write_atomic(self.config_file, text)
+
+    def read_config(self) -> dict[str, Any]:
+        return yaml.safe_load(self.config_file.read_text())
+
+    def append(self, record: dict[str, Any]) -> None:
+        """Append one record to ``metrics.jsonl`` (flushed, so a crash loses at most this line)."""
+        self.path.mkdir(parents=True, exist_ok=True)
+        with self.metrics_file.open("a") as f:
+            f.write(json.dumps(record) + "\n")
+
+    def records(self) -> list[dict[str, Any]]:
+        """All records of ``metrics.jsonl``, in order; a torn last line (killed mid-write) is skipped."""
+        return list(self._read_records())
+
+    def _read_records(self) -> Iterator[dict[str, Any]]:
+        if not self.metrics_file.exists():
+            return
+        for line in self.metrics_file.read_text().splitlines():
+            try:
+                yield json.loads(line)
+            except json.JSONDecodeError:
+                continue
+
+    def truncate(self, step: int, final_eval: bool = True) -> list[dict[str, Any]]:
+        """Drop the records after ``step`` (the checkpoint a resumed run restarts from); return the rest.
+
+        ``final_eval=False`` also drops the evaluation records at ``step`` itself.
+        """
+        kept = [r for r in self._read_records() if r["step"] < step or (r["step"] == step and (final_eval or "loss" in r))]
+        if self.metrics_file.exists():
+            _write_atomic(self.metrics_file, "".join(json.dumps(r) + "\n" for r in kept))
+        return kept
+
+    def write_summary(self, summary: dict[str, Any]) -> None:
+        _write_atomic(self.summary_file, json.dumps(summary, indent=2) + "\n")
+
+    def read_summary(self) -> dict[str, Any]:
+        return json.loads(self.summary_file.read_text())
+
+
+def _write_atomic(path: Path, text: str) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(path.name + ".tmp")
+    tmp.write_text(text)
+    os.replace(tmp, path)
+
+
+def machine() -> str:
+    """A short description of where this process computes, e.g. ``cpu: AMD EPYC, 2 cores``."""
+    device = jax.devices()[0]
+    if device.platform == "cpu":
+        return f"cpu: {_cpu_model()}, {os.cpu_count()} cores"
+    return f"{device.platform}: {device.device_kind}"
+
+
+def _cpu_model() -> str:
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or platform.machine()

@@ -1,0 +1,243 @@
+"""The experiment runner: train a :class:`Problem` under a config into a run folder.
+
+An experiment module (``experiments/<name>.py``) turns a config into a
+:class:`Problem` (model, loss, data) and hands it to :func:`fit`, which owns
+everything the experiments share: the Optax step, periodic evaluation,
+``metrics.jsonl``, checkpoints and ``--resume``, the NaN guard, the progress
+display, the loss-curve plot and ``summary.json``.
+
+Randomness is a pure function of ``(train.seed, purpose, step)``: parameters
+from ``INIT``, dropout at step ``t`` from ``(DROPOUT, t)``, data from the
+task's ``(TRAIN, t)`` (see :mod:`jaxrnn.tasks`). Resuming restores the train
+state saved at step ``c`` and replays steps ``c+1..N`` with the same keys and
+batches, so it ends with bit-for-bit the parameters of an uninterrupted run.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import shutil
+import time
+from pathlib import Path
+from typing import Any, Callable, NamedTuple, Sequence
+
+import jax
+import numpy as np
+
+from jaxrnn import config as config_lib
+from jaxrnn import optim, plots, training
+from jaxrnn.checkpoint import Checkpointer
+from jaxrnn.config import Config, ConfigError
+from jaxrnn.progress import Progress
+from jaxrnn.rundir import RunDir, machine
+
+INIT = 2  # key purposes; the tasks' TRAIN = 0 and EVAL = 1 come first
+DROPOUT = 3
+
+# Keys that may differ between a run and its --resume: they change neither the
+# data, nor the model, nor any update.
+RESUMABLE_CHANGES = ("train.eval_every", "train.checkpoint_every", "train.log_every", "train.keep_checkpoints")
+
+
+class Problem(NamedTuple):
+    """What an experiment hands the runner.
+
+    Attributes:
+      init: ``init(key) -> params``.
+      loss: ``loss(params, batch, key) -> (loss, aux)``, the training objective;
+        ``key`` is the per-step dropout key.
+      metrics: ``metrics(params, batch) -> {"loss": ..., ...}`` for evaluation
+        (reported as ``eval_loss``, ``eval_accuracy``, ...).
+      batch: ``batch(step) -> batch``, the training batch at a step (a pure
+        function of the seed and the step).
+      eval_batches: the fixed evaluation set.
+      baseline: the loss of the task's trivial strategy, for comparison.
+    """
+
+    init: Callable[[jax.Array], Any]
+    loss: Callable[..., tuple[jax.Array, dict[str, jax.Array]]]
+    metrics: Callable[[Any, Any], dict[str, jax.Array]]
+    batch: Callable[[int], Any]
+    eval_batches: Sequence[Any]
+    baseline: float
+
+
+class RunExists(FileExistsError):
+    """The run folder already holds a run and neither resume nor overwrite was asked for."""
+
+
+def key(seed: int, purpose: int, index: int | None = None) -> jax.Array:
+    """The key of ``purpose`` (``INIT``, ``DROPOUT``) for ``seed``, at step ``index`` if given."""
+    k = jax.random.fold_in(jax.random.key(seed), purpose)
+    return k if index is None else jax.random.fold_in(k, index)
+
+
+def prepare(config: Config, folder: RunDir, *, resume: bool = False, overwrite: bool = False) -> None:
+    """Check that ``config`` may run in ``folder`` and write its resolved ``config.yaml``.
+
+    Raises:
+      RunExists: the folder holds a run, and neither ``resume`` nor ``overwrite``.
+      ConfigError: ``resume`` with a config that would compute something else.
+    """
+    if folder.exists() and not resume:
+        if not overwrite:
+            raise RunExists(
+                f"{folder.path} already holds a run; use --resume to continue it, --overwrite to start "
+                "afresh, or --out for another folder"
+            )
+        for path in (folder.metrics_file, folder.summary_file):
+            path.unlink(missing_ok=True)
+        if folder.checkpoints.exists():
+            shutil.rmtree(folder.checkpoints)
+    if resume and folder.config_file.exists():
+        old = config_lib.flatten(folder.read_config())
+        new = config_lib.flatten(config_lib.to_dict(config))
+        changed = [k for k in sorted(set(old) | set(new)) if old.get(k) != new.get(k) and k not in RESUMABLE_CHANGES]
+        changed = [k for k in changed if k != "name"]
+        if changed:
+            k = changed[0]
+            raise ConfigError(
+                f"--resume: {k} is {new.get(k)!r} but the run in {folder.path} used {old.get(k)!r}; "
+                "resume with the same config, or run into a new --out folder"
+            )
+    folder.write_config(config_lib.dump(config))
+
+
+def fit(
+    config: Config,
+    problem: Problem,
+    folder: RunDir,
+    *,
+    resume: bool = False,
+    interactive: bool | None = None,
+) -> tuple[training.TrainState, dict[str, Any]]:
+    """Train ``problem`` as ``config`` says; return the final state and the summary.
+
+    Writes ``metrics.jsonl``, checkpoints every ``train.checkpoint_every``
+    steps and at the end, ``loss.png`` and ``summary.json`` in ``folder``
+    (call :func:`prepare` first). With ``resume``, continues from the newest
+    checkpoint (or from scratch if there is none).
+
+    Raises:
+      training.Diverged: the loss or gradient became NaN/infinite. The state of
+        that step is not saved; the checkpoints hold the last good ones.
+    """
+    train = config.train
+    tx, learning_rate = optim.from_config(config.optim, train.steps)
+    state = training.init(problem.init(key(train.seed, INIT)), tx)
+    step_fn = training.train_step(problem.loss, tx, learning_rate)
+    evaluate = training.evaluator(problem.metrics)
+    dropout = config.model.dropout > 0
+
+    with Checkpointer(folder.checkpoints, keep=train.keep_checkpoints) as checkpoints:
+        start = 0
+        if resume and checkpoints.latest() is not None:
+            state = checkpoints.restore(state)
+            start = int(state.step)
+        # A resumed run rewrites what came after its checkpoint (and a finished run its final evaluation).
+        kept = folder.truncate(start, final_eval=start < train.steps)
+        elapsed = max((r.get("time", 0.0) for r in kept), default=0.0)
+        progress = Progress(train.steps, start, interactive)
+        if start:
+            progress.write(f"resumed from the checkpoint of step {start} in {checkpoints.directory}")
+        clock = time.perf_counter() - elapsed
+        window: list[dict[str, Any]] = []
+        timed, busy = 0, 0.0  # steps and seconds spent in them, for steps/s (evaluation excluded)
+        try:
+            for step in range(start, train.steps):
+                began = time.perf_counter()
+                batch = problem.batch(step)
+                state, metrics = step_fn(state, batch, key(train.seed, DROPOUT, step) if dropout else None)
+                metrics = jax.device_get(metrics)
+                if not metrics.pop("finite"):
+                    raise training.Diverged(_diverged_message(step + 1, metrics, checkpoints))
+                window.append(metrics)
+                done = step + 1
+                if done > start + 1:  # the first step compiles the step function: not timed
+                    timed, busy = timed + 1, busy + time.perf_counter() - began
+                checkpoint = done % train.checkpoint_every == 0 or done == train.steps
+                # Records also close at checkpoints, so a resumed run writes the same records.
+                if done % train.log_every == 0 or checkpoint:
+                    now = time.perf_counter()
+                    record = {"step": done, **_mean(window, "lr")}
+                    if timed:
+                        record["steps_per_sec"] = timed / max(busy, 1e-9)
+                    record["time"] = now - clock
+                    folder.append(record)
+                    progress.report(record)
+                    window, timed, busy = [], 0, 0.0
+                if done % train.eval_every == 0 and done != train.steps:
+                    _evaluate(evaluate, state.params, problem, done, folder, progress, clock)
+                if checkpoint:
+                    checkpoints.save(done, state)
+                progress.advance()
+            final = _evaluate(evaluate, state.params, problem, train.steps, folder, progress, clock)
+        finally:
+            progress.close()
+    records = folder.records()
+    plots.loss_curves(records, folder.path / "loss.png", baseline=problem.baseline, title=config.name or "")
+    summary = _summary(config, final, problem.baseline, time.perf_counter() - clock)
+    folder.write_summary(summary)
+    return state, summary
+
+
+def _evaluate(evaluate, params, problem: Problem, step: int, folder: RunDir, progress: Progress, clock: float):
+    results = {f"eval_{name}": value for name, value in evaluate(params, problem.eval_batches).items()}
+    record = {"step": step, **results, "time": time.perf_counter() - clock}
+    folder.append(record)
+    progress.write(_format_eval(record, problem.baseline))
+    return results
+
+
+def _format_eval(record: dict[str, Any], baseline: float) -> str:
+    metrics = "  ".join(f"{k} {v:.4g}" for k, v in record.items() if k.startswith("eval_"))
+    return f"eval at step {record['step']}: {metrics}  (baseline {baseline:.4g})"
+
+
+def _mean(window: list[dict[str, Any]], last: str) -> dict[str, float]:
+    """Means over the logging window, except ``last``, which is the window's last value."""
+    if not window:
+        return {}
+    names = ["loss", "grad_norm", "lr"] + sorted(set(window[0]) - {"loss", "grad_norm", "lr"})
+    out = {name: float(np.mean([m[name] for m in window])) for name in names if name in window[0]}
+    if last in window[-1]:
+        out[last] = float(window[-1][last])
+    return out
+
+
+def _diverged_message(step: int, metrics: dict[str, Any], checkpoints: Checkpointer) -> str:
+    checkpoints.wait()
+    last = checkpoints.latest()
+    saved = (
+        f"the last good checkpoint is step {last} in {checkpoints.directory}"
+        if last is not None
+        else "no checkpoint had been saved yet"
+    )
+    lr = metrics.get("lr")
+    return (
+        f"training diverged: loss {float(metrics['loss'])} and gradient norm {float(metrics['grad_norm'])} "
+        f"at step {step}" + (f" (learning rate {float(lr):.3g})" if lr is not None else "")
+        + f"; stopped without saving that step, {saved}. Try a smaller optim.learning_rate or an optim.clip_norm"
+    )
+
+
+def _summary(config: Config, final: dict[str, float], baseline: float, wall_time: float) -> dict[str, Any]:
+    data = dataclasses.asdict(config.data) if dataclasses.is_dataclass(config.data) else dict(config.data)
+    return {
+        "metrics": {**final, "baseline": baseline},
+        "config": config.name,
+        "experiment": config.experiment,
+        "cell": config.model.cell,
+        "hidden_size": config.model.hidden_size,
+        "num_layers": config.model.num_layers,
+        "seq_len": data.get("seq_len"),
+        "steps": config.train.steps,
+        "wall_time_s": round(wall_time, 2),
+        "machine": machine(),
+        "jax": jax.__version__,
+    }
+
+
+def default_folder(config: Config, runs: str | Path = "runs") -> RunDir:
+    """``runs/<config name>/``."""
+    return RunDir(Path(runs) / (config.name or config.experiment))

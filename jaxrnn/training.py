@@ -1,0 +1,192 @@
+"""Training with Optax: a pytree train state, a jit-compiled step, evaluation, truncated BPTT.
+
+One step of gradient descent on a loss ``L(theta; batch)``::
+
+    g = grad L(theta_t; batch_t)
+    theta_{t+1}, s_{t+1} = optax_update(g, s_t, theta_t)
+
+Everything here is a pure function of its inputs: the state is a
+:class:`TrainState` pytree (checkpointed as-is), and randomness (dropout)
+comes from a key the caller derives from the step, so a run that is resumed
+from a checkpoint computes exactly what an uninterrupted one does.
+
+A step whose loss or gradient norm is not finite leaves the state unchanged
+and reports ``finite = False``; the caller decides to stop (see
+:class:`Diverged`). The state therefore never holds NaNs.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Callable, Iterable, NamedTuple
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import optax
+
+Params = Any
+Batch = Any
+Metrics = dict[str, jax.Array]
+LossFn = Callable[[Params, Batch, "jax.Array | None"], "tuple[jax.Array, Metrics]"]
+
+
+class TrainState(NamedTuple):
+    """What training changes, as one pytree.
+
+    Attributes:
+      step: int32 scalar, the number of updates applied so far.
+      params: the model's parameters.
+      opt_state: the optimiser's state (moments, schedule count, ...).
+    """
+
+    step: jax.Array
+    params: Params
+    opt_state: optax.OptState
+
+
+class Diverged(FloatingPointError):
+    """The loss or the gradient became NaN or infinite."""
+
+
+def init(params: Params, tx: optax.GradientTransformation) -> TrainState:
+    """The state before the first update: ``step = 0``, ``tx.init(params)``."""
+    return TrainState(jnp.zeros((), jnp.int32), params, tx.init(params))
+
+
+def apply_gradients(
+    state: TrainState,
+    grads: Params,
+    loss: jax.Array,
+    tx: optax.GradientTransformation,
+    learning_rate: optax.ScalarOrSchedule | None = None,
+) -> tuple[TrainState, Metrics]:
+    """One Optax update, skipped if ``loss`` or ``grads`` are not finite.
+
+    Returns the new state and ``{"loss", "grad_norm", "finite"}`` (plus ``"lr"``,
+    the rate used for this update, when ``learning_rate`` is given).
+    ``grad_norm`` is ``||g||_2`` over all leaves, before any clipping.
+    """
+    grad_norm = global_norm(grads)
+    updates, opt_state = tx.update(grads, state.opt_state, state.params)
+    new = TrainState(state.step + 1, optax.apply_updates(state.params, updates), opt_state)
+    finite = jnp.isfinite(loss) & jnp.isfinite(grad_norm)
+    new = jax.tree_util.tree_map(lambda n, o: jnp.where(finite, n, o), new, state)
+    metrics = {"loss": loss, "grad_norm": grad_norm, "finite": finite}
+    if learning_rate is not None:
+        metrics["lr"] = jnp.asarray(learning_rate(state.step) if callable(learning_rate) else learning_rate)
+    return new, metrics
+
+
+def global_norm(tree: Any) -> jax.Array:
+    """``||g||_2`` over all leaves of ``tree``: ``sqrt(sum_leaves sum_i g_i^2)``."""
+    return jnp.sqrt(sum(jnp.sum(jnp.square(leaf)) for leaf in jax.tree_util.tree_leaves(tree)))
+
+
+def train_step(
+    loss_fn: LossFn,
+    tx: optax.GradientTransformation,
+    learning_rate: optax.ScalarOrSchedule | None = None,
+    *,
+    jit: bool = True,
+) -> Callable[..., tuple[TrainState, Metrics]]:
+    """``step(state, batch, key=None) -> (state, metrics)``, jit-compiled.
+
+    Args:
+      loss_fn: ``loss_fn(params, batch, key) -> (loss, aux)``; ``loss`` a
+        scalar, ``aux`` a dict of scalar metrics (e.g. accuracy) reported
+        alongside. ``key`` is the caller's per-step key (dropout) or ``None``.
+      tx: the optimiser.
+      learning_rate: its schedule (or constant), only to report ``lr``.
+      jit: compile the step (turn off to debug).
+
+    ``metrics`` holds ``loss``, ``grad_norm``, ``finite``, ``lr`` and ``aux``.
+    """
+
+    def step(state: TrainState, batch: Batch, key: jax.Array | None = None):
+        (loss, aux), grads = jax.value_and_grad(loss_fn, has_aux=True)(state.params, batch, key)
+        state, metrics = apply_gradients(state, grads, loss, tx, learning_rate)
+        return state, {**aux, **metrics}
+
+    return jax.jit(step) if jit else step
+
+
+def truncated_bptt_step(
+    loss_fn: Callable[..., tuple[jax.Array, tuple[Any, Metrics]]],
+    tx: optax.GradientTransformation,
+    chunk_length: int,
+    learning_rate: optax.ScalarOrSchedule | None = None,
+    *,
+    jit: bool = True,
+) -> Callable[..., tuple[TrainState, Any, Metrics]]:
+    """Truncated backpropagation through time over one long stream.
+
+    The stream (time axis 0, length ``T``) is cut into ``T / k`` chunks of
+    ``k = chunk_length`` steps. Each chunk starts from the carry the previous
+    one ended with, under ``stop_gradient``: the forward pass sees the whole
+    history, the gradient only the last ``k`` steps. One update per chunk::
+
+        for chunk n:  loss_n, h_n = L(theta, sg(h_{n-1}), chunk_n);  theta <- update(grad loss_n)
+
+    Args:
+      loss_fn: ``loss_fn(params, carry, chunk, key) -> (loss, (carry, aux))``,
+        ``chunk`` a pytree whose leaves have time axis 0 of length ``k``.
+      tx, learning_rate: as in :func:`train_step`.
+      chunk_length: ``k``; ``T`` must be a multiple of it.
+      jit: compile the step.
+
+    Returns:
+      ``step(state, carry, stream, key=None) -> (state, carry, metrics)``: the
+      carry after the stream (hand it to the next call to continue the stream),
+      and metrics with a leading axis of one entry per chunk. The chunks run in
+      one ``lax.scan``, so the step compiles once whatever ``T / k``.
+    """
+    if chunk_length < 1:
+        raise ValueError(f"expected chunk_length >= 1, got {chunk_length}")
+
+    def step(state: TrainState, carry: Any, stream: Any, key: jax.Array | None = None):
+        lengths = {leaf.shape[0] for leaf in jax.tree_util.tree_leaves(stream)}
+        if len(lengths) != 1:
+            raise ValueError(f"stream leaves disagree on the time axis: lengths {sorted(lengths)}")
+        (total,) = lengths
+        if total % chunk_length:
+            raise ValueError(f"stream length {total} is not a multiple of chunk_length {chunk_length}")
+        n = total // chunk_length
+        chunks = jax.tree_util.tree_map(lambda a: a.reshape((n, chunk_length) + a.shape[1:]), stream)
+
+        def body(state_carry, inputs):
+            state, carry = state_carry
+            index, chunk = inputs
+            chunk_key = None if key is None else jax.random.fold_in(key, index)
+            carry = jax.lax.stop_gradient(carry)
+            (loss, (carry, aux)), grads = jax.value_and_grad(loss_fn, has_aux=True)(
+                state.params, carry, chunk, chunk_key
+            )
+            state, metrics = apply_gradients(state, grads, loss, tx, learning_rate)
+            return (state, carry), {**aux, **metrics}
+
+        (state, carry), metrics = jax.lax.scan(body, (state, carry), (jnp.arange(n), chunks))
+        return state, jax.lax.stop_gradient(carry), metrics
+
+    return jax.jit(step) if jit else step
+
+
+def evaluator(
+    metrics_fn: Callable[[Params, Batch], Metrics],
+) -> Callable[[Params, Iterable[Batch]], dict[str, float]]:
+    """``evaluate(params, batches) -> {name: mean over batches}``, ``metrics_fn`` jit-compiled.
+
+    ``metrics_fn(params, batch)`` returns a dict of scalars; each metric is
+    averaged over the batches with equal weight (equal batch sizes assumed).
+    """
+    compiled = jax.jit(metrics_fn)
+
+    def evaluate(params: Params, batches: Iterable[Batch]) -> dict[str, float]:
+        totals: dict[str, list] = {}
+        for batch in batches:
+            for name, value in compiled(params, batch).items():
+                totals.setdefault(name, []).append(value)
+        if not totals:
+            raise ValueError("evaluate needs at least one batch")
+        return {name: float(np.mean(jax.device_get(values))) for name, values in totals.items()}
+
+    return evaluate

@@ -1,0 +1,63 @@
+"""Shared fixtures: tiny configs written to tmp_path, and the CLI called in-process."""
+
+from __future__ import annotations
+
+import shutil
+import tempfile
+from pathlib import Path
+
+import jax
+import pytest
+import yaml
+
+from jaxrnn.cli import main
+
+ROOT = Path(__file__).resolve().parent.parent
+
+TINY = {
+    "experiment": "adding",
+    "model": {"cell": "lstm", "hidden_size": 8, "num_layers": 1},
+    "optim": {"name": "adam", "learning_rate": 0.01, "clip_norm": 1.0},
+    "train": {"steps": 6, "batch_size": 8, "seed": 0, "eval_every": 3, "checkpoint_every": 2,
+              "eval_batches": 1, "log_every": 1, "keep_checkpoints": 5},
+    "data": {"seq_len": 10},
+}
+
+
+def pytest_configure(config):
+    # The CLI tests run tiny models of the same shapes many times: a persistent
+    # compilation cache for this session compiles each shape once.
+    config._jaxrnn_cache = tempfile.mkdtemp(prefix="jaxrnn-tests-xla-")
+    jax.config.update("jax_compilation_cache_dir", config._jaxrnn_cache)
+    jax.config.update("jax_persistent_cache_min_compile_time_secs", 0)
+    jax.config.update("jax_persistent_cache_min_entry_size_bytes", 0)
+
+
+def pytest_unconfigure(config):
+    shutil.rmtree(getattr(config, "_jaxrnn_cache", ""), ignore_errors=True)
+
+
+def cli(*args: str) -> int:
+    """``jaxrnn ARGS`` in this process; its exit status."""
+    try:
+        return main([str(a) for a in args])
+    except SystemExit as exit:  # argparse's usage errors
+        return exit.code
+
+
+@pytest.fixture
+def write_config(tmp_path):
+    """``write_config(name, **section_updates) -> path`` of a tiny config with the updates merged in."""
+
+    def write(name: str = "tiny", base: dict | None = None, **updates) -> Path:
+        raw = {k: dict(v) if isinstance(v, dict) else v for k, v in (base or TINY).items()}
+        for section, values in updates.items():
+            if isinstance(values, dict):
+                raw.setdefault(section, {}).update(values)
+            else:
+                raw[section] = values
+        path = tmp_path / f"{name}.yaml"
+        path.write_text(yaml.safe_dump(raw))
+        return path
+
+    return write

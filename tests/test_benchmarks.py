@@ -1,0 +1,67 @@
+"""Smoke test of the benchmark suite: a tiny shape, two repeats, every framework that is installed."""
+
+import json
+
+import pytest
+
+from benchmarks import run
+
+pytest.importorskip("flax")
+
+TIMING_FIELDS = {"median_ms", "q1_ms", "q3_ms", "iqr_ms", "min_ms", "mean_ms", "first_call_ms", "times_ms"}
+
+
+@pytest.fixture(scope="module")
+def result(tmp_path_factory):
+    path = tmp_path_factory.mktemp("bench") / "tiny.json"
+    out = run.main(["--shapes", "tiny", "--cells", "lstm,gru", "--modes", "train,infer", "--repeats", "2",
+                    "--warmup", "0", "--json", str(path), "--memory-shape", "B2T16I3H4"])
+    return out, path
+
+
+def test_prints_a_table_per_shape(result):
+    out, _ = result
+    markdown = out["markdown"]
+    assert "### B2 T4 I3 H4 · float32 ·" in markdown
+    assert "| cell | mode | jaxrnn ms | Flax ms | Flax ÷ jaxrnn |" in markdown
+    for cell in ("lstm", "gru (reset_after)"):
+        for mode in ("train", "infer"):
+            assert f"| {cell} | {mode} |" in markdown
+    assert "reset_after=True" in markdown  # the table says which GRU jaxrnn runs
+    assert "### Memory: LSTM training step, B2 T16 I3 H4" in markdown
+
+
+def test_json_has_the_expected_fields(result):
+    out, path = result
+    saved = json.loads(path.read_text())
+    assert saved["schema_version"] == 1
+    assert saved["device"]["name"] and saved["device"]["slug"]
+    assert {"jax", "flax", "torch"} <= set(saved["software"])
+    assert saved["settings"]["repeats"] == 2
+    records = saved["results"]
+    assert {(r["cell"], r["mode"]) for r in records} == {(c, m) for c in ("lstm", "gru") for m in ("train", "infer")}
+    for r in records:
+        assert r["shape"] == {"B": 2, "T": 4, "I": 3, "H": 4}
+        assert r["status"] in ("ok", "skipped"), r.get("reason")  # never "error"
+        if r["framework"] in ("jaxrnn", "Flax"):
+            assert r["status"] == "ok"
+        if r["status"] == "ok":
+            assert TIMING_FIELDS <= set(r) and r["median_ms"] > 0 and len(r["times_ms"]) == 2
+            assert r["what"] and r["device"]
+            assert r["ratio"] == pytest.approx(r["median_ms"] / next(
+                q["median_ms"] for q in records
+                if q["framework"] == "jaxrnn" and (q["cell"], q["mode"]) == (r["cell"], r["mode"])))
+        else:
+            assert r["reason"] and r["ratio"] is None
+        if r["framework"] in ("jaxrnn", "Flax"):
+            assert r["compile_s"] > 0
+    jaxrnn_gru = next(r for r in records if r["framework"] == "jaxrnn" and r["cell"] == "gru")
+    assert "reset_after=True" in jaxrnn_gru["what"]
+
+
+def test_memory_benchmark_reports_both_settings(result):
+    memory = result[0]["memory"]
+    for setting in ("remat=False", "remat=True"):
+        assert memory[setting]["peak_bytes"] > 0
+        assert memory[setting]["temp_size_in_bytes"] is not None
+    assert memory["peak_bytes_ratio"] > 0

@@ -1,0 +1,199 @@
+"""The runner end to end through the CLI: files, resume, the NaN guard, list and table."""
+
+from __future__ import annotations
+
+import io
+import json
+import os
+import subprocess
+import sys
+
+import jax
+import numpy as np
+import pytest
+
+from jaxrnn import catalog, optim, progress, results, runner, training
+from jaxrnn.checkpoint import Checkpointer
+
+from conftest import ROOT, cli
+
+
+def final_state(folder, config_path):
+    """The train state of the newest checkpoint in ``folder``."""
+    config = catalog.load(config_path)
+    tx, _ = optim.from_config(config.optim, config.train.steps)
+    like = training.init(catalog.experiment(config.experiment).problem(config).init(jax.random.key(0)), tx)
+    with Checkpointer(folder / "checkpoints") as checkpoints:
+        return checkpoints.restore(like)
+
+
+def losses(folder):
+    """metrics.jsonl without the timings."""
+    rows = [json.loads(line) for line in (folder / "metrics.jsonl").read_text().splitlines()]
+    return [{k: v for k, v in r.items() if k not in ("time", "steps_per_sec")} for r in rows]
+
+
+def test_run_writes_every_file_it_promises(write_config, tmp_path, capsys):
+    path = write_config()
+    out = tmp_path / "run"
+    assert cli("run", path, "--out", out) == 0
+    stdout = capsys.readouterr().out
+    assert "step 6/6" in stdout and "eval_loss" in stdout  # plain lines off a terminal
+    for name in ("config.yaml", "metrics.jsonl", "summary.json", "loss.png", "predictions.png"):
+        assert (out / name).stat().st_size > 0, name
+    summary = json.loads((out / "summary.json").read_text())
+    assert set(summary["metrics"]) == {"eval_loss", "baseline"}
+    assert summary["metrics"]["baseline"] == pytest.approx(1 / 6)
+    assert summary["steps"] == 6 and summary["wall_time_s"] > 0 and summary["machine"]
+    records = [json.loads(line) for line in (out / "metrics.jsonl").read_text().splitlines()]
+    train = [r for r in records if "loss" in r]
+    assert [r["step"] for r in train] == [1, 2, 3, 4, 5, 6]
+    assert all({"grad_norm", "lr", "time"} <= set(r) for r in train)
+    assert all("steps_per_sec" in r for r in train[1:])
+    assert [r["step"] for r in records if "eval_loss" in r] == [3, 6]
+    with Checkpointer(out / "checkpoints") as checkpoints:
+        assert checkpoints.steps() == [2, 4, 6]
+    assert catalog.load(out / "config.yaml").train == catalog.load(path).train
+
+
+def test_copying_reports_accuracy(write_config, tmp_path):
+    path = write_config(experiment="copying", data={"seq_len": 3, "length": 2, "symbols": 3},
+                        train={"steps": 2, "eval_every": 2})
+    out = tmp_path / "copy"
+    assert cli("run", path, "--out", out) == 0
+    metrics = json.loads((out / "summary.json").read_text())["metrics"]
+    assert set(metrics) == {"eval_loss", "eval_accuracy", "baseline"}
+    assert metrics["baseline"] == pytest.approx(2 * np.log(3) / (3 + 4))
+    assert (out / "accuracy.png").exists()
+
+
+def test_resume_ends_with_the_parameters_of_an_uninterrupted_run(write_config, tmp_path, monkeypatch, capsys):
+    path = write_config(model={"cell": "gru", "num_layers": 2, "dropout": 0.25}, optim={"schedule": "cosine"})
+    whole, parts = tmp_path / "whole", tmp_path / "parts"
+    assert cli("run", path, "--out", whole) == 0
+
+    # Kill the second run after step 5: checkpoints 2 and 4 are on disk, step 5 is lost.
+    advance = progress.Progress.advance
+    calls = []
+
+    def killed_after_step_5(self, n=1):
+        advance(self, n)
+        calls.append(n)
+        if len(calls) == 5:
+            raise KeyboardInterrupt
+
+    monkeypatch.setattr(progress.Progress, "advance", killed_after_step_5)
+    assert cli("run", path, "--out", parts) == 130
+    assert "--resume" in capsys.readouterr().err
+    monkeypatch.undo()
+    with Checkpointer(parts / "checkpoints") as checkpoints:
+        assert checkpoints.steps() == [2, 4]
+    assert not (parts / "summary.json").exists()
+
+    assert cli("run", path, "--out", parts, "--resume") == 0
+    assert "resumed from the checkpoint of step 4" in capsys.readouterr().out
+    a, b = final_state(whole, path), final_state(parts, path)
+    assert int(a.step) == int(b.step) == 6
+    for x, y in zip(jax.tree_util.tree_leaves(a), jax.tree_util.tree_leaves(b)):
+        np.testing.assert_array_equal(x, y)  # bit for bit
+    assert losses(whole) == losses(parts)
+    summary = lambda d: json.loads((d / "summary.json").read_text())["metrics"]  # noqa: E731
+    assert summary(whole) == summary(parts)
+
+
+def test_resuming_a_finished_run_only_evaluates_again(write_config, tmp_path):
+    path = write_config(train={"steps": 2, "eval_every": 1})
+    out = tmp_path / "run"
+    assert cli("run", path, "--out", out) == 0
+    before = losses(out)
+    assert cli("run", path, "--out", out, "--resume") == 0
+    assert losses(out) == before
+
+
+def test_an_existing_run_is_not_overwritten_by_accident(write_config, tmp_path, capsys):
+    path = write_config(train={"steps": 2})
+    out = tmp_path / "run"
+    assert cli("run", path, "--out", out) == 0
+    capsys.readouterr()
+    assert cli("run", path, "--out", out) == 2
+    err = capsys.readouterr().err
+    assert "already holds a run" in err and "--resume" in err and "--overwrite" in err
+    assert cli("run", path, "--out", out, "--resume", "--set", "optim.learning_rate=0.5") == 2
+    err = capsys.readouterr().err
+    assert "optim.learning_rate" in err and "0.5" in err and err.count("\n") == 1
+    assert cli("run", path, "--out", out, "--overwrite", "--set", "optim.learning_rate=0.5") == 0
+    assert catalog.load(out / "config.yaml").optim.learning_rate == 0.5
+
+
+def test_nan_guard_stops_and_keeps_the_last_good_checkpoint(write_config, tmp_path, capsys):
+    path = write_config(model={"cell": "rnn"}, train={"steps": 20, "checkpoint_every": 1, "eval_every": 100})
+    out = tmp_path / "diverge"
+    status = cli("run", path, "--out", out, "--set", "optim.name=sgd", "--set", "optim.learning_rate=1e30",
+                 "--set", "optim.clip_norm=null", "--set", "optim.momentum=0")
+    assert status == 1
+    err = capsys.readouterr().err
+    assert "diverged" in err and "at step" in err and "last good checkpoint is step" in err
+    assert err.count("\n") == 1 and "Traceback" not in err
+    assert not (out / "summary.json").exists()
+    state = final_state(out, out / "config.yaml")
+    bad_step = int(err.split("at step ")[1].split()[0])
+    assert int(state.step) == bad_step - 1
+    assert all(np.isfinite(leaf).all() for leaf in jax.tree_util.tree_leaves(state))
+
+
+def test_list_shows_every_config(capsys):
+    assert cli("list") == 0
+    lines = capsys.readouterr().out.splitlines()
+    names = sorted(p.stem for p in (ROOT / "configs").glob("*.yaml"))
+    assert sorted(line.split()[0] for line in lines) == names
+    assert not any("INVALID" in line for line in lines)
+
+
+def test_table_from_run_folders(write_config, tmp_path, capsys):
+    for cell in ("gru", "rnn"):
+        path = write_config(name=f"tiny_{cell}", model={"cell": cell}, train={"steps": 2})
+        assert cli("run", path, "--out", tmp_path / "runs" / f"tiny_{cell}") == 0
+    capsys.readouterr()
+    assert cli("table", tmp_path / "runs") == 0
+    table = capsys.readouterr().out.splitlines()
+    assert table[0].startswith("| experiment | T | cell |")
+    assert [row.split("|")[3].strip() for row in table[2:]] == ["rnn", "gru"]
+    readme = tmp_path / "README.md"
+    readme.write_text(f"# x\n\n{results.START}\nold\n{results.END}\n\nafter\n")
+    assert cli("table", tmp_path / "runs", "--into", readme, "--out", tmp_path / "table.md") == 0
+    text = readme.read_text()
+    assert "old" not in text and "| rnn |" in text.replace("  ", " ") and text.endswith("after\n")
+    written = (tmp_path / "table.md").read_text()
+    assert written.startswith("<!-- generated by `jaxrnn table") and written.split("-->\n\n", 1)[1] in text
+    assert cli("table", tmp_path / "nothing") == 2
+
+
+def test_progress_bar_on_a_terminal_and_lines_elsewhere():
+    stream = io.StringIO()
+    bar = progress.Progress(10, interactive=True, stream=stream)
+    bar.advance(5)
+    bar.report({"step": 5, "loss": 0.25, "steps_per_sec": 12.0})
+    bar.close()
+    assert "5/10" in stream.getvalue() and "loss=0.25" in stream.getvalue()
+    stream = io.StringIO()
+    lines = progress.Progress(10, interactive=False, stream=stream)
+    lines.report({"step": 5, "loss": 0.25, "steps_per_sec": 12.0, "time": 1.0})
+    assert stream.getvalue() == "step  5/10  loss 0.25  steps/s 12\n"
+
+
+def _subprocess(*args):
+    env = {**os.environ, "PYTHONPATH": str(ROOT)}
+    return subprocess.run([sys.executable, "-m", "jaxrnn", *map(str, args)], capture_output=True, text=True,
+                          env=env, cwd=ROOT, timeout=120)
+
+
+def test_a_real_process_exits_2_on_a_bad_config(write_config):
+    proc = _subprocess("run", write_config(model={"cell": "lstn"}), "--out", "/nonexistent/never")
+    assert proc.returncode == 2
+    assert proc.stderr.strip().count("\n") == 0 and "Traceback" not in proc.stderr
+    assert "unknown model.cell 'lstn'; allowed: rnn, lstm, gru" in proc.stderr
+
+
+def test_the_default_run_folder_is_runs_slash_config_name(write_config):
+    config = catalog.load(write_config())
+    assert runner.default_folder(config).path.as_posix() == "runs/tiny"

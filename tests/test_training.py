@@ -1,0 +1,183 @@
+"""The train step, the NaN guard, evaluation and truncated BPTT."""
+
+from __future__ import annotations
+
+import functools
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import optax
+import pytest
+
+import jaxrnn
+from jaxrnn import models, tasks, training
+from jaxrnn.tasks import adding, copying
+
+
+def tiny_adding(cell="lstm", seq_len=10, batch_size=16):
+    model = models.many_to_one(models.cell(cell, 8), adding.INPUT_SIZE, adding.OUTPUT_SIZE)
+
+    def loss(params, batch, key):
+        return adding.mse(model.apply(params, batch.xs, key), batch.ys), {}
+
+    sample = functools.partial(adding.sample, batch_size=batch_size, seq_len=seq_len)
+    return model, loss, sample
+
+
+@pytest.mark.parametrize("cell", ["rnn", "lstm", "gru"])
+def test_train_step_lowers_the_loss(cell):
+    model, loss, sample = tiny_adding(cell)
+    tx = optax.adam(0.02)
+    step = training.train_step(loss, tx, 0.02)
+    state = training.init(model.init(jax.random.key(0)), tx)
+    held_out = sample(tasks.key_at(0, tasks.EVAL, 0))
+    before = float(loss(state.params, held_out, None)[0])
+    for t in range(60):
+        state, metrics = step(state, sample(tasks.key_at(0, tasks.TRAIN, t)))
+    after = float(loss(state.params, held_out, None)[0])
+    assert int(state.step) == 60
+    assert after < 0.5 * before, (before, after)
+    assert set(metrics) >= {"loss", "grad_norm", "lr", "finite"}
+    assert float(metrics["lr"]) == pytest.approx(0.02)
+
+
+def test_the_step_is_deterministic():
+    model, loss, sample = tiny_adding()
+    tx = optax.adam(0.01)
+    step = training.train_step(loss, tx)
+    runs = []
+    for _ in range(2):
+        state = training.init(model.init(jax.random.key(0)), tx)
+        for t in range(3):
+            state, _ = step(state, sample(tasks.key_at(1, tasks.TRAIN, t)))
+        runs.append(jax.tree_util.tree_leaves(state))
+    for a, b in zip(*runs):
+        np.testing.assert_array_equal(a, b)
+
+
+def test_a_non_finite_loss_leaves_the_state_unchanged():
+    params = {"w": jnp.ones(3)}
+    tx = optax.sgd(0.1)
+
+    def loss(params, batch, key):
+        return jnp.sum(params["w"] * batch), {}
+
+    step = training.train_step(loss, tx)
+    state = training.init(params, tx)
+    new, metrics = step(state, jnp.array([1.0, jnp.nan, 0.0]))
+    assert not bool(metrics["finite"])
+    assert int(new.step) == 0
+    np.testing.assert_array_equal(new.params["w"], params["w"])
+    new, metrics = step(state, jnp.array([1.0, 2.0, 0.0]))
+    assert bool(metrics["finite"]) and int(new.step) == 1
+
+
+def test_grad_norm_is_measured_before_clipping():
+    params = {"w": jnp.zeros(2)}
+    tx = optax.chain(optax.clip_by_global_norm(1.0), optax.sgd(1.0))
+    step = training.train_step(lambda p, b, k: (jnp.dot(p["w"], b), {}), tx)
+    state, metrics = step(training.init(params, tx), jnp.array([3.0, 4.0]))
+    assert float(metrics["grad_norm"]) == pytest.approx(5.0)
+    np.testing.assert_allclose(state.params["w"], [-0.6, -0.8], rtol=1e-6)
+
+
+def test_evaluator_averages_over_batches():
+    evaluate = training.evaluator(lambda params, batch: {"loss": params * batch, "one": jnp.ones(())})
+    assert evaluate(2.0, [jnp.array(1.0), jnp.array(3.0)]) == {"loss": 4.0, "one": 1.0}
+
+
+def test_copying_metrics_on_a_perfect_answer():
+    batch = copying.sample(jax.random.key(0), 4, delay=5)
+    logits = 100.0 * jax.nn.one_hot(batch.ys, copying.output_size())
+    assert float(copying.cross_entropy(logits, batch.ys)) == pytest.approx(0.0, abs=1e-6)
+    assert float(copying.recall_accuracy(logits, batch.ys)) == 1.0
+    assert batch.xs.shape == (5 + 20, 4, 10) and batch.ys.shape == (25, 4)
+
+
+def test_copying_baseline_is_the_memoryless_cross_entropy():
+    T = 30
+    batch = jax.jit(functools.partial(copying.sample, batch_size=64, delay=T))(jax.random.key(0))
+    # blank with certainty until the recall, then uniform over the 8 symbols
+    recall = jnp.arange(T + 20)[:, None, None] >= T + 10
+    logits = jnp.where(recall, jnp.pad(jnp.zeros((1, 1, 8)), ((0, 0), (0, 0), (1, 0)), constant_values=-1e9),
+                       jnp.pad(jnp.full((1, 1, 8), -1e9), ((0, 0), (0, 0), (1, 0))))
+    logits = jnp.broadcast_to(logits, (T + 20, 64, 9))
+    assert float(copying.cross_entropy(logits, batch.ys)) == pytest.approx(copying.baseline(T), rel=1e-5)
+    assert copying.baseline(T) == pytest.approx(10 * np.log(8) / (T + 20))
+
+
+def test_adding_data_and_baseline():
+    batch = jax.jit(adding.sample, static_argnums=(1, 2))(jax.random.key(0), 4096, 50)
+    markers = batch.xs[..., 1]
+    np.testing.assert_array_equal(markers.sum(0), 2.0)
+    assert bool(jnp.all(markers[:25].sum(0) == 1))
+    np.testing.assert_allclose(batch.ys[:, 0], (batch.xs[..., 0] * markers).sum(0), rtol=1e-6)
+    assert float(adding.mse(jnp.ones_like(batch.ys), batch.ys)) == pytest.approx(1 / 6, abs=0.01)
+    # a pure function of (seed, step)
+    a = adding.sample(tasks.key_at(3, tasks.TRAIN, 7), 2, 10)
+    b = adding.sample(tasks.key_at(3, tasks.TRAIN, 7), 2, 10)
+    np.testing.assert_array_equal(a.xs, b.xs)
+
+
+# Truncated BPTT: an RNN reads a stream and predicts a per-step target.
+
+def _stream_problem():
+    cell = jaxrnn.gru(4)
+    params = {"cell": cell.init(jax.random.key(0), 2), "readout": models.dense_init(jax.random.key(1), 4, 1)}
+    xs = jax.random.normal(jax.random.key(2), (12, 3, 2))
+    ys = jnp.cumsum(xs[..., :1], axis=0) * 0.1
+
+    def loss(params, carry, chunk, key):
+        chunk_xs, chunk_ys = chunk
+        carry, hs = jaxrnn.scan(cell, params["cell"], chunk_xs, carry)
+        return jnp.mean((models.dense(params["readout"], hs) - chunk_ys) ** 2), (carry, {})
+
+    return cell, params, (xs, ys), loss
+
+
+def test_tbptt_carries_the_state_forward_without_gradient():
+    cell, params, (xs, ys), loss = _stream_problem()
+    tx = optax.sgd(0.1)
+    step = training.truncated_bptt_step(loss, tx, chunk_length=4)
+    carry0 = cell.initial_carry((3,))
+    state, carry, metrics = step(training.init(params, tx), carry0, (xs, ys))
+    assert metrics["loss"].shape == (3,) and int(state.step) == 3
+
+    # by hand: three updates, each on one chunk, each from the carry the last chunk left (a constant)
+    @jax.jit
+    def by_hand(p, c, chunk):
+        (_, (c_next, _)), grads = jax.value_and_grad(loss, has_aux=True)(p, c, chunk, None)
+        return jax.tree_util.tree_map(lambda w, g: w - 0.1 * g, p, grads), c_next
+
+    p, c = params, carry0
+    for n in range(3):
+        p, c = by_hand(p, c, (xs[4 * n : 4 * n + 4], ys[4 * n : 4 * n + 4]))
+    for a, b in zip(jax.tree_util.tree_leaves((state.params, carry)), jax.tree_util.tree_leaves((p, c))):
+        np.testing.assert_allclose(a, b, rtol=1e-5, atol=1e-6)
+
+
+def test_tbptt_forward_sees_the_whole_stream():
+    cell, params, (xs, ys), loss = _stream_problem()
+    tx = optax.sgd(0.0)  # no learning: the carry must equal one scan over the whole stream
+    step = training.truncated_bptt_step(loss, tx, chunk_length=3)
+    _, carry, _ = step(training.init(params, tx), cell.initial_carry((3,)), (xs, ys))
+    np.testing.assert_allclose(carry, jaxrnn.scan(cell, params["cell"], xs)[0], rtol=1e-5, atol=1e-6)
+
+
+def test_tbptt_rejects_a_ragged_stream():
+    cell, params, (xs, ys), loss = _stream_problem()
+    step = training.truncated_bptt_step(loss, optax.sgd(0.1), chunk_length=5)
+    with pytest.raises(ValueError, match="multiple of chunk_length"):
+        step(training.init(params, optax.sgd(0.1)), cell.initial_carry((3,)), (xs, ys))
+
+
+def test_every_config_cell_name_builds_a_cell():
+    from jaxrnn import config
+
+    assert tuple(models.CELLS) == config.CELLS
+    for name in config.CELLS:
+        for layers in (1, 2):
+            cell = models.cell(name, 4, layers)
+            ys = jaxrnn.scan(cell, cell.init(jax.random.key(0), 3), jnp.zeros((2, 3)))[1]
+            assert ys.shape == (2, 4)
