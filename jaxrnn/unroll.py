@@ -20,6 +20,7 @@ on GPU and TPU.
 from __future__ import annotations
 
 import functools
+import math
 from typing import Any, Callable
 
 import jax
@@ -143,8 +144,41 @@ def _masked_scan(body, params, xs, carry, valid, *, reverse, unroll, remat):
         return _mask(ok, new_carry, carry, y)
 
     if remat:
-        step = jax.checkpoint(step)
+        return _checkpointed_scan(step, carry, xs, valid, reverse=reverse, unroll=unroll)
     return lax.scan(step, carry, (xs, valid), reverse=reverse, unroll=unroll)
+
+
+def _checkpointed_scan(step, carry, xs, valid, *, reverse, unroll):
+    """``lax.scan(step, ...)`` storing only the carry at every ``K ~ sqrt(T)``-th step.
+
+    The sequence is cut into chunks of ``K`` steps (padded at the end with
+    masked steps, which change nothing); the backward pass recomputes one chunk
+    at a time. Memory for the backward pass: ``T / K`` carries plus one chunk's
+    activations, instead of every step's activations: ``O(sqrt(T))``.
+    """
+    time, batch_shape = xs.shape[0], xs.shape[1:-1]
+    size = _chunk_size(time)
+    chunks = -(-time // size)
+    pad = chunks * size - time
+    if pad:
+        valid = jnp.ones((time, *batch_shape), bool) if valid is None else valid
+        valid = jnp.concatenate([valid, jnp.zeros((pad, *batch_shape), bool)])
+        xs = jnp.concatenate([xs, jnp.zeros((pad, *xs.shape[1:]), xs.dtype)])
+    split = lambda a: a.reshape((chunks, size, *a.shape[1:]))  # noqa: E731
+
+    @jax.checkpoint
+    def chunk(carry, inputs):
+        return lax.scan(step, carry, inputs, reverse=reverse, unroll=unroll)
+
+    carry, ys = lax.scan(chunk, carry, jax.tree_util.tree_map(split, (xs, valid)), reverse=reverse)
+    return carry, ys.reshape((chunks * size, *ys.shape[2:]))[:time]
+
+
+def _chunk_size(time: int) -> int:
+    """About ``sqrt(T)``: a divisor of ``T`` where one is near (no padding, no copies), else ``ceil(sqrt(T))``."""
+    root = math.isqrt(time - 1) + 1 if time > 0 else 1  # ceil(sqrt(T))
+    divisor = max(d for d in range(1, root + 1) if time % d == 0) if time > 0 else 1
+    return divisor if 2 * divisor >= root else root
 
 
 def _mask(ok: jax.Array | None, new_carry: Carry, carry: Carry, y: jax.Array) -> tuple[Carry, jax.Array]:

@@ -125,3 +125,24 @@ def test_lengths_captured_inside_jit_are_still_range_checked():
     for bad in (np.array([T + 1, 1, 1]), [-1, 2, 3]):
         with pytest.raises(ValueError, match=r"expected lengths in \[0, 6\]"):
             jax.jit(lambda p, x, bad=bad: jaxrnn.scan(cell, p, x, lengths=bad)[1])(params, xs)
+
+
+def test_remat_keeps_about_sqrt_t_carries_instead_of_every_step():
+    """The compiled training step's temporaries shrink several-fold with ``remat`` (chunked checkpoints)."""
+    cell, steps = jaxrnn.lstm(16), 1024
+    params = cell.init(jax.random.key(0), 4)
+    xs = jnp.zeros((steps, 2, 4))
+
+    def temporaries(remat):
+        loss = lambda p, x: jnp.mean(jaxrnn.scan(cell, p, x, remat=remat, path="plain")[1] ** 2)  # noqa: E731
+        compiled = jax.jit(jax.grad(loss, argnums=(0, 1))).lower(params, xs).compile()
+        return compiled.memory_analysis().temp_size_in_bytes
+
+    assert temporaries(False) > 4 * temporaries(True)
+
+
+@pytest.mark.parametrize("time, size", [(0, 1), (1, 1), (7, 3), (100, 10), (1000, 25), (8192, 64), (97, 10)])
+def test_checkpoint_chunks_are_about_sqrt_t(time, size):
+    from jaxrnn.unroll import _chunk_size
+
+    assert _chunk_size(time) == size

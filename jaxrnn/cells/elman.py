@@ -71,7 +71,7 @@ def rnn(
 
     def update(h: jax.Array, xp: jax.Array, hp: jax.Array) -> tuple[jax.Array, jax.Array]:
         check_carry(h, xp.shape[:-1] + (hidden_size,), 1)
-        h = phi((xp + hp).astype(h.dtype))
+        h = phi((hp + xp).astype(h.dtype))
         return h, h
 
     return Cell(init, initial_carry, SplitStep.from_product(project, product, update))

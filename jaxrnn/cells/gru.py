@@ -87,10 +87,10 @@ def gru(
 
     def recur_lecture(params, h, xp):
         check_carry(h, xp.shape[:-1] + (H,), 1)
-        x_rz, x_h = xp[..., : 2 * H], xp[..., 2 * H :]
-        rz = jax.nn.sigmoid((x_rz + matmul(h, params["recurrent_kernel"], dtype)).astype(h.dtype))
+        x_rz, x_h = jnp.split(xp, [2 * H], axis=-1)
+        rz = jax.nn.sigmoid((matmul(h, params["recurrent_kernel"], dtype) + x_rz).astype(h.dtype))
         r, z = jnp.split(rz, 2, axis=-1)
-        candidate = jnp.tanh((x_h + matmul(r * h, params["candidate_kernel"], dtype)).astype(h.dtype))
+        candidate = jnp.tanh((matmul(r * h, params["candidate_kernel"], dtype) + x_h).astype(h.dtype))
         h = (1.0 - z) * h + z * candidate
         return h, h
 
@@ -101,10 +101,12 @@ def gru(
 
     def update_reset_after(h: jax.Array, xp: jax.Array, hp: jax.Array) -> tuple[jax.Array, jax.Array]:
         check_carry(h, xp.shape[:-1] + (H,), 1)
-        xp, hp = xp.astype(h.dtype), hp.astype(h.dtype)
-        r = jax.nn.sigmoid(xp[..., :H] + hp[..., :H])
-        z = jax.nn.sigmoid(xp[..., H : 2 * H] + hp[..., H : 2 * H])
-        n = jnp.tanh(xp[..., 2 * H :] + r * hp[..., 2 * H :])
+        # jnp.split, not slicing: its transpose is one concatenate, where slices' are pads and adds
+        x_r, x_z, x_n = jnp.split(xp.astype(h.dtype), 3, axis=-1)
+        h_r, h_z, h_n = jnp.split(hp.astype(h.dtype), 3, axis=-1)
+        r = jax.nn.sigmoid(h_r + x_r)
+        z = jax.nn.sigmoid(h_z + x_z)
+        n = jnp.tanh(r * h_n + x_n)
         h = (1.0 - z) * n + z * h
         return h, h
 

@@ -75,7 +75,7 @@ def lstm(
     def update(carry, xp, hp):
         check_carry(carry, xp.shape[:-1] + (hidden_size,), 2)
         h, c = carry
-        i, f, g, o = jnp.split((xp + hp).astype(c.dtype), 4, axis=-1)
+        i, f, g, o = jnp.split((hp + xp).astype(c.dtype), 4, axis=-1)
         c = jax.nn.sigmoid(f) * c + jax.nn.sigmoid(i) * jnp.tanh(g)
         h = (jax.nn.sigmoid(o) * jnp.tanh(c)).astype(h.dtype)
         return (h, c), h
