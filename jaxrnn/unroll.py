@@ -32,7 +32,7 @@ from jaxrnn.cells.base import Carry, Cell, Params, SplitStep
 from jaxrnn.cells.checks import check_carry_like
 from jaxrnn.deep import Stacked, add_residual, check_layers, dropout, layer_key
 
-PATHS = ("auto", "plain", "projected", "fused", "fused_stepwise")
+PATHS = ("auto", "plain", "projected", "fused")
 
 
 def scan(
@@ -65,9 +65,11 @@ def scan(
         sequence's true end (with ``reverse``, each sequence is read backwards
         from its own last element).
       unroll: steps per loop iteration (``lax.scan``'s ``unroll``).
-      remat: recompute each step in the backward pass instead of storing its
-        intermediates (``jax.checkpoint``); memory ``O(T * carry)`` instead of
-        ``O(T * activations)``, for long sequences.
+      remat: store the carry only every ``~sqrt(T)`` steps and recompute the
+        steps between in the backward pass (``jax.checkpoint`` of chunks);
+        memory ``O(sqrt(T))`` carries plus one chunk's activations instead of
+        ``O(T)`` activations, for long sequences, at the cost of one more
+        forward pass.
       key: random key for the dropout of a :func:`~jaxrnn.stack`.
       path: ``"auto"``, ``"plain"``, ``"projected"`` or ``"fused"`` (module
         docstring); a path the cell does not support falls back to the next
@@ -109,14 +111,14 @@ def scan(
     if path == "projected":
         xps = step.project(params, xs)
         return _masked_scan(step.recur, params, xps, carry, valid, reverse=reverse, unroll=unroll, remat=remat)
-    return _recurrence(step, path == "fused", reverse, unroll, params, carry, xs, valid)
+    return _recurrence(step, reverse, unroll, params, carry, step.project(params, xs), valid)
 
 
 def _resolve_path(path: str, step: Callable, remat: bool) -> str:
     if path == "auto":
         path = "plain" if jax.default_backend() == "cpu" else "fused"
-    if path.startswith("fused") and (remat or not isinstance(step, SplitStep) or step.product is None):
-        path = "projected" if path == "fused" else "plain"
+    if path == "fused" and (remat or not isinstance(step, SplitStep) or step.product is None):
+        path = "projected"
     if path == "projected" and not isinstance(step, SplitStep):
         path = "plain"
     return path
@@ -203,21 +205,16 @@ def _valid_mask(time: int, lengths: jax.Array) -> jax.Array:
 # --- the fused path: a custom VJP for `update(carry, xp, product(params, carry))` -------------
 
 
-@functools.partial(jax.custom_vjp, nondiff_argnums=(0, 1, 2, 3))
-def _recurrence(step, hoist, reverse, unroll, params, carry, xs, valid):
-    """``carry, ys`` of ``step`` over ``xs: (T, *batch, I)``.
-
-    ``hoist`` projects all inputs before the loop (one big product); otherwise
-    each step projects its own input (faster on XLA:CPU). The VJP is the same.
-    """
-    carry, (ys, _) = _recurrence_forward(step, hoist, reverse, unroll, params, carry, xs, valid, save=False)
+@functools.partial(jax.custom_vjp, nondiff_argnums=(0, 1, 2))
+def _recurrence(step, reverse, unroll, params, carry, xps, valid):
+    """``carry, ys`` of ``step.update``/``step.product`` over projected inputs ``xps: (T, *batch, G)``."""
+    carry, (ys, _) = _recurrence_forward(step, reverse, unroll, params, carry, xps, valid, save=False)
     return carry, ys
 
 
-def _recurrence_forward(step, hoist, reverse, unroll, params, carry, xs, valid, *, save):
+def _recurrence_forward(step, reverse, unroll, params, carry, xps, valid, *, save):
     def body(carry, inputs):
-        x, ok = inputs
-        xp = x if hoist else step.project(params, x)
+        xp, ok = inputs
         hp = step.product(params, carry)
         if save:  # keep the elementwise part's own residuals (activations), as autodiff would
             (new_carry, y), update_vjp = jax.vjp(step.update, carry, xp, hp)
@@ -226,27 +223,26 @@ def _recurrence_forward(step, hoist, reverse, unroll, params, carry, xs, valid, 
         new_carry, y = _mask(ok, new_carry, carry, y)
         return new_carry, (y, (carry, update_vjp) if save else None)
 
-    inputs = step.project(params, xs) if hoist else xs
-    return lax.scan(body, carry, (inputs, valid), reverse=reverse, unroll=unroll)
+    return lax.scan(body, carry, (xps, valid), reverse=reverse, unroll=unroll)
 
 
-def _recurrence_fwd(step, hoist, reverse, unroll, params, carry, xs, valid):
+def _recurrence_fwd(step, reverse, unroll, params, carry, xps, valid):
     final, (ys, (prev, update_vjps)) = _recurrence_forward(
-        step, hoist, reverse, unroll, params, carry, xs, valid, save=True
+        step, reverse, unroll, params, carry, xps, valid, save=True
     )
-    return (final, ys), (params, xs, valid, prev, update_vjps)
+    return (final, ys), (params, valid, prev, update_vjps)
 
 
-def _recurrence_bwd(step, hoist, reverse, unroll, residuals, cotangents):
-    """Backward loop over the carry only; the parameter gradients are big products after it.
+def _recurrence_bwd(step, reverse, unroll, residuals, cotangents):
+    """Backward loop over the carry only; the weight gradient is one big product after it.
 
-    Per step, with ``g_t = dL/dhp_t`` and ``e_t = dL/dxp_t`` from the elementwise
+    Per step, with ``g_t = dL/dhp_t`` and ``dL/dxp_t`` from the elementwise
     ``update``: ``dL/dcarry_{t-1} = (d update / d carry) + g_t @ W_h^T``. Then
     ``dL/dW_h = sum_t carry_{t-1}^T g_t`` is ``product``'s VJP over all steps
-    at once, one ``(H, T*B) @ (T*B, G)`` product, and ``dL/dW_x``, ``dL/dxs``
-    are ``project``'s VJP over all steps.
+    at once, one ``(H, T*B) @ (T*B, G)`` product; ``dL/dxps`` flows on to the
+    projection, whose own VJP is another big product.
     """
-    params, xs, valid, prev, update_vjps = residuals
+    params, valid, prev, update_vjps = residuals
     d_final, d_ys = cotangents
 
     def body(d_carry, inputs):
@@ -265,11 +261,8 @@ def _recurrence_bwd(step, hoist, reverse, unroll, residuals, cotangents):
     inputs = (valid, prev, update_vjps, d_ys)
     d_carry, (d_xps, d_hps) = lax.scan(body, d_final, inputs, reverse=not reverse, unroll=unroll)
     _, product_vjp = jax.vjp(step.product, params, prev)
-    _, project_vjp = jax.vjp(step.project, params, xs)
-    d_params_product, _ = product_vjp(d_hps)
-    d_params_project, d_xs = project_vjp(d_xps)
-    d_params = jax.tree_util.tree_map(jnp.add, d_params_product, d_params_project)
-    return d_params, d_carry, d_xs, None
+    d_params, _ = product_vjp(d_hps)
+    return d_params, d_carry, d_xps, None
 
 
 _recurrence.defvjp(_recurrence_fwd, _recurrence_bwd)
