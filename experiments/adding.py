@@ -50,12 +50,13 @@ def problem(config: Config) -> runner.Problem:
     def metrics(params, batch):
         return {"loss": adding.mse(net.apply(params, batch.xs), batch.ys)}
 
+    batch_at, eval_set = tasks.batches(sample, seed, config.train.eval_batches)
     return runner.Problem(
         init=net.init,
         loss=loss,
         metrics=metrics,
-        batch=lambda step: sample(tasks.key_at(seed, tasks.TRAIN, step)),
-        eval_batches=[sample(tasks.key_at(seed, tasks.EVAL, i)) for i in range(config.train.eval_batches)],
+        batch=batch_at,
+        eval_batches=eval_set,
         baseline=adding.baseline(T),
     )
 

@@ -57,12 +57,13 @@ def problem(config: Config) -> runner.Problem:
         return {"loss": copying.cross_entropy(logits, batch.ys),
                 "accuracy": copying.recall_accuracy(logits, batch.ys, data.length)}
 
+    batch_at, eval_set = tasks.batches(sample, seed, config.train.eval_batches)
     return runner.Problem(
         init=model.init,
         loss=loss,
         metrics=metrics,
-        batch=lambda step: sample(tasks.key_at(seed, tasks.TRAIN, step)),
-        eval_batches=[sample(tasks.key_at(seed, tasks.EVAL, i)) for i in range(config.train.eval_batches)],
+        batch=batch_at,
+        eval_batches=eval_set,
         baseline=copying.baseline(data.seq_len, data.length, data.symbols),
     )
 
