@@ -57,7 +57,6 @@ def check_carry_like(carry: Any, expected: Any) -> None:
 
 def check_hidden(carry: Any, hidden_size: int, n: int) -> None:
     """Raise unless every carry leaf ends in ``hidden_size`` (batch axes are checked later, against the input)."""
-    leaves = (carry,) if n == 1 else carry
-    first = leaves[0] if isinstance(leaves, (tuple, list)) and leaves else carry
+    first = carry[0] if n != 1 and isinstance(carry, (tuple, list)) and carry else carry
     batch_shape = tuple(getattr(first, "shape", (None,))[:-1])
     check_carry(carry, batch_shape + (hidden_size,), n)
