@@ -17,10 +17,8 @@ MODULES = {"lstm": "LSTM", "gru": "GRU", "rnn": "RNN"}
 
 
 def unavailable() -> str | None:
-    try:
-        import torch  # noqa: F401
-    except ImportError as error:
-        return f"torch not importable ({error})"
+    import torch  # noqa: F401  (an ImportError is reported by layers.unavailable)
+
     return None
 
 
