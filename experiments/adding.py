@@ -33,6 +33,11 @@ class Data:
     seq_len: int = dataclasses.field(metadata={"check": lambda t: t >= 2, "allowed": "an integer >= 2"})
 
 
+def check(config: Config) -> None:
+    """A recurrent cell is required: ``cell: ar`` has none."""
+    models.cell_from_config(config.model)
+
+
 def model(config: Config) -> models.Model:
     """Many-to-one: the configured cell reads ``(value, marker)`` pairs, a linear readout of ``h_T`` answers."""
     return models.many_to_one(models.cell_from_config(config.model), adding.INPUT_SIZE, adding.OUTPUT_SIZE)

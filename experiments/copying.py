@@ -37,6 +37,11 @@ class Data:
     symbols: int = dataclasses.field(default=8, metadata={"check": _positive, "allowed": "a positive integer"})
 
 
+def check(config: Config) -> None:
+    """A recurrent cell is required: ``cell: ar`` has none."""
+    models.cell_from_config(config.model)
+
+
 def problem(config: Config) -> runner.Problem:
     """Data and model of ``config``, as the runner takes them."""
     seed, data = config.train.seed, config.data

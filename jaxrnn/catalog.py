@@ -4,7 +4,10 @@ An experiment module ``experiments/<name>.py`` provides:
 
 * ``Data``: a dataclass, the schema of its configs' ``data`` section;
 * ``run(config, folder, *, resume=False, interactive=None) -> summary``: build
-  the data and the model from the config, train, evaluate, plot.
+  the data and the model from the config, train, evaluate, plot;
+* optionally ``check(config)``: raise :class:`~jaxrnn.config.ConfigError` for
+  what the section schemas cannot see (keys that must agree with each other or
+  with the data), so a bad config fails at load time, before a run folder exists.
 
 The config key ``experiment: <name>`` picks the module.
 """
@@ -76,4 +79,8 @@ def data_schemas() -> dict[str, type]:
 
 def load(name_or_path: str | Path, overrides=()) -> config_lib.Config:
     """Load and validate a config (by path or by name) against the experiments here."""
-    return config_lib.load(find_config(name_or_path), overrides, data_schemas())
+    config = config_lib.load(find_config(name_or_path), overrides, data_schemas())
+    check = getattr(experiment(config.experiment), "check", None)
+    if check is not None:
+        check(config)
+    return config

@@ -71,7 +71,7 @@ def _run(args: argparse.Namespace) -> int:
     except runner.RunExists as error:
         return _fail(f"error: {error}", EXIT_USAGE)
     interactive = {"auto": None, "bar": True, "lines": False}[args.progress]
-    print(f"{config.name}: {config.experiment}, {config.model.cell} x{config.model.num_layers} "
+    print(f"{config.name}: {config.experiment}, {config.model.label} x{config.model.num_layers} "
           f"hidden {config.model.hidden_size}, {config.train.steps} steps -> {folder.path}", flush=True)
     try:
         summary = catalog.experiment(config.experiment).run(config, folder, resume=args.resume,
@@ -98,8 +98,8 @@ def _list(args: argparse.Namespace) -> int:
         except ConfigError as error:
             print(f"{path.stem:<{width}}  INVALID: {error}")
             continue
-        seq = getattr(c.data, "seq_len", None)
-        print(f"{path.stem:<{width}}  {c.experiment:<8} {c.model.cell:<4} hidden {c.model.hidden_size:<4} "
+        seq = c.model.tau or getattr(c.data, "seq_len", None)
+        print(f"{path.stem:<{width}}  {c.experiment:<8} {c.model.label:<9} hidden {c.model.hidden_size:<4} "
               + (f"T {seq:<4} " if seq is not None else "")
               + f"steps {c.train.steps:<6} {c.optim.name} lr {c.optim.learning_rate:g}")
     return 0

@@ -28,6 +28,7 @@ from typing import Any, Callable, Iterable, Mapping
 import yaml
 
 CELLS = ("rnn", "lstm", "gru")
+WINDOW_MODELS = ("ar",)  # the lecture's AR(tau): no recurrent cell
 OPTIMIZERS = ("adam", "adamw", "sgd", "rmsprop")
 SCHEDULES = ("constant", "cosine", "warmup", "warmup_cosine")
 
@@ -64,13 +65,39 @@ def _positive_or_null(x):
 
 @dataclasses.dataclass(frozen=True)
 class Model:
-    """The recurrent network: ``num_layers`` cells of ``hidden_size`` units and a readout."""
+    """The sequence model.
 
-    cell: str = dataclasses.field(metadata=choice(*CELLS))
+    A recurrent ``cell`` (rnn, lstm, gru): ``num_layers`` cells of
+    ``hidden_size`` units and a readout. ``cell: ar``: the lecture's AR(``tau``),
+    no recurrence, an MLP on the last ``tau`` observations with ``num_layers``
+    hidden layers of ``hidden_size`` units (``num_layers: 0``: the linear AR).
+    """
+
+    cell: str = dataclasses.field(metadata=choice(*CELLS, *WINDOW_MODELS))
     hidden_size: int = dataclasses.field(metadata=check(_positive, "a positive integer"))
-    num_layers: int = dataclasses.field(metadata=check(_positive, "a positive integer"))
+    num_layers: int = dataclasses.field(metadata=check(_non_negative, "a non-negative integer"))
     dropout: float = dataclasses.field(default=0.0, metadata=check(_rate, "a number in [0, 1)"))
     residual: bool = False
+    tau: int | None = dataclasses.field(default=None, metadata=check(_positive_or_null, "a positive integer (cell ar only)"))
+
+    @property
+    def label(self) -> str:
+        """``lstm``, ..., or ``ar(8)``: the model in a table or a title."""
+        if self.cell not in WINDOW_MODELS:
+            return self.cell
+        return f"{self.cell}({self.tau})" + (" mlp" if self.num_layers else "")
+
+    def __post_init__(self):
+        if self.cell in WINDOW_MODELS:
+            if self.tau is None:
+                raise ConfigError(f"missing key model.tau (cell {self.cell} needs its window: a positive integer)")
+            if self.dropout or self.residual:
+                raise ConfigError(f"model.dropout and model.residual apply to recurrent cells only, not to cell {self.cell}")
+        else:
+            if self.tau is not None:
+                raise ConfigError(f"model.tau: only cell ar has a window; remove it for cell {self.cell}")
+            if self.num_layers < 1:
+                raise ConfigError(f"model.num_layers: expected a positive integer for cell {self.cell}, got {self.num_layers}")
 
 
 @dataclasses.dataclass(frozen=True)

@@ -18,6 +18,7 @@ import jax.numpy as jnp
 
 import jaxrnn
 from jaxrnn.cells.base import Cell
+from jaxrnn.config import ConfigError
 from jaxrnn.config import Model as ModelConfig
 from jaxrnn.deep import Stacked
 from jaxrnn.deep import output_size as cell_output_size
@@ -48,7 +49,13 @@ def cell(name: str, hidden_size: int, num_layers: int = 1, *, dropout: float = 0
 
 
 def cell_from_config(config: ModelConfig) -> Cell:
-    """The cell of a ``model`` config section."""
+    """The cell of a ``model`` config section.
+
+    Raises:
+      ConfigError: ``cell: ar``, a window model with no recurrent cell.
+    """
+    if config.cell not in CELLS:
+        raise ConfigError(f"model.cell {config.cell!r} has no recurrent cell; this experiment needs one of {', '.join(CELLS)}")
     return cell(config.cell, config.hidden_size, config.num_layers, dropout=config.dropout, residual=config.residual)
 
 
@@ -96,3 +103,53 @@ def many_to_many(core: Cell, input_size: int, output_size: int) -> Model:
         return dense(params["readout"], _scan(core, params, xs, key))
 
     return Model(_init(core, input_size, output_size), apply)
+
+
+def latent_autoregressive(core: Cell, features: int = 1) -> Model:
+    """The lecture's latent autoregressive model: ``h_t = g(h_{t-1}, x_{t-1})``, ``x^_t = h_t W + b``.
+
+    A state ``h`` summarises the whole history in a fixed size. Train it with
+    ``apply(params, series[:-1])`` against ``series[1:]``: ``(T, ..., D) -> (T, ..., D)``.
+    """
+    return many_to_many(core, features, features)
+
+
+def latent_forecast(core: Cell, params: dict[str, Any], series: jax.Array, steps: int) -> jax.Array:
+    """k-step-ahead predictions of a latent autoregressive model from every origin.
+
+    ``F[t, j]`` predicts ``x_{t+j+1}`` from ``x_0 .. x_t`` only: the cell reads
+    the observations up to ``t``, then, for ``j >= 1``, its own predictions --
+    the same protocol as :func:`jaxrnn.autoregressive.forecast`.
+
+    Args:
+      core: the model's cell (no dropout here: prediction is deterministic).
+      params: ``{"cell", "readout"}`` of :func:`latent_autoregressive`.
+      series: ``(N, D)``.
+      steps: ``k``.
+
+    Returns:
+      ``(N, steps, D)``.
+    """
+    series = jnp.asarray(series)
+
+    def observe(carry, x):
+        carry, h = core.step(params["cell"], carry, x)
+        return carry, (carry, dense(params["readout"], h))
+
+    # The state after each observation: a generation loop over the observed
+    # series, kept apart from jaxrnn.scan because it returns every carry.
+    _, (carries, first) = jax.lax.scan(observe, core.initial_carry(dtype=series.dtype), series)
+
+    def roll(carry, x):
+        def step(state, _):
+            carry, x = state
+            carry, h = core.step(params["cell"], carry, x)
+            x = dense(params["readout"], h)
+            return (carry, x), x
+
+        return jax.lax.scan(step, (carry, x), None, length=steps - 1)[1]
+
+    if steps == 1:
+        return first[:, None]
+    later = jax.vmap(roll)(carries, first)  # (N, steps-1, D)
+    return jnp.concatenate([first[:, None], later], axis=1)

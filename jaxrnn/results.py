@@ -14,7 +14,7 @@ from typing import Any, Iterable
 
 START = "<!-- results:start -->"
 END = "<!-- results:end -->"
-CELL_ORDER = {"rnn": 0, "lstm": 1, "gru": 2}
+CELL_ORDER = {"ar": -1, "rnn": 0, "lstm": 1, "gru": 2}
 
 
 def collect(paths: Iterable[str | Path]) -> list[dict[str, Any]]:
@@ -43,7 +43,7 @@ def markdown(summaries: list[dict[str, Any]]) -> str:
         rows.append([
             s.get("experiment", "?"),
             str(s.get("seq_len", "")),
-            s.get("cell", "?"),
+            s.get("model", s.get("cell", "?")),
             str(s.get("hidden_size", "")),
             _number(loss),
             _number(baseline),

@@ -228,9 +228,10 @@ def _summary(config: Config, final: dict[str, float], baseline: float, wall_time
         "config": config.name,
         "experiment": config.experiment,
         "cell": config.model.cell,
+        "model": config.model.label,
         "hidden_size": config.model.hidden_size,
         "num_layers": config.model.num_layers,
-        "seq_len": data.get("seq_len"),
+        "seq_len": config.model.tau or data.get("seq_len"),  # what the model reads: AR(tau) reads tau steps
         "steps": config.train.steps,
         "wall_time_s": round(wall_time, 2),
         "machine": machine(),

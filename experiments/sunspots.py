@@ -1,0 +1,182 @@
+"""Sunspots: the lecture's sequence models on a real series, and why k-step prediction is hard.
+
+Data: the yearly mean sunspot number 1700-2008 (NOAA, public domain; shipped in
+``jaxrnn/data``), standardised with the training years' mean and deviation.
+Years before ``data.first_test_year`` train, the rest test.
+
+Models (``model.cell``):
+
+* ``ar``: AR(``model.tau``), ``x^_t = f(x_{t-tau}, ..., x_{t-1})``; linear with
+  ``num_layers: 0`` (``tau: 1`` is the Markov model), else an MLP. Trained
+  on random windows of the training years.
+* ``rnn``, ``lstm``, ``gru``: the latent autoregressive model,
+  ``h_t = g(h_{t-1}, x_{t-1})``, ``x^_t = h_t W + b``. Trained on random
+  stretches of ``data.seq_len`` training years, a prediction at every step.
+
+Evaluation: every model predicts every test year ``s`` from the observations
+up to year ``s - k`` only, feeding its own predictions back for the years in
+between (:func:`jaxrnn.autoregressive.forecast`, :func:`jaxrnn.models.latent_forecast`).
+``eval_loss`` is the one-step MSE (standardised units); ``eval_mse_k{k}`` the
+k-step MSE for ``k = 1, 2, 4, ...`` up to ``data.horizon``, ``eval_rmse_k{k}``
+the same in sunspot counts. Baseline: persistence, ``x^_s = x_{s-1}``.
+Plot: ``forecasts.png``, the test years with the 1-step and the ``horizon``-step forecasts.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from typing import Any, NamedTuple
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+from matplotlib.backends.backend_agg import FigureCanvasAgg
+from matplotlib.figure import Figure
+
+from jaxrnn import autoregressive, datasets, models, plots, runner, tasks
+from jaxrnn.config import Config, ConfigError
+from jaxrnn.rundir import RunDir
+
+YEARS, COUNTS = datasets.sunspots()
+
+
+@dataclasses.dataclass(frozen=True)
+class Data:
+    """``data`` section: the split, the recurrent models' training stretch and the forecast horizon."""
+
+    first_test_year: int = dataclasses.field(
+        default=1921,
+        metadata={"check": lambda y: YEARS[0] + 50 <= y <= YEARS[-1] - 16, "allowed": f"a year in {YEARS[0] + 50}..{YEARS[-1] - 16}"},
+    )
+    seq_len: int = dataclasses.field(default=32, metadata={"check": lambda t: 2 <= t <= 100, "allowed": "an integer in 2..100"})
+    horizon: int = dataclasses.field(default=8, metadata={"check": lambda k: 1 <= k <= 16, "allowed": "an integer in 1..16"})
+
+
+class Series(NamedTuple):
+    """The standardised series and how to undo the scaling."""
+
+    values: jax.Array  # (N, 1), standardised
+    split: int  # index of the first test year
+    mean: float
+    scale: float
+
+
+def series(data: Data) -> Series:
+    split = int(np.searchsorted(YEARS, data.first_test_year))
+    train = COUNTS[:split]
+    mean, scale = float(train.mean()), float(train.std())
+    return Series(jnp.asarray((COUNTS - mean) / scale)[:, None], split, mean, scale)
+
+
+def horizons(horizon: int) -> list[int]:
+    """``1, 2, 4, ...`` up to ``horizon``, and ``horizon`` itself."""
+    ks = [k for k in (1, 2, 4, 8, 16) if k < horizon]
+    return ks + [horizon]
+
+
+class Predictor(NamedTuple):
+    """A model as this experiment uses it."""
+
+    init: Any
+    loss: Any  # (params, sample_key, dropout_key) -> training loss on a random batch
+    forecast: Any  # (params, series (N, 1)) -> (N, horizon, 1)
+
+
+def check(config: Config) -> None:
+    """The model's window (``model.tau``) or stretch (``data.seq_len``) must fit the training years."""
+    split = int(np.searchsorted(YEARS, config.data.first_test_year))
+    key, length = ("model.tau", config.model.tau) if config.model.cell == "ar" else ("data.seq_len", config.data.seq_len)
+    if length >= split:
+        raise ConfigError(f"{key}: expected fewer than the {split} training years before data.first_test_year, got {length}")
+
+
+def predictor(config: Config, data: Series) -> Predictor:
+    m, horizon, batch = config.model, config.data.horizon, config.train.batch_size
+    train = data.values[: data.split]
+    if m.cell == "ar":
+        net = autoregressive.ar(m.tau, 1, (m.hidden_size,) * m.num_layers)
+        inputs, targets = autoregressive.windows(train, m.tau)
+
+        def loss(params, key, dropout=None):
+            i = jax.random.randint(key, (batch,), 0, targets.shape[0])
+            return jnp.mean((net.apply(params, inputs[i]) - targets[i]) ** 2)
+
+        return Predictor(net.init, loss, lambda params, xs: autoregressive.forecast(net, params, xs, m.tau, horizon))
+
+    length = config.data.seq_len
+    core = models.cell_from_config(m)
+    net = models.latent_autoregressive(core)
+
+    def loss(params, key, dropout=None):
+        starts = jax.random.randint(key, (batch,), 0, data.split - length)
+        stretch = jax.vmap(lambda s: jax.lax.dynamic_slice_in_dim(train, s, length + 1))(starts)  # (B, L+1, 1)
+        stretch = jnp.swapaxes(stretch, 0, 1)  # time-major
+        return jnp.mean((net.apply(params, stretch[:-1], dropout) - stretch[1:]) ** 2)
+
+    return Predictor(net.init, loss, lambda params, xs: models.latent_forecast(core, params, xs, horizon))
+
+
+def k_step_errors(forecasts: jax.Array, data: Series, ks: list[int]) -> dict[str, jax.Array]:
+    """MSE (standardised) and RMSE (counts) of the k-step forecasts of every test year."""
+    x = data.values[:, 0]
+    test = jnp.arange(data.split, x.shape[0])
+    out = {}
+    for k in ks:
+        err = forecasts[test - k, k - 1, 0] - x[test]
+        mse = jnp.mean(err**2)
+        out[f"mse_k{k}"] = mse
+        out[f"rmse_k{k}"] = jnp.sqrt(mse) * data.scale
+    return out
+
+
+def problem(config: Config) -> runner.Problem:
+    """Data and model of ``config``, as the runner takes them."""
+    data = series(config.data)
+    model = predictor(config, data)
+    ks = horizons(config.data.horizon)
+
+    def loss(params, batch, key):
+        return model.loss(params, batch, key), {}
+
+    def metrics(params, xs):
+        errors = k_step_errors(model.forecast(params, xs), data, ks)
+        return {"loss": errors["mse_k1"], **errors}
+
+    x = np.asarray(data.values[:, 0])
+    persistence = float(np.mean((x[data.split :] - x[data.split - 1 : -1]) ** 2))
+    return runner.Problem(
+        init=model.init,
+        loss=loss,
+        metrics=metrics,
+        batch=lambda step: tasks.key_at(config.train.seed, tasks.TRAIN, step),
+        eval_batches=[data.values],
+        baseline=persistence,
+    )
+
+
+def run(config: Config, folder: RunDir, *, resume: bool = False, interactive: bool | None = None) -> dict:
+    """Train, evaluate and plot ``config`` into ``folder``; return the summary."""
+    prob = problem(config)
+    state, summary = runner.fit(config, prob, folder, resume=resume, interactive=interactive)
+    data = series(config.data)
+    forecasts = jax.jit(predictor(config, data).forecast)(state.params, data.values)
+    plot_forecasts(np.asarray(forecasts) * data.scale + data.mean, data, folder, config)
+    return summary
+
+
+def plot_forecasts(forecasts: np.ndarray, data: Series, folder: RunDir, config: Config) -> None:
+    horizon = config.data.horizon
+    test = np.arange(data.split, len(YEARS))
+    fig = Figure(figsize=(8, 3.8))
+    fig.subplots_adjust(left=0.09, right=0.98, bottom=0.13, top=0.9)
+    FigureCanvasAgg(fig)
+    ax = fig.add_subplot()
+    ax.plot(YEARS[data.split - 20 :], COUNTS[data.split - 20 :], "k-", lw=1.2, label="observed")
+    ax.plot(YEARS[test], forecasts[test - 1, 0, 0], "-", lw=1, label="1-step forecast")
+    ax.plot(YEARS[test], forecasts[test - horizon, horizon - 1, 0], "-", lw=1, label=f"{horizon}-step forecast")
+    ax.axvline(YEARS[data.split] - 0.5, color="grey", lw=0.8, ls=":")
+    ax.set_xlabel("year")
+    ax.set_ylabel("sunspot number")
+    ax.set_title(f"{config.name}: {config.model.label}, test years from {YEARS[data.split]}")
+    ax.legend(loc="upper left", fontsize=8)
+    plots.save(fig, folder.path / "forecasts.png")

@@ -1,0 +1,144 @@
+"""The lecture's window models: the naive model, AR(tau) and the Markov model.
+
+A sequence model estimates ``p(x_t | x_{t-1}, ..., x_1)``. Its input, the
+history, grows with ``t``; there are two ways to keep it bounded:
+
+* **autoregressive, AR(tau)**: keep only the last ``tau`` observations,
+  ``x^_t = f(x_{t-tau}, ..., x_{t-1})`` (this module). The **Markov model**
+  is AR(1): the last observation alone.
+* **latent autoregressive**: carry a state that summarises the past,
+  ``h_t = g(h_{t-1}, x_{t-1})``, ``x^_t = p(x_t | h_t)`` -- a recurrent cell
+  with a readout (:func:`jaxrnn.models.latent_autoregressive`).
+
+The **naive model** keeps the whole history: here an AR(``max_len - 1``)
+whose window reaches back to the first observation, zero-padded before it,
+so its parameter count grows with the longest sequence it may see.
+
+Series are time-major, ``series: (N, D)``: ``N`` steps of ``D`` features.
+``f`` is a linear map (the classic AR) or an MLP over the flattened window.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Callable, Sequence
+
+import jax
+import jax.numpy as jnp
+
+from jaxrnn.models import Model, dense, dense_init
+
+
+def windows(series: jax.Array, tau: int, *, pad: bool = False) -> tuple[jax.Array, jax.Array]:
+    """The AR(tau) regression pairs of a series.
+
+    Row ``i`` pairs the window ``(x_{t-tau}, ..., x_{t-1})`` with its target ``x_t``.
+
+    Args:
+      series: ``(N, D)``.
+      tau: window length, ``1 <= tau``.
+      pad: ``False``: only full windows, ``t = tau .. N-1``. ``True``: every
+        ``t = 1 .. N-1``, with zeros before the first observation (the naive
+        model's growing history).
+
+    Returns:
+      ``(inputs, targets)``: ``inputs: (M, tau, D)``, ``targets: (M, D)``, with
+      ``M = N - tau`` (``N - 1`` when padded).
+    """
+    series = jnp.asarray(series)
+    if series.ndim != 2:
+        raise ValueError(f"series: expected shape (N, D), got {series.shape}")
+    if tau < 1:
+        raise ValueError(f"tau: expected an integer >= 1, got {tau}")
+    first = 1 if pad else tau
+    if pad:
+        series_padded = jnp.concatenate([jnp.zeros((tau - 1, series.shape[1]), series.dtype), series])
+    else:
+        series_padded = series
+    n = series.shape[0] - first
+    if n < 1:
+        raise ValueError(f"series of {series.shape[0]} steps has no window of {tau} before a target")
+    offset = series_padded.shape[0] - series.shape[0]  # where x_0 sits in the padded series
+    starts = jnp.arange(n) + first - tau + offset
+    inputs = jax.vmap(lambda s: jax.lax.dynamic_slice_in_dim(series_padded, s, tau))(starts)
+    return inputs, series[first:]
+
+
+def ar(tau: int, features: int = 1, hidden: Sequence[int] = (), *, activation: Callable[[jax.Array], jax.Array] = jax.nn.relu) -> Model:
+    """AR(tau): predict the next step from the last ``tau`` observations.
+
+    ``x^_t = f([x_{t-tau}, ..., x_{t-1}])``: with ``hidden=()`` the classic
+    linear AR, ``f(w) = w A + b``; else an MLP with ``hidden`` units per layer.
+
+    Returns:
+      A :class:`~jaxrnn.models.Model`; ``apply(params, window) -> x^`` maps
+      ``window: (..., tau, D)`` to ``(..., D)`` (``D = features``).
+    """
+    if tau < 1:
+        raise ValueError(f"tau: expected an integer >= 1, got {tau}")
+    sizes = (tau * features, *hidden, features)
+
+    def init(key: jax.Array) -> dict[str, Any]:
+        keys = jax.random.split(key, len(sizes) - 1)
+        return {"layers": [dense_init(k, m, n) for k, m, n in zip(keys, sizes[:-1], sizes[1:])]}
+
+    def apply(params: dict[str, Any], window: jax.Array, key: jax.Array | None = None) -> jax.Array:
+        del key  # no dropout: the signature matches the recurrent models'
+        if window.shape[-2:] != (tau, features):
+            raise ValueError(f"window: expected shape (..., {tau}, {features}), got {window.shape}")
+        z = window.reshape(*window.shape[:-2], tau * features)
+        *layers, last = params["layers"]
+        for layer in layers:
+            z = activation(dense(layer, z))
+        return dense(last, z)
+
+    return Model(init, apply)
+
+
+def markov(features: int = 1, hidden: Sequence[int] = (), **kwargs) -> Model:
+    """The first-order Markov model, ``p(x_t | x_{t-1})``: AR(1)."""
+    return ar(1, features, hidden, **kwargs)
+
+
+def naive(max_len: int, features: int = 1) -> Model:
+    """The naive model: a linear regression on the whole history, ``x^_t = b + sum_k A_k x_{t-k}``.
+
+    One weight matrix per lag ``k = 1 .. max_len-1``: AR(``max_len - 1``), fed by
+    ``windows(series, max_len - 1, pad=True)`` so that the first step already
+    has a (zero-padded) history. The parameters grow with ``max_len`` -- the
+    reason the lecture turns to AR(tau) and to latent state.
+    """
+    if max_len < 2:
+        raise ValueError(f"max_len: expected an integer >= 2, got {max_len}")
+    return ar(max_len - 1, features)
+
+
+def forecast(model: Model, params: Any, series: jax.Array, tau: int, steps: int) -> jax.Array:
+    """k-step-ahead predictions from every origin: feed the model its own predictions.
+
+    ``F[t, j]`` predicts ``x_{t+j+1}`` from the observations ``x_0 .. x_t`` only:
+    the window is filled with observations up to ``t`` and then, one step at a
+    time, with the model's predictions. Errors compound with ``j``: the lecture's
+    point that a good one-step predictor can be a poor long-range one.
+
+    Args:
+      model: an AR(tau) model (:func:`ar`, :func:`markov`, :func:`naive`).
+      series: ``(N, D)``.
+      tau: the model's window.
+      steps: ``k``, how far ahead to predict.
+
+    Returns:
+      ``(N, steps, D)``; NaN for origins ``t < tau - 1``, whose window is not full.
+    """
+    series = jnp.asarray(series)
+    n, d = series.shape
+    padded = jnp.concatenate([jnp.full((tau - 1, d), jnp.nan, series.dtype), series])
+    origins = jax.vmap(lambda t: jax.lax.dynamic_slice_in_dim(padded, t, tau))(jnp.arange(n))  # (N, tau, D)
+
+    def roll(window: jax.Array) -> jax.Array:
+        def step(window, _):
+            x = model.apply(params, window)
+            return jnp.concatenate([window[1:], x[None]]), x
+
+        return jax.lax.scan(step, window, None, length=steps)[1]
+
+    return jax.vmap(roll)(origins)

@@ -1,0 +1,189 @@
+"""The lecture's sequence models: AR(tau), Markov, naive, latent AR, k-step forecasts, the sunspot data."""
+
+from __future__ import annotations
+
+import json
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+
+import jaxrnn
+from jaxrnn import autoregressive, datasets, models
+
+from conftest import cli
+
+RNG = np.random.default_rng(0)
+SERIES = jnp.asarray(RNG.standard_normal((12, 2)), jnp.float32)  # (N, D)
+
+
+@pytest.mark.parametrize("tau", [1, 3])
+@pytest.mark.parametrize("pad", [False, True])
+def test_windows_pair_each_target_with_the_tau_steps_before_it(tau, pad):
+    inputs, targets = autoregressive.windows(SERIES, tau, pad=pad)
+    x = np.asarray(SERIES)
+    ts = range(1 if pad else tau, len(x))
+    assert inputs.shape == (len(ts), tau, 2) and targets.shape == (len(ts), 2)
+    for row, t in enumerate(ts):
+        expected = [x[t - tau + i] if t - tau + i >= 0 else np.zeros(2) for i in range(tau)]
+        np.testing.assert_array_equal(inputs[row], np.stack(expected))
+        np.testing.assert_array_equal(targets[row], x[t])
+
+
+def test_windows_reject_bad_input():
+    with pytest.raises(ValueError, match=r"expected shape \(N, D\)"):
+        autoregressive.windows(SERIES[:, 0], 2)
+    with pytest.raises(ValueError, match="tau"):
+        autoregressive.windows(SERIES, 0)
+    with pytest.raises(ValueError, match="no window"):
+        autoregressive.windows(SERIES[:3], 3)
+
+
+def test_linear_ar_is_the_lecture_formula():
+    tau, d = 3, 2
+    net = autoregressive.ar(tau, d)
+    params = net.init(jax.random.key(0))
+    params["layers"][0]["bias"] = jnp.arange(d, dtype=jnp.float32)
+    window = SERIES[:tau]
+    a = params["layers"][0]["kernel"].reshape(tau, d, d)  # one (D, D) matrix per lag, oldest first
+    expected = params["layers"][0]["bias"] + sum(window[i] @ a[i] for i in range(tau))
+    np.testing.assert_allclose(net.apply(params, window), expected, rtol=1e-6, atol=1e-6)
+    with pytest.raises(ValueError, match=r"window: expected shape \(\.\.\., 3, 2\)"):
+        net.apply(params, SERIES[:2])
+
+
+def test_mlp_ar_markov_and_naive_shapes():
+    mlp = autoregressive.ar(4, 2, (8, 5))
+    params = mlp.init(jax.random.key(1))
+    assert [p["kernel"].shape for p in params["layers"]] == [(8, 8), (8, 5), (5, 2)]
+    assert mlp.apply(params, jnp.zeros((7, 4, 2))).shape == (7, 2)
+    markov = autoregressive.markov(2)
+    assert markov.init(jax.random.key(0))["layers"][0]["kernel"].shape == (2, 2)
+    # The naive model: one weight per lag back to the first step; it grows with the longest history.
+    sizes = [autoregressive.naive(n).init(jax.random.key(0))["layers"][0]["kernel"].size for n in (10, 100)]
+    assert sizes == [9, 99]
+
+
+def linear_ar_params(coefficients, bias=0.0):
+    """Params of a scalar linear AR whose lag-k coefficient is ``coefficients[k-1]``."""
+    kernel = jnp.asarray(coefficients[::-1], jnp.float32)[:, None]  # windows run oldest first
+    return {"layers": [{"kernel": kernel, "bias": jnp.full((1,), bias, jnp.float32)}]}
+
+
+def test_ar_forecast_feeds_its_own_predictions_back():
+    coefficients, bias, steps = [0.6, -0.3], 0.1, 4
+    net, params = autoregressive.ar(2, 1), linear_ar_params([0.6, -0.3], 0.1)
+    series = SERIES[:, :1]
+    table = np.asarray(autoregressive.forecast(net, params, series, 2, steps))
+    assert table.shape == (12, steps, 1)
+    assert np.isnan(table[0]).all() and not np.isnan(table[1:]).any()
+    x = np.asarray(series[:, 0], np.float64)
+    for t in range(1, 12):
+        history = list(x[: t + 1])
+        for j in range(steps):
+            history.append(bias + coefficients[0] * history[-1] + coefficients[1] * history[-2])
+            assert table[t, j, 0] == pytest.approx(history[-1], rel=1e-5, abs=1e-5)
+
+
+def test_ar_recovers_the_coefficients_of_an_ar2_process():
+    # x_t = 1.2 x_{t-1} - 0.5 x_{t-2} + noise; least squares on the windows finds the AR(2).
+    rng = np.random.default_rng(1)
+    x = np.zeros(3000)
+    for t in range(2, len(x)):
+        x[t] = 1.2 * x[t - 1] - 0.5 * x[t - 2] + 0.1 * rng.standard_normal()
+    inputs, targets = autoregressive.windows(jnp.asarray(x[:, None], jnp.float32), 2)
+    design = np.concatenate([np.asarray(inputs)[:, :, 0], np.ones((len(targets), 1))], axis=1)
+    fit = np.linalg.lstsq(design, np.asarray(targets)[:, 0], rcond=None)[0]
+    np.testing.assert_allclose(fit[:2], [-0.5, 1.2], atol=0.03)  # oldest first
+    net = autoregressive.ar(2, 1)
+    params = linear_ar_params([fit[1], fit[0]], fit[2])
+    residual = net.apply(params, inputs)[:, 0] - targets[:, 0]
+    assert float(jnp.std(residual)) == pytest.approx(0.1, rel=0.05)
+
+
+@pytest.mark.parametrize("core", [jaxrnn.lstm(4), jaxrnn.stack([jaxrnn.gru(4), jaxrnn.rnn(3)])], ids=["lstm", "stack"])
+def test_latent_forecast_is_a_loop_that_feeds_predictions_back(core):
+    net = models.latent_autoregressive(core, 2)
+    params = net.init(jax.random.key(0))
+    steps = 3
+    table = models.latent_forecast(core, params, SERIES, steps)
+    assert table.shape == (12, steps, 2)
+    # One step ahead is the model's ordinary output on the observed series.
+    np.testing.assert_allclose(table[:, 0], net.apply(params, SERIES), rtol=1e-5, atol=1e-6)
+    readout = lambda h: models.dense(params["readout"], h)  # noqa: E731
+    for t in (0, 5, 11):
+        carry = core.initial_carry()
+        for x in SERIES[: t + 1]:
+            carry, h = core.step(params["cell"], carry, x)
+        for j in range(steps):
+            prediction = readout(h)
+            np.testing.assert_allclose(table[t, j], prediction, rtol=1e-5, atol=1e-6)
+            carry, h = core.step(params["cell"], carry, prediction)
+
+
+def test_sunspots_ship_with_the_package():
+    years, counts = datasets.sunspots()
+    assert years.shape == counts.shape == (309,)
+    assert years[0] == 1700 and years[-1] == 2008 and (np.diff(years) == 1).all()
+    assert counts.dtype == np.float32 and counts.min() == 0.0 and counts.max() == pytest.approx(190.2)
+    assert counts[years == 1957][0] == pytest.approx(190.2)
+    assert counts.mean() == pytest.approx(49.75, abs=0.05)
+
+
+def test_sunspots_experiment_beats_persistence(write_config, tmp_path):
+    # A linear AR(8), briefly trained: its one-step forecasts of 1921-2008 beat "next year = this year".
+    path = write_config(
+        experiment="sunspots",
+        model={"cell": "ar", "tau": 8, "hidden_size": 8, "num_layers": 0},
+        optim={"learning_rate": 0.01},
+        train={"steps": 300, "batch_size": 32, "eval_every": 300, "checkpoint_every": 300, "log_every": 100},
+        data={"first_test_year": 1921, "horizon": 4},
+    )
+    out = tmp_path / "ar8"
+    assert cli("run", path, "--out", out) == 0
+    summary = json.loads((out / "summary.json").read_text())
+    metrics = summary["metrics"]
+    assert set(metrics) == {"eval_loss", "baseline"} | {f"eval_{m}_k{k}" for m in ("mse", "rmse") for k in (1, 2, 4)}
+    assert metrics["eval_loss"] == metrics["eval_mse_k1"] < 0.6 * metrics["baseline"]
+    assert metrics["eval_mse_k1"] < metrics["eval_mse_k4"]  # errors compound with the horizon
+    assert summary["model"] == "ar(8)" and summary["seq_len"] == 8
+    assert (out / "forecasts.png").stat().st_size > 0
+
+
+def test_sunspots_latent_model_runs(write_config, tmp_path):
+    path = write_config(
+        experiment="sunspots",
+        model={"cell": "gru", "hidden_size": 4},
+        train={"steps": 2, "eval_every": 2},
+        data={"seq_len": 8, "horizon": 3},
+    )
+    out = tmp_path / "gru"
+    assert cli("run", path, "--out", out) == 0
+    metrics = json.loads((out / "summary.json").read_text())["metrics"]
+    assert {"eval_mse_k1", "eval_mse_k2", "eval_mse_k3"} <= set(metrics)
+    assert all(np.isfinite(v) for v in metrics.values())
+
+
+@pytest.mark.parametrize("updates, expected", [
+    ({"model": {"cell": "ar", "num_layers": 0}}, ["missing key model.tau", "cell ar"]),
+    ({"model": {"cell": "lstm", "tau": 4}}, ["model.tau", "only cell ar"]),
+    ({"model": {"cell": "lstm", "num_layers": 0}}, ["model.num_layers", "positive", "cell lstm"]),
+    ({"model": {"cell": "ar", "tau": 4, "num_layers": 0, "dropout": 0.5}}, ["model.dropout", "cell ar"]),
+    ({"experiment": "adding", "data": {"seq_len": 10}, "model": {"cell": "ar", "tau": 4}},
+     ["model.cell 'ar'", "rnn, lstm, gru"]),
+    ({"model": {"cell": "ar", "tau": 300, "num_layers": 0}}, ["model.tau", "221 training years", "300"]),
+    ({"data": {"seq_len": 100, "first_test_year": 1760}}, ["data.seq_len", "60 training years"]),
+    ({"data": {"first_test_year": 2000}}, ["data.first_test_year", "1750..1992"]),
+])
+def test_bad_sequence_model_configs_exit_2_before_a_run_folder(write_config, capsys, updates, expected):
+    base = {"experiment": "sunspots", "model": {"cell": "gru", "hidden_size": 4, "num_layers": 1}, "data": {}}
+    for section, values in updates.items():
+        base[section] = {**base[section], **values} if isinstance(values, dict) else values
+    path = write_config(**base)
+    assert cli("run", path, "--out", path.parent / "run") == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "Traceback" not in err, err
+    for text in expected:
+        assert text in err, (text, err)
+    assert not (path.parent / "run").exists()
