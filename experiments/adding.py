@@ -6,8 +6,12 @@ time is a product of ``T`` Jacobians ``diag(tanh') W^T``, stays near the
 baseline once ``T`` is in the hundreds.
 
 Model: many-to-one, the cell reads ``(value, marker)`` pairs and a linear
-readout of ``h_T`` answers. Loss: MSE. Plots: loss curves (by the runner)
-and ``predictions.png``, answers against true sums on the evaluation set.
+readout of ``h_T`` answers. Loss: MSE. ``eval_grad_decay``: orders of
+magnitude between the gradient of the answer at the first step and at the
+last, ``log10(|dy/dx_1| / |dy/dx_T|)`` (:mod:`jaxrnn.gradient_flow`). Plots:
+loss curves (by the runner), ``predictions.png`` (answers against true sums on
+the evaluation set) and ``gradient_flow.png`` (``|dy/dx_t|`` against ``t``, at
+initialisation and after training).
 """
 
 from __future__ import annotations
@@ -16,11 +20,12 @@ import dataclasses
 import functools
 
 import jax
+import jax.numpy as jnp
 import numpy as np
 from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
 
-from jaxrnn import models, plots, runner, tasks
+from jaxrnn import gradient_flow, models, plots, runner, tasks
 from jaxrnn.config import Config
 from jaxrnn.rundir import RunDir
 from jaxrnn.tasks import adding
@@ -53,7 +58,11 @@ def problem(config: Config) -> runner.Problem:
         return adding.mse(net.apply(params, batch.xs, key), batch.ys), {}
 
     def metrics(params, batch):
-        return {"loss": adding.mse(net.apply(params, batch.xs), batch.ys)}
+        norms = gradient_flow.input_gradient_norms(lambda xs: net.apply(params, xs), batch.xs)
+        return {
+            "loss": adding.mse(net.apply(params, batch.xs), batch.ys),
+            "grad_decay": jnp.mean(gradient_flow.decay(norms)),
+        }
 
     batch_at, eval_set = tasks.batches(sample, seed, config.train.eval_batches)
     return runner.Problem(
@@ -71,8 +80,12 @@ def run(config: Config, folder: RunDir, *, resume: bool = False, interactive: bo
     prob = problem(config)
     state, summary = runner.fit(config, prob, folder, resume=resume, interactive=interactive)
     batch = prob.eval_batches[0]
-    predicted = jax.jit(model(config).apply)(state.params, batch.xs)
+    net = model(config)
+    predicted = jax.jit(net.apply)(state.params, batch.xs)
     plot_predictions(np.asarray(predicted), np.asarray(batch.ys), folder, config)
+    norms = jax.jit(lambda params: gradient_flow.input_gradient_norms(lambda xs: net.apply(params, xs), batch.xs))
+    initial = prob.init(runner.key(config.train.seed, runner.INIT))
+    plot_gradient_flow({"at initialisation": norms(initial), f"after {config.train.steps} steps": norms(state.params)}, folder, config)
     return summary
 
 
@@ -89,3 +102,20 @@ def plot_predictions(predicted: np.ndarray, target: np.ndarray, folder: RunDir, 
     ax.set_title(f"{config.name}: {config.model.cell}, T = {config.data.seq_len}")
     ax.legend()
     plots.save(fig, folder.path / "predictions.png")
+
+
+def plot_gradient_flow(curves: dict[str, jax.Array], folder: RunDir, config: Config) -> None:
+    """``|dy/dx_t|`` against ``t`` on a log scale: the geometric mean over the evaluation batch."""
+    fig = Figure(figsize=(6.4, 4.0))
+    fig.subplots_adjust(left=0.13, right=0.97, bottom=0.12, top=0.92)
+    FigureCanvasAgg(fig)
+    ax = fig.add_subplot()
+    for label, norms in curves.items():
+        norms = np.asarray(norms, np.float64)
+        ax.plot(np.arange(1, len(norms) + 1), np.exp(np.mean(np.log(norms + 1e-30), axis=1)), label=label)
+    ax.set_yscale("log")
+    ax.set_xlabel("step t")
+    ax.set_ylabel("|dy/dx_t|, geometric mean")
+    ax.set_title(f"{config.name}: gradient reaching each step ({config.model.cell}, T = {config.data.seq_len})")
+    ax.legend()
+    plots.save(fig, folder.path / "gradient_flow.png")

@@ -1,6 +1,8 @@
 """The results table: one row per run folder, made from its ``summary.json``, never typed by hand.
 
-    | experiment | T | cell | eval loss | baseline | loss / baseline | eval accuracy | steps | wall time | machine |
+    | experiment | T | cell | hidden | eval loss | baseline | loss / baseline | eval accuracy | grad decay | steps | wall time | machine |
+
+``grad decay`` is ``eval_grad_decay`` where an experiment reports it (see :mod:`jaxrnn.gradient_flow`).
 
 ``jaxrnn table runs/`` prints it as Markdown; ``--into FILE`` replaces the
 block between ``<!-- results:start -->`` and ``<!-- results:end -->`` in FILE.
@@ -35,7 +37,7 @@ def collect(paths: Iterable[str | Path]) -> list[dict[str, Any]]:
 def markdown(summaries: list[dict[str, Any]]) -> str:
     """The table as GitHub Markdown."""
     header = ["experiment", "T", "cell", "hidden", "eval loss", "baseline", "loss / baseline",
-              "eval accuracy", "steps", "wall time", "machine"]
+              "eval accuracy", "grad decay", "steps", "wall time", "machine"]
     rows = [header, ["---"] * len(header)]
     for s in summaries:
         m = s["metrics"]
@@ -49,6 +51,7 @@ def markdown(summaries: list[dict[str, Any]]) -> str:
             _number(baseline),
             _number(loss / baseline) if loss is not None and baseline else "",
             _number(m["eval_accuracy"]) if "eval_accuracy" in m else "",
+            f"{m['eval_grad_decay']:.1f}" if "eval_grad_decay" in m else "",
             str(s.get("steps", "")),
             _duration(s.get("wall_time_s")),
             s.get("machine", ""),
