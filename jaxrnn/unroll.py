@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import functools
 import math
+import warnings
 from typing import Any, Callable
 
 import jax
@@ -33,6 +34,30 @@ from jaxrnn.cells.checks import check_carry_like
 from jaxrnn.deep import Stacked, add_residual, check_layers, dropout, layer_key
 
 PATHS = ("auto", "plain", "projected", "fused")
+MAX_UNROLL = 16  # steps per loop iteration; see scan's ``unroll``
+
+
+def check_unroll(unroll: int | bool, steps: int) -> int:
+    """``unroll`` as steps per iteration: ``True`` is all ``steps``; at most :data:`MAX_UNROLL`.
+
+    Raises:
+      ValueError: ``unroll`` is neither a bool nor a positive integer.
+    """
+    if isinstance(unroll, (bool, np.bool_)):
+        wanted = steps if unroll else 1
+    elif isinstance(unroll, (int, np.integer)) and unroll >= 1:
+        wanted = int(unroll)
+    else:
+        raise ValueError(f"unroll: expected a positive integer or a bool, got {unroll!r}")
+    wanted = max(1, min(wanted, steps))
+    if wanted > MAX_UNROLL:
+        warnings.warn(
+            f"scan: unroll={unroll!r} would unroll {wanted} steps per iteration; capped at "
+            f"jaxrnn.unroll.MAX_UNROLL = {MAX_UNROLL}, as compile time grows much faster than the unroll factor",
+            stacklevel=3,
+        )
+        wanted = MAX_UNROLL
+    return wanted
 
 
 def scan(
@@ -64,7 +89,11 @@ def scan(
         carry unchanged and output zeros, so the final carry is the one at the
         sequence's true end (with ``reverse``, each sequence is read backwards
         from its own last element).
-      unroll: steps per loop iteration (``lax.scan``'s ``unroll``).
+      unroll: steps per loop iteration (``lax.scan``'s ``unroll``); ``True``
+        unrolls the whole sequence. Capped at :data:`MAX_UNROLL` steps, with a
+        warning: compile time grows much faster than the unroll factor (an LSTM
+        training step at T=128 compiles in 0.4 s at 1, 1.2 s at 8, 5 s at 32
+        and 90 s at 128 on XLA:CPU) while run time stops improving long before.
       remat: store the carry only every ``~sqrt(T)`` steps and recompute the
         steps between in the backward pass (``jax.checkpoint`` of chunks);
         memory ``O(sqrt(T))`` carries plus one chunk's activations instead of
@@ -90,6 +119,7 @@ def scan(
         raise TypeError(f"expected floating-point xs, got dtype {xs.dtype}")
     if path not in PATHS:
         raise ValueError(f"unknown path {path!r}; expected one of {', '.join(PATHS)}")
+    unroll = check_unroll(unroll, xs.shape[0])
     batch_shape = xs.shape[1:-1]
     if lengths is not None:
         lengths = check_lengths(lengths, batch_shape, xs.shape[0])

@@ -2,6 +2,7 @@
 
 import json
 
+import jax
 import pytest
 
 from benchmarks import run
@@ -65,3 +66,19 @@ def test_memory_benchmark_reports_both_settings(result):
         assert memory[setting]["peak_bytes"] > 0
         assert memory[setting]["temp_size_in_bytes"] is not None
     assert memory["peak_bytes_ratio"] > 0
+
+
+def test_loop_sweep_times_every_path_and_unroll(tmp_path, capsys):
+    from benchmarks import loop
+
+    path = tmp_path / "loop.json"
+    out = loop.main(["--shape", "B2T4I3H4", "--cell", "gru", "--unrolls", "1,2", "--repeats", "2", "--json", str(path)])
+    rows = json.loads(path.read_text())["rows"]
+    assert [(r["path"], r["unroll"]) for r in rows] == [(p, u) for p in ("plain", "projected", "fused") for u in (1, 2)]
+    assert all(r["median_ms"] > 0 and r["compile_s"] > 0 for r in rows)
+    assert sum(r["default"] for r in rows) == 1  # the library's choice here is marked
+    auto = "plain" if jax.default_backend() == "cpu" else "fused"
+    assert f"| {auto} (default) | 1 |" in out["markdown"]
+    with pytest.raises(SystemExit):
+        loop.main(["--unrolls", "1,64"])
+    assert "--unrolls: integers in 1..16" in capsys.readouterr().err

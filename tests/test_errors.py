@@ -161,3 +161,10 @@ def test_stack_construction_and_residual_sizes():
     deep = jaxrnn.stack([CELLS["lstm"], jaxrnn.lstm(H + 1)], residual=True)
     raises_eagerly_and_traced(ValueError, rf"residual connection needs equal sizes: layer input {H}, output {H + 1}",
                               scan_fn(deep), init(deep, I), jnp.zeros((T, I)))
+
+
+@pytest.mark.parametrize("unroll", [0, -2, 2.5, "8", None])
+def test_bad_unroll(unroll):
+    cell = CELLS["rnn_tanh"]
+    raises_eagerly_and_traced(ValueError, r"unroll: expected a positive integer or a bool, got",
+                              scan_fn(cell, unroll=unroll), init(cell, I), jnp.zeros((T, B, I)))

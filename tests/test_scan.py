@@ -164,3 +164,24 @@ def test_remat_and_unroll_change_neither_values_nor_gradients(name, seed, length
     for options, other in zip(VARIANTS, others):
         baseline = backward if options["reverse"] else forward
         assert_trees_close(other, baseline, err_msg=f"scan options {options}")
+
+
+def scan_unroll(cell, steps, unroll):
+    """The ``unroll`` of the loop that ``scan`` traces for ``steps`` steps."""
+    params = random_params(cell, 0)
+    jaxpr = jax.make_jaxpr(lambda xs: jaxrnn.scan(cell, params, xs, unroll=unroll))(jnp.zeros((steps, B, I)))
+    (eqn,) = [e for e in jaxpr.eqns if e.primitive.name == "scan"]
+    return eqn.params["unroll"]
+
+
+@pytest.mark.parametrize("unroll, steps, expected", [(True, 5, 5), (4, 40, 4), (False, 40, 1), (100, 5, 5)])
+def test_unroll_is_taken_as_given_up_to_the_cap(unroll, steps, expected, recwarn):
+    assert scan_unroll(CELLS["lstm"], steps, unroll) == expected
+    assert not recwarn.list
+
+
+@pytest.mark.parametrize("unroll", [True, 1000])
+def test_unroll_is_capped_so_compilation_cannot_explode(unroll):
+    # Unrolling all 40 steps would multiply compile time far beyond the 40x of the loop body.
+    with pytest.warns(UserWarning, match="capped at jaxrnn.unroll.MAX_UNROLL = 16"):
+        assert scan_unroll(CELLS["gru"], 40, unroll) == jaxrnn.unroll.MAX_UNROLL
