@@ -2,7 +2,8 @@
 
 Data: the yearly mean sunspot number 1700-2008 (NOAA, public domain; shipped in
 ``jaxrnn/data``), standardised with the training years' mean and deviation.
-Years before ``data.first_test_year`` train, the rest test.
+Years before ``data.first_test_year`` train, the rest (up to
+``data.last_test_year``) test.
 
 Models (``model.cell``):
 
@@ -42,11 +43,20 @@ YEARS, COUNTS = datasets.sunspots()
 
 @dataclasses.dataclass(frozen=True)
 class Data:
-    """``data`` section: the split, the recurrent models' training stretch and the forecast horizon."""
+    """``data`` section: the split, the recurrent models' training stretch and the forecast horizon.
+
+    ``last_test_year`` (default: the last, 2008) ends the evaluation early and
+    drops the years after it: a validation split, e.g. ``first_test_year: 1891``
+    and ``last_test_year: 1920``, tunes a model without looking at 1921-2008.
+    """
 
     first_test_year: int = dataclasses.field(
         default=1921,
         metadata={"check": lambda y: YEARS[0] + 50 <= y <= YEARS[-1] - 16, "allowed": f"a year in {YEARS[0] + 50}..{YEARS[-1] - 16}"},
+    )
+    last_test_year: int | None = dataclasses.field(
+        default=None,
+        metadata={"check": lambda y: y is None or YEARS[0] <= y <= YEARS[-1], "allowed": f"null or a year in {YEARS[0]}..{YEARS[-1]}"},
     )
     seq_len: int = dataclasses.field(default=32, metadata={"check": lambda t: 2 <= t <= 100, "allowed": "an integer in 2..100"})
     horizon: int = dataclasses.field(default=8, metadata={"check": lambda k: 1 <= k <= 16, "allowed": "an integer in 1..16"})
@@ -63,9 +73,10 @@ class Series(NamedTuple):
 
 def series(data: Data) -> Series:
     split = int(np.searchsorted(YEARS, data.first_test_year))
+    end = len(YEARS) if data.last_test_year is None else int(np.searchsorted(YEARS, data.last_test_year, side="right"))
     train = COUNTS[:split]
     mean, scale = float(train.mean()), float(train.std())
-    return Series(jnp.asarray((COUNTS - mean) / scale)[:, None], split, mean, scale)
+    return Series(jnp.asarray((COUNTS[:end] - mean) / scale)[:, None], split, mean, scale)
 
 
 def horizons(horizon: int) -> list[int]:
@@ -85,6 +96,9 @@ class Predictor(NamedTuple):
 def check(config: Config) -> None:
     """The model's window (``model.tau``) or stretch (``data.seq_len``) must fit the training years."""
     split = int(np.searchsorted(YEARS, config.data.first_test_year))
+    last = config.data.last_test_year
+    if last is not None and last < config.data.first_test_year:
+        raise ConfigError(f"data.last_test_year: expected null or a year >= data.first_test_year ({config.data.first_test_year}), got {last}")
     key, length = ("model.tau", config.model.tau) if config.model.cell == "ar" else ("data.seq_len", config.data.seq_len)
     if length >= split:
         raise ConfigError(f"{key}: expected fewer than the {split} training years before data.first_test_year, got {length}")
@@ -166,17 +180,18 @@ def run(config: Config, folder: RunDir, *, resume: bool = False, interactive: bo
 
 def plot_forecasts(forecasts: np.ndarray, data: Series, folder: RunDir, config: Config) -> None:
     horizon = config.data.horizon
-    test = np.arange(data.split, len(YEARS))
+    test = np.arange(data.split, data.values.shape[0])
     fig = Figure(figsize=(8, 3.8))
     fig.subplots_adjust(left=0.09, right=0.98, bottom=0.13, top=0.9)
     FigureCanvasAgg(fig)
     ax = fig.add_subplot()
-    ax.plot(YEARS[data.split - 20 :], COUNTS[data.split - 20 :], "k-", lw=1.2, label="observed")
+    shown = slice(data.split - 20, data.values.shape[0])
+    ax.plot(YEARS[shown], COUNTS[shown], "k-", lw=1.2, label="observed")
     ax.plot(YEARS[test], forecasts[test - 1, 0, 0], "-", lw=1, label="1-step forecast")
     ax.plot(YEARS[test], forecasts[test - horizon, horizon - 1, 0], "-", lw=1, label=f"{horizon}-step forecast")
     ax.axvline(YEARS[data.split] - 0.5, color="grey", lw=0.8, ls=":")
     ax.set_xlabel("year")
     ax.set_ylabel("sunspot number")
-    ax.set_title(f"{config.name}: {config.model.label}, test years from {YEARS[data.split]}")
+    ax.set_title(f"{config.name}: {config.model.label}, test years {YEARS[data.split]}-{YEARS[test[-1]]}")
     ax.legend(loc="upper left", fontsize=8)
     plots.save(fig, folder.path / "forecasts.png")

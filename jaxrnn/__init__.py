@@ -15,15 +15,22 @@ from jaxrnn.deep import stack
 from jaxrnn.directions import Layer, bidirectional
 from jaxrnn.unroll import scan
 
+# The lecture's sequence models and the tools around them (after the cells: ``models`` builds on them).
+from jaxrnn import autoregressive, datasets, gradient_flow, models  # noqa: E402  isort: skip
+
 __all__ = [
     "ACTIVATIONS",
     "Cell",
     "Layer",
     "SplitStep",
+    "autoregressive",
     "bidirectional",
+    "datasets",
+    "gradient_flow",
     "gru",
     "interop",
     "lstm",
+    "models",
     "rnn",
     "scan",
     "stack",

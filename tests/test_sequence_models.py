@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 
 import jaxrnn
-from jaxrnn import autoregressive, datasets, models
+from jaxrnn import autoregressive, catalog, datasets, models
 
 from conftest import cli
 
@@ -151,6 +151,15 @@ def test_sunspots_experiment_beats_persistence(write_config, tmp_path):
     assert (out / "forecasts.png").stat().st_size > 0
 
 
+def test_a_validation_split_never_sees_the_years_after_it():
+    sunspots = catalog.experiment("sunspots")
+    data = sunspots.series(sunspots.Data(first_test_year=1891, last_test_year=1920))
+    assert data.values.shape == (221, 1) and data.split == 191
+    years, counts = datasets.sunspots()
+    np.testing.assert_allclose(data.values[:, 0] * data.scale + data.mean, counts[:221], rtol=1e-5, atol=1e-4)
+    assert data.mean == pytest.approx(counts[:191].mean(), rel=1e-6)  # scaled by the training years alone
+
+
 def test_sunspots_latent_model_runs(write_config, tmp_path):
     path = write_config(
         experiment="sunspots",
@@ -175,6 +184,7 @@ def test_sunspots_latent_model_runs(write_config, tmp_path):
     ({"model": {"cell": "ar", "tau": 300, "num_layers": 0}}, ["model.tau", "221 training years", "300"]),
     ({"data": {"seq_len": 100, "first_test_year": 1760}}, ["data.seq_len", "60 training years"]),
     ({"data": {"first_test_year": 2000}}, ["data.first_test_year", "1750..1992"]),
+    ({"data": {"first_test_year": 1900, "last_test_year": 1899}}, ["data.last_test_year", ">= data.first_test_year (1900)", "1899"]),
 ])
 def test_bad_sequence_model_configs_exit_2_before_a_run_folder(write_config, capsys, updates, expected):
     base = {"experiment": "sunspots", "model": {"cell": "gru", "hidden_size": 4, "num_layers": 1}, "data": {}}
