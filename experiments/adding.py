@@ -8,7 +8,9 @@ baseline once ``T`` is in the hundreds.
 Model: many-to-one, the cell reads ``(value, marker)`` pairs and a linear
 readout of ``h_T`` answers. Loss: MSE. ``eval_grad_decay``: orders of
 magnitude between the gradient of the answer at the first step and at the
-last, ``log10(|dy/dx_1| / |dy/dx_T|)`` (:mod:`jaxrnn.gradient_flow`). Plots:
+last, ``log10(|dy/dx_1| / |dy/dx_T|)`` (:mod:`jaxrnn.gradient_flow`);
+``eval_grad_underflow``: the fraction of sequences whose first-step gradient
+underflowed float32 to 0 (their decay is then a bound, near -38 or below). Plots:
 loss curves (by the runner), ``predictions.png`` (answers against true sums on
 the evaluation set) and ``gradient_flow.png`` (``|dy/dx_t|`` against ``t``, at
 initialisation and after training).
@@ -62,6 +64,7 @@ def problem(config: Config) -> runner.Problem:
         return {
             "loss": adding.mse(net.apply(params, batch.xs), batch.ys),
             "grad_decay": jnp.mean(gradient_flow.decay(norms)),
+            "grad_underflow": jnp.mean(norms[0] == 0),
         }
 
     batch_at, eval_set = tasks.batches(sample, seed, config.train.eval_batches)

@@ -99,9 +99,15 @@ def check(config: Config) -> None:
     last = config.data.last_test_year
     if last is not None and last < config.data.first_test_year:
         raise ConfigError(f"data.last_test_year: expected null or a year >= data.first_test_year ({config.data.first_test_year}), got {last}")
-    key, length = ("model.tau", config.model.tau) if config.model.cell == "ar" else ("data.seq_len", config.data.seq_len)
-    if length >= split:
-        raise ConfigError(f"{key}: expected fewer than the {split} training years before data.first_test_year, got {length}")
+    if config.model.cell == "ar":
+        # The first test year's longest forecast starts data.horizon years earlier, from a full window.
+        largest = split - config.data.horizon + 1
+        if config.model.tau > largest:
+            raise ConfigError(f"model.tau: expected at most {largest} (the {split} training years before "
+                              f"data.first_test_year, less data.horizon {config.data.horizon}, plus 1), got {config.model.tau}")
+    elif config.data.seq_len >= split:
+        raise ConfigError(f"data.seq_len: expected fewer than the {split} training years before data.first_test_year, "
+                          f"got {config.data.seq_len}")
 
 
 def predictor(config: Config, data: Series) -> Predictor:

@@ -49,17 +49,13 @@ def windows(series: jax.Array, tau: int, *, pad: bool = False) -> tuple[jax.Arra
         raise ValueError(f"series: expected shape (N, D), got {series.shape}")
     if tau < 1:
         raise ValueError(f"tau: expected an integer >= 1, got {tau}")
-    first = 1 if pad else tau
-    if pad:
-        series_padded = jnp.concatenate([jnp.zeros((tau - 1, series.shape[1]), series.dtype), series])
-    else:
-        series_padded = series
+    first = 1 if pad else tau  # the first target
     n = series.shape[0] - first
     if n < 1:
         raise ValueError(f"series of {series.shape[0]} steps has no window of {tau} before a target")
-    offset = series_padded.shape[0] - series.shape[0]  # where x_0 sits in the padded series
-    starts = jnp.arange(n) + first - tau + offset
-    inputs = jax.vmap(lambda s: jax.lax.dynamic_slice_in_dim(series_padded, s, tau))(starts)
+    # Padded with tau - first zeros, the window of target first + i starts at index i.
+    padded = jnp.concatenate([jnp.zeros((tau - first, series.shape[1]), series.dtype), series])
+    inputs = jax.vmap(lambda i: jax.lax.dynamic_slice_in_dim(padded, i, tau))(jnp.arange(n))
     return inputs, series[first:]
 
 
@@ -130,13 +126,17 @@ def forecast(model: Model, params: Any, series: jax.Array, tau: int, steps: int)
       ``(N, steps, D)``; NaN for origins ``t < tau - 1``, whose window is not full.
     """
     series = jnp.asarray(series)
+    if series.ndim != 2:
+        raise ValueError(f"series: expected shape (N, D), got {series.shape}")
+    if steps < 1:
+        raise ValueError(f"steps: expected an integer >= 1, got {steps}")
     n, d = series.shape
     padded = jnp.concatenate([jnp.full((tau - 1, d), jnp.nan, series.dtype), series])
     origins = jax.vmap(lambda t: jax.lax.dynamic_slice_in_dim(padded, t, tau))(jnp.arange(n))  # (N, tau, D)
 
     def roll(window: jax.Array) -> jax.Array:
         def step(window, _):
-            x = model.apply(params, window)
+            x = model.apply(params, window).astype(window.dtype)
             return jnp.concatenate([window[1:], x[None]]), x
 
         return jax.lax.scan(step, window, None, length=steps)[1]

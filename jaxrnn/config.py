@@ -90,9 +90,12 @@ class Model:
     def __post_init__(self):
         if self.cell in WINDOW_MODELS:
             if self.tau is None:
-                raise ConfigError(f"missing key model.tau (cell {self.cell} needs its window: a positive integer)")
-            if self.dropout or self.residual:
-                raise ConfigError(f"model.dropout and model.residual apply to recurrent cells only, not to cell {self.cell}")
+                raise ConfigError(f"missing key model.tau (cell {self.cell}, the window model of experiment sunspots, "
+                                  "needs its window: a positive integer)")
+            if self.dropout:
+                raise ConfigError(f"model.dropout: expected 0.0 for cell {self.cell} (it drops between recurrent layers), got {self.dropout}")
+            if self.residual:
+                raise ConfigError(f"model.residual: expected false for cell {self.cell} (it joins recurrent layers), got true")
         else:
             if self.tau is not None:
                 raise ConfigError(f"model.tau: only cell ar has a window; remove it for cell {self.cell}")

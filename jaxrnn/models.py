@@ -131,6 +131,10 @@ def latent_forecast(core: Cell, params: dict[str, Any], series: jax.Array, steps
       ``(N, steps, D)``.
     """
     series = jnp.asarray(series)
+    if series.ndim != 2:
+        raise ValueError(f"series: expected shape (N, D), got {series.shape}")
+    if steps < 1:
+        raise ValueError(f"steps: expected an integer >= 1, got {steps}")
 
     def observe(carry, x):
         carry, h = core.step(params["cell"], carry, x)
@@ -140,16 +144,17 @@ def latent_forecast(core: Cell, params: dict[str, Any], series: jax.Array, steps
     # series, kept apart from jaxrnn.scan because it returns every carry.
     _, (carries, first) = jax.lax.scan(observe, core.initial_carry(dtype=series.dtype), series)
 
+    if steps == 1:
+        return first[:, None]
+
     def roll(carry, x):
         def step(state, _):
             carry, x = state
             carry, h = core.step(params["cell"], carry, x)
-            x = dense(params["readout"], h)
+            x = dense(params["readout"], h).astype(series.dtype)
             return (carry, x), x
 
         return jax.lax.scan(step, (carry, x), None, length=steps - 1)[1]
 
-    if steps == 1:
-        return first[:, None]
     later = jax.vmap(roll)(carries, first)  # (N, steps-1, D)
     return jnp.concatenate([first[:, None], later], axis=1)

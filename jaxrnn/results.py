@@ -2,7 +2,8 @@
 
     | experiment | T | cell | hidden | eval loss | baseline | loss / baseline | eval accuracy | grad decay | steps | wall time | machine |
 
-``grad decay`` is ``eval_grad_decay`` where an experiment reports it (see :mod:`jaxrnn.gradient_flow`).
+``grad decay`` is ``eval_grad_decay`` where an experiment reports it (see :mod:`jaxrnn.gradient_flow`),
+``≤ x`` when the first step's gradient underflowed in every evaluated sequence.
 
 ``jaxrnn table runs/`` prints it as Markdown; ``--into FILE`` replaces the
 block between ``<!-- results:start -->`` and ``<!-- results:end -->`` in FILE.
@@ -51,7 +52,7 @@ def markdown(summaries: list[dict[str, Any]]) -> str:
             _number(baseline),
             _number(loss / baseline) if loss is not None and baseline else "",
             _number(m["eval_accuracy"]) if "eval_accuracy" in m else "",
-            f"{m['eval_grad_decay']:.1f}" if "eval_grad_decay" in m else "",
+            _decay(m),
             str(s.get("steps", "")),
             _duration(s.get("wall_time_s")),
             s.get("machine", ""),
@@ -81,3 +82,10 @@ def _duration(seconds: float | None) -> str:
         return ""
     minutes, secs = divmod(round(seconds), 60)
     return f"{minutes} min {secs:02d} s" if minutes else f"{secs} s"
+
+
+def _decay(metrics: dict[str, float]) -> str:
+    if "eval_grad_decay" not in metrics:
+        return ""
+    bound = metrics.get("eval_grad_underflow", 0.0) >= 1.0  # the value is a bound, not a measurement
+    return f"≤ {metrics['eval_grad_decay']:.0f}" if bound else f"{metrics['eval_grad_decay']:.1f}"

@@ -42,7 +42,7 @@ def test_run_writes_every_file_it_promises(write_config, tmp_path, capsys):
     for name in ("config.yaml", "metrics.jsonl", "summary.json", "loss.png", "predictions.png", "gradient_flow.png"):
         assert (out / name).stat().st_size > 0, name
     summary = json.loads((out / "summary.json").read_text())
-    assert set(summary["metrics"]) == {"eval_loss", "eval_grad_decay", "baseline"}
+    assert set(summary["metrics"]) == {"eval_loss", "eval_grad_decay", "eval_grad_underflow", "baseline"}
     assert summary["metrics"]["baseline"] == pytest.approx(1 / 6)
     assert summary["steps"] == 6 and summary["wall_time_s"] > 0 and summary["machine"]
     records = [json.loads(line) for line in (out / "metrics.jsonl").read_text().splitlines()]

@@ -40,3 +40,14 @@ def test_each_sequence_gets_its_own_gradient():
     together = gradient_flow.input_gradient_norms(fn, xs)
     alone = jnp.concatenate([gradient_flow.input_gradient_norms(fn, xs[:, b : b + 1]) for b in range(B)], axis=1)
     np.testing.assert_allclose(together, alone, rtol=1e-5, atol=1e-7)
+
+
+def test_an_underflowed_gradient_gives_a_finite_bound():
+    # At a = 0.001 over 20 steps the first step's gradient is 1e-57: float32 holds 0.
+    xs = jnp.ones((20, B, H), jnp.float32)
+    norms = gradient_flow.input_gradient_norms(linear_rnn(1e-3), xs)
+    assert (norms[0] == 0).all() and (norms[-1] > 0).all()
+    bound = gradient_flow.decay(norms)
+    tiny = np.finfo(np.float32).tiny
+    np.testing.assert_allclose(bound, np.log10(tiny) - np.log10(np.sqrt(H)), rtol=1e-5)
+    assert np.isfinite(bound).all()

@@ -166,12 +166,26 @@ def test_remat_and_unroll_change_neither_values_nor_gradients(name, seed, length
         assert_trees_close(other, baseline, err_msg=f"scan options {options}")
 
 
-def scan_unroll(cell, steps, unroll):
-    """The ``unroll`` of the loop that ``scan`` traces for ``steps`` steps."""
+def scan_unrolls(jaxpr):
+    """The ``unroll`` of every ``scan`` in ``jaxpr``, nested ones (a custom VJP's loop) included."""
+    found = []
+    for eqn in jaxpr.eqns:
+        if eqn.primitive.name == "scan":
+            found.append(eqn.params["unroll"])
+        for value in eqn.params.values():
+            for item in value if isinstance(value, (tuple, list)) else (value,):
+                inner = getattr(item, "jaxpr", item)  # a ClosedJaxpr holds its Jaxpr
+                if hasattr(inner, "eqns"):
+                    found += scan_unrolls(inner)
+    return found
+
+
+def scan_unroll(cell, steps, unroll, path="plain"):
+    """The ``unroll`` of the loop that ``scan`` traces for ``steps`` steps on ``path``."""
     params = random_params(cell, 0)
-    jaxpr = jax.make_jaxpr(lambda xs: jaxrnn.scan(cell, params, xs, unroll=unroll))(jnp.zeros((steps, B, I)))
-    (eqn,) = [e for e in jaxpr.eqns if e.primitive.name == "scan"]
-    return eqn.params["unroll"]
+    jaxpr = jax.make_jaxpr(lambda xs: jaxrnn.scan(cell, params, xs, unroll=unroll, path=path))(jnp.zeros((steps, B, I)))
+    (unroll,) = set(scan_unrolls(jaxpr.jaxpr))
+    return unroll
 
 
 @pytest.mark.parametrize("unroll, steps, expected", [(True, 5, 5), (4, 40, 4), (False, 40, 1), (100, 5, 5)])
@@ -180,8 +194,9 @@ def test_unroll_is_taken_as_given_up_to_the_cap(unroll, steps, expected, recwarn
     assert not recwarn.list
 
 
+@pytest.mark.parametrize("path", ["plain", FUSED])
 @pytest.mark.parametrize("unroll", [True, 1000])
-def test_unroll_is_capped_so_compilation_cannot_explode(unroll):
+def test_unroll_is_capped_so_compilation_cannot_explode(unroll, path):
     # Unrolling all 40 steps would multiply compile time far beyond the 40x of the loop body.
     with pytest.warns(UserWarning, match="capped at jaxrnn.unroll.MAX_UNROLL = 16"):
-        assert scan_unroll(CELLS["gru"], 40, unroll) == jaxrnn.unroll.MAX_UNROLL
+        assert scan_unroll(CELLS["gru_reset_after"], 40, unroll, path) == jaxrnn.unroll.MAX_UNROLL

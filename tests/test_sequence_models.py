@@ -122,6 +122,43 @@ def test_latent_forecast_is_a_loop_that_feeds_predictions_back(core):
             carry, h = core.step(params["cell"], carry, prediction)
 
 
+def test_forecasts_reject_bad_input_and_keep_the_series_dtype():
+    net, params = autoregressive.ar(2, 1), linear_ar_params([0.5, 0.2])
+    core = jaxrnn.gru(3)
+    latent = models.latent_autoregressive(core, 1).init(jax.random.key(0))
+    for call in (lambda xs, k: autoregressive.forecast(net, params, xs, 2, k),
+                 lambda xs, k: models.latent_forecast(core, latent, xs, k)):
+        with pytest.raises(ValueError, match=r"series: expected shape \(N, D\)"):
+            call(SERIES[:, 0], 2)
+        with pytest.raises(ValueError, match="steps: expected an integer >= 1, got 0"):
+            call(SERIES[:, :1], 0)
+    bf16 = SERIES[:, :1].astype(jnp.bfloat16)
+    assert autoregressive.forecast(net, params, bf16, 2, 3).dtype == jnp.bfloat16
+
+
+def test_k_step_errors_score_each_test_year_from_k_years_before():
+    sunspots = catalog.experiment("sunspots")
+    data = sunspots.series(sunspots.Data(first_test_year=1900, last_test_year=1950))
+    x = np.asarray(data.values[:, 0])
+    n, ks = len(x), [1, 2, 4]
+    # The perfect table, F[t, j] = x[t + j + 1] (where it exists), scores 0 at every k.
+    perfect = np.zeros((n, 4, 1), np.float32)
+    for t in range(n):
+        for j in range(4):
+            perfect[t, j, 0] = x[min(t + j + 1, n - 1)]
+    errors = sunspots.k_step_errors(jnp.asarray(perfect), data, ks)
+    for k in ks:
+        assert float(errors[f"mse_k{k}"]) == pytest.approx(0.0, abs=1e-10)
+    # The persistence table, F[t, j] = x[t], scores the k-year persistence error, in counts too.
+    persistence = np.repeat(x[:, None, None], 4, axis=1)
+    errors = sunspots.k_step_errors(jnp.asarray(persistence), data, ks)
+    test = np.arange(data.split, n)
+    for k in ks:
+        mse = np.mean((x[test] - x[test - k]) ** 2)
+        assert float(errors[f"mse_k{k}"]) == pytest.approx(mse, rel=1e-5)
+        assert float(errors[f"rmse_k{k}"]) == pytest.approx(np.sqrt(mse) * data.scale, rel=1e-5)
+
+
 def test_sunspots_ship_with_the_package():
     years, counts = datasets.sunspots()
     assert years.shape == counts.shape == (309,)
@@ -182,6 +219,8 @@ def test_sunspots_latent_model_runs(write_config, tmp_path):
     ({"experiment": "adding", "data": {"seq_len": 10}, "model": {"cell": "ar", "tau": 4}},
      ["model.cell 'ar'", "rnn, lstm, gru"]),
     ({"model": {"cell": "ar", "tau": 300, "num_layers": 0}}, ["model.tau", "221 training years", "300"]),
+    ({"model": {"cell": "ar", "tau": 215, "num_layers": 0}, "data": {"horizon": 8}},
+     ["model.tau: expected at most 214", "data.horizon 8", "got 215"]),
     ({"data": {"seq_len": 100, "first_test_year": 1760}}, ["data.seq_len", "60 training years"]),
     ({"data": {"first_test_year": 2000}}, ["data.first_test_year", "1750..1992"]),
     ({"data": {"first_test_year": 1900, "last_test_year": 1899}}, ["data.last_test_year", ">= data.first_test_year (1900)", "1899"]),
