@@ -152,7 +152,10 @@ def k_step_errors(forecasts: jax.Array, data: Series, ks: list[int]) -> dict[str
 def problem(config: Config) -> runner.Problem:
     """Data and model of ``config``, as the runner takes them."""
     data = series(config.data)
-    model = predictor(config, data)
+    return _problem(config, data, predictor(config, data))
+
+
+def _problem(config: Config, data: Series, model: Predictor) -> runner.Problem:
     ks = horizons(config.data.horizon)
 
     def loss(params, batch, key):
@@ -176,10 +179,10 @@ def problem(config: Config) -> runner.Problem:
 
 def run(config: Config, folder: RunDir, *, resume: bool = False, interactive: bool | None = None) -> dict:
     """Train, evaluate and plot ``config`` into ``folder``; return the summary."""
-    prob = problem(config)
-    state, summary = runner.fit(config, prob, folder, resume=resume, interactive=interactive)
     data = series(config.data)
-    forecasts = jax.jit(predictor(config, data).forecast)(state.params, data.values)
+    model = predictor(config, data)
+    state, summary = runner.fit(config, _problem(config, data, model), folder, resume=resume, interactive=interactive)
+    forecasts = jax.jit(model.forecast)(state.params, data.values)
     plot_forecasts(np.asarray(forecasts) * data.scale + data.mean, data, folder, config)
     return summary
 
