@@ -71,8 +71,13 @@ class Series(NamedTuple):
     scale: float
 
 
+def training_years(data: Data) -> int:
+    """How many years come before ``data.first_test_year``: the index of the first test year."""
+    return int(np.searchsorted(YEARS, data.first_test_year))
+
+
 def series(data: Data) -> Series:
-    split = int(np.searchsorted(YEARS, data.first_test_year))
+    split = training_years(data)
     end = len(YEARS) if data.last_test_year is None else int(np.searchsorted(YEARS, data.last_test_year, side="right"))
     train = COUNTS[:split]
     mean, scale = float(train.mean()), float(train.std())
@@ -95,7 +100,7 @@ class Predictor(NamedTuple):
 
 def check(config: Config) -> None:
     """The model's window (``model.tau``) or stretch (``data.seq_len``) must fit the training years."""
-    split = int(np.searchsorted(YEARS, config.data.first_test_year))
+    split = training_years(config.data)
     last = config.data.last_test_year
     if last is not None and last < config.data.first_test_year:
         raise ConfigError(f"data.last_test_year: expected null or a year >= data.first_test_year ({config.data.first_test_year}), got {last}")
