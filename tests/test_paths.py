@@ -12,6 +12,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
+from jax import lax
 from jax.test_util import check_grads
 
 import jaxrnn
@@ -54,7 +55,7 @@ def _inputs(cell, key=0):
 
 def _assert_trees_close(a, b, atol=2e-5):
     for x, y in zip(jax.tree_util.tree_leaves(a), jax.tree_util.tree_leaves(b), strict=True):
-        np.testing.assert_allclose(np.asarray(x), np.asarray(y), rtol=2e-5, atol=atol)
+        np.testing.assert_allclose(np.asarray(x, np.float32), np.asarray(y, np.float32), rtol=2e-5, atol=atol)
 
 
 @pytest.mark.parametrize("name", sorted(CELLS))
@@ -69,6 +70,21 @@ def test_fast_paths_match_plain_values_and_gradients(name, reverse, masked):
         _assert_trees_close(outputs, reference)
         _assert_trees_close(grads, reference_grads)
 
+
+
+@pytest.mark.parametrize("name", ["rnn", "lstm", "gru_reset_after"])
+def test_fused_path_in_bfloat16_compute_matches_plain(name):
+    """``dtype=bfloat16`` (the GPU's fast mode) through the fused VJP: the plain path's gradients, to bf16 precision."""
+    factory = {"rnn": jaxrnn.rnn, "lstm": jaxrnn.lstm, "gru_reset_after": lambda h, **kw: jaxrnn.gru(h, reset_after=True, **kw)}
+    cell = factory[name](H, dtype=jnp.bfloat16)
+    params, xs, carry = _inputs(cell)
+    lengths = jnp.array([T, 2, 0])
+    (_, reference), reference_grads = _loss_and_grads(cell, "plain", True, lengths)(params, xs, carry)
+    (_, outputs), grads = _loss_and_grads(cell, "fused", True, lengths)(params, xs, carry)
+    for leaf in jax.tree_util.tree_leaves(grads):
+        assert leaf.dtype == jnp.float32
+    _assert_trees_close(outputs, reference, atol=2e-2)
+    _assert_trees_close(grads, reference_grads, atol=5e-2)
 
 @pytest.mark.parametrize("name", ["lstm", "gru_reset_after", "rnn"])
 def test_fused_path_gradients_match_finite_differences(name):
@@ -100,6 +116,57 @@ def test_fused_path_under_vmap_matches_batch_axis():
         lambda x, n: jaxrnn.scan(cell, p, x, lengths=n, path="fused")[1], in_axes=(1, 0))(xs, lengths) ** 2))(params)
     grad_plain = jax.grad(lambda p: jnp.sum(jaxrnn.scan(cell, p, xs, lengths=lengths, path="plain")[1] ** 2))(params)
     _assert_trees_close(grad_vmap, grad_plain)
+
+
+
+@pytest.mark.parametrize("time", [0, 1, 5])
+@pytest.mark.parametrize("reverse", [False, True])
+@pytest.mark.parametrize("unroll", [1, 3])
+def test_prefetched_scan_is_lax_scan(time, reverse, unroll):
+    """The fused path's loop (each step's input read one step ahead, on CPU) is ``lax.scan``."""
+    from jaxrnn.unroll import _prefetched_scan
+
+    xs = (jnp.arange(time * 2.0).reshape(time, 2), None, jnp.arange(time * 3.0).reshape(time, 3) ** 2)
+
+    def body(carry, x):
+        a, none, b = x
+        assert none is None
+        carry = 0.5 * carry + a[0] * b
+        return carry, (carry, a + carry[:2])
+
+    expected = lax.scan(body, jnp.ones(3), xs, reverse=reverse, unroll=unroll)
+    got = _prefetched_scan(body, jnp.ones(3), xs, reverse=reverse, unroll=unroll)
+    _assert_trees_close(got, expected, atol=0)
+
+
+@pytest.mark.parametrize("name", ["rnn", "rnn_relu_nobias", "lstm", "gru_reset_after"])
+def test_additive_flag_holds_exactly_where_update_reads_only_the_sum(name):
+    """``additive`` lets the fused path save ``xp + hp`` alone, so it must be true of ``update``."""
+    step = CELLS[name].step
+    params, _, carry = _inputs(CELLS[name])
+    k_x, k_h = jax.random.split(jax.random.key(2))
+    gates = step.product(params, carry).shape
+    xp, hp = jax.random.normal(k_x, gates), jax.random.normal(k_h, gates)
+    split, summed = step.update(carry, xp, hp), step.update(carry, xp + hp, jnp.zeros(gates))
+    same = all(np.allclose(a, b, atol=1e-6) for a, b in zip(jax.tree_util.tree_leaves(split),
+                                                             jax.tree_util.tree_leaves(summed)))
+    assert step.additive == same == (name != "gru_reset_after")
+
+
+@pytest.mark.parametrize("name", ["rnn", "lstm", "gru_reset_after"])
+def test_fused_path_saves_only_the_carry_and_the_products_per_step(name):
+    """Per step the backward pass keeps the carry and ``xp + hp`` (additive) or ``xp`` and ``hp``; not the activations."""
+    from jaxrnn.unroll import _recurrence_fwd
+
+    cell = CELLS[name]
+    params, xs, carry = _inputs(cell)
+    xps = cell.step.project(params, xs)
+    _, residuals = jax.eval_shape(
+        lambda p, c, x: _recurrence_fwd(cell.step, False, 1, p, c, x, None), params, carry, xps)
+    per_step = sum(leaf.size for leaf in jax.tree_util.tree_leaves(residuals) if leaf.shape[:1] == (T,)) // T
+    carry_size = sum(leaf.size for leaf in jax.tree_util.tree_leaves(carry))
+    gates = xps.shape[-1] * B
+    assert per_step == carry_size + (gates if cell.step.additive else 2 * gates)
 
 
 def test_path_resolution():

@@ -74,21 +74,30 @@ class SplitStep:
         and in ``params`` (e.g. ``h @ W_h (+ b_h)``); or ``None``.
       update: ``update(carry, xp, hp) -> (carry, y)``, the elementwise rest of
         the step, free of params; or ``None``.
+      additive: ``update`` depends on ``xp`` and ``hp`` only through
+        ``xp + hp`` (see :meth:`from_product`).
     """
 
     project: Callable[[Params, Array], Array]
     recur: Callable[[Params, Carry, Array], tuple[Carry, Array]]
     product: Callable[[Params, Carry], Array] | None = None
     update: Callable[[Carry, Array, Array], tuple[Carry, Array]] | None = None
+    additive: bool = False
 
     @classmethod
-    def from_product(cls, project, product, update) -> "SplitStep":
-        """The step ``update(carry, xp, product(params, carry))`` with ``xp = project(params, x)``."""
+    def from_product(cls, project, product, update, *, additive: bool = False) -> "SplitStep":
+        """The step ``update(carry, xp, product(params, carry))`` with ``xp = project(params, x)``.
+
+        ``additive``: ``update`` reads ``xp`` and ``hp`` only through their sum
+        ``xp + hp`` (the LSTM's and Elman's gates do; the GRU's reset gate does
+        not). The fused path then saves that one sum per step for its backward
+        pass and carries one gradient for both, instead of two of each.
+        """
 
         def recur(params: Params, carry: Carry, xp: Array) -> tuple[Carry, Array]:
             return update(carry, xp, product(params, carry))
 
-        return cls(project, recur, product, update)
+        return cls(project, recur, product, update, additive)
 
     def __call__(self, params: Params, carry: Carry, x: Array) -> tuple[Carry, Array]:
         if self.product is None:

@@ -74,4 +74,4 @@ def rnn(
         h = phi((hp + xp).astype(h.dtype))
         return h, h
 
-    return Cell(init, initial_carry, SplitStep.from_product(project, product, update))
+    return Cell(init, initial_carry, SplitStep.from_product(project, product, update, additive=True))

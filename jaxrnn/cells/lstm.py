@@ -80,4 +80,4 @@ def lstm(
         h = (jax.nn.sigmoid(o) * jnp.tanh(c)).astype(h.dtype)
         return (h, c), h
 
-    return Cell(init, initial_carry, SplitStep.from_product(project, product, update))
+    return Cell(init, initial_carry, SplitStep.from_product(project, product, update, additive=True))
