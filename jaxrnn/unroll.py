@@ -11,9 +11,9 @@ function (values and gradients), and the tests hold them to it:
   that give ``product``/``update``: the backward loop carries only
   ``dh @ W_h^T`` and the weight gradient is formed after it as one product
   ``H_{prev}^T dG`` over all time steps, as cuDNN does. The forward pass keeps
-  per step only the carry and the gate pre-activations (``xp + hp``, or both
-  for a cell that is not ``additive``); the backward loop recomputes the
-  elementwise ``update`` from them.
+  per step only the carry and the gate pre-activations ``xp + hp`` (or, for a
+  cell that is not ``additive``, ``hp``, beside the projected inputs ``xps``);
+  the backward loop recomputes the elementwise ``update`` from them.
 
 ``"auto"`` (the default) takes ``"plain"`` on CPU, where XLA:CPU runs the
 per-step loop fastest (see ``benchmarks/``), and the best path the cell allows
@@ -245,9 +245,10 @@ def _prefetched_scan(body, carry, xs, *, reverse, unroll):
     that reads it, and XLA:CPU emits scalar code for such a fusion when the
     slice is cut again along its last axis, as a cell's ``split`` into gates
     does: the LSTM's cell-state fusion took 55 us per step at B32 H128. Here
-    the slice for step ``t`` is read by step ``t - 1`` (its own small copy)
-    and travels in the loop state; the fusion stays vectorised (9 us). Same
-    function and output order as ``lax.scan``.
+    each step's slice is read by the step before it in loop order (its own
+    small copy) and travels in the loop state; the fusion stays vectorised
+    (9 us). Same function and output order as ``lax.scan``. The backend is
+    ``jax.default_backend()``.
     """
     time = jax.tree_util.tree_leaves(xs)[0].shape[0]
     if time == 0 or jax.default_backend() != "cpu":  # a GPU fuses the slice well; a copy would be one more kernel
@@ -275,8 +276,8 @@ def _recurrence(step, reverse, unroll, params, carry, xps, valid):
     return carry, ys
 
 
-def _recurrence_forward(step, reverse, unroll, params, carry, xps, valid, *, save):
-    """The forward loop; with ``save``, also each step's carry and what ``update`` read besides it."""
+def _recurrence_forward(step, reverse, unroll, params, carry, xps, valid, *, save, summed=False):
+    """The forward loop; with ``save``, also each step's carry and ``xp + hp`` (``summed``) or ``hp``."""
 
     def body(carry, inputs):
         xp, ok = inputs
@@ -285,15 +286,19 @@ def _recurrence_forward(step, reverse, unroll, params, carry, xps, valid, *, sav
         new_carry, y = _mask(ok, new_carry, carry, y)
         if not save:
             return new_carry, (y, None)
-        return new_carry, (y, (carry, xp + hp if step.additive else hp))
+        return new_carry, (y, (carry, xp + hp if summed else hp))
 
     return _prefetched_scan(body, carry, (xps, valid), reverse=reverse, unroll=unroll)
 
 
 def _recurrence_fwd(step, reverse, unroll, params, carry, xps, valid):
-    final, (ys, (prev, saved)) = _recurrence_forward(step, reverse, unroll, params, carry, xps, valid, save=True)
-    # An additive cell's update is recomputed from the sum alone; the others need xps too.
-    return (final, ys), (params, valid, prev, None if step.additive else xps, saved)
+    # An additive cell's update is recomputed from the sum alone, if xp and hp share a dtype (the sum
+    # would be promoted, and its cotangent fit neither); otherwise from xp and hp, so xps stays.
+    hp = jax.eval_shape(step.product, params, carry)
+    summed = step.additive and hp.dtype == xps.dtype
+    final, (ys, (prev, saved)) = _recurrence_forward(
+        step, reverse, unroll, params, carry, xps, valid, save=True, summed=summed)
+    return (final, ys), (params, valid, prev, None if summed else xps, saved)
 
 
 def _recurrence_bwd(step, reverse, unroll, residuals, cotangents):
@@ -305,9 +310,11 @@ def _recurrence_bwd(step, reverse, unroll, residuals, cotangents):
     g_t @ W_h^T``. Then ``dL/dW_h = sum_t carry_{t-1}^T g_t`` is ``product``'s
     VJP over all steps at once, one ``(H, T*B) @ (T*B, G)`` product;
     ``dL/dxps`` flows on to the projection, whose own VJP is another big
-    product. For an additive cell ``g_t = dL/dxp_t``: one array, not two.
+    product. Where only the sum was saved (an additive cell), ``g_t = dL/dxp_t``:
+    one array, not two.
     """
     params, valid, prev, xps, saved = residuals
+    summed = xps is None
     d_final, d_ys = cotangents
 
     def body(d_carry, inputs):
@@ -316,7 +323,7 @@ def _recurrence_bwd(step, reverse, unroll, residuals, cotangents):
             keep = lambda d: jnp.where(_expand(ok, d), d, jnp.zeros_like(d))  # noqa: E731
             d_skip = jax.tree_util.tree_map(lambda d: d - keep(d), d_carry)
             d_carry, dy = jax.tree_util.tree_map(keep, d_carry), keep(dy)
-        if step.additive:  # xp holds xp + hp: the same update with hp = 0
+        if summed:  # xp holds xp + hp: the same update with hp = 0
             _, update_vjp = jax.vjp(lambda c, z: step.update(c, z, jnp.zeros_like(z)), carry, xp)
             d_prev, d_xp = update_vjp((d_carry, dy))
             d_hp = d_xp
@@ -327,12 +334,12 @@ def _recurrence_bwd(step, reverse, unroll, residuals, cotangents):
         d_prev = jax.tree_util.tree_map(jnp.add, d_prev, product_vjp(d_hp)[0])
         if ok is not None:
             d_prev = jax.tree_util.tree_map(jnp.add, d_prev, d_skip)
-        return d_prev, (d_xp, None if step.additive else d_hp)
+        return d_prev, (d_xp, None if summed else d_hp)
 
-    inputs = (valid, prev, saved, None, d_ys) if step.additive else (valid, prev, xps, saved, d_ys)
+    inputs = (valid, prev, saved, None, d_ys) if summed else (valid, prev, xps, saved, d_ys)
     d_carry, (d_xps, d_hps) = _prefetched_scan(body, d_final, inputs, reverse=not reverse, unroll=unroll)
     _, product_vjp = jax.vjp(step.product, params, prev)
-    d_params, _ = product_vjp(d_xps if step.additive else d_hps)
+    d_params, _ = product_vjp(d_xps if summed else d_hps)
     return d_params, d_carry, d_xps, None
 
 

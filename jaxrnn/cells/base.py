@@ -89,9 +89,11 @@ class SplitStep:
         """The step ``update(carry, xp, product(params, carry))`` with ``xp = project(params, x)``.
 
         ``additive``: ``update`` reads ``xp`` and ``hp`` only through their sum
-        ``xp + hp`` (the LSTM's and Elman's gates do; the GRU's reset gate does
-        not). The fused path then saves that one sum per step for its backward
-        pass and carries one gradient for both, instead of two of each.
+        ``xp + hp``, added in their own dtype before any cast (the LSTM's and
+        Elman's gates do; the GRU's reset gate does not). The fused path then
+        saves that one sum per step for its backward pass and carries one
+        gradient for both, instead of two of each (when ``xp`` and ``hp`` share
+        a dtype; else it keeps both).
         """
 
         def recur(params: Params, carry: Carry, xp: Array) -> tuple[Carry, Array]:
