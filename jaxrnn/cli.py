@@ -99,7 +99,7 @@ def _list(args: argparse.Namespace) -> int:
             print(f"{path.stem:<{width}}  INVALID: {error}")
             continue
         seq = c.model.tau or getattr(c.data, "seq_len", None)
-        print(f"{path.stem:<{width}}  {c.experiment:<8} {c.model.label:<9} hidden {c.model.hidden_size:<4} "
+        print(f"{path.stem:<{width}}  {c.experiment:<8} {c.model.label:<15} hidden {c.model.hidden_size:<4} "
               + (f"T {seq:<4} " if seq is not None else "")
               + f"steps {c.train.steps:<6} {c.optim.name} lr {c.optim.learning_rate:g}")
     return 0

@@ -63,12 +63,17 @@ def _positive_or_null(x):
     return x is None or x > 0
 
 
+def _chrono(x):
+    return x is None or x > 2
+
+
 @dataclasses.dataclass(frozen=True)
 class Model:
     """The sequence model.
 
     A recurrent ``cell`` (rnn, lstm, gru): ``num_layers`` cells of
-    ``hidden_size`` units and a readout. ``cell: ar``: the lecture's AR(``tau``),
+    ``hidden_size`` units and a readout; ``chrono: T_max`` starts an lstm's
+    forget and input biases with the chrono initialisation (see ``jaxrnn.lstm``). ``cell: ar``: the lecture's AR(``tau``),
     no recurrence, an MLP on the last ``tau`` observations with ``num_layers``
     hidden layers of ``hidden_size`` units (``num_layers: 0``: the linear AR).
     """
@@ -79,12 +84,13 @@ class Model:
     dropout: float = dataclasses.field(default=0.0, metadata=check(_rate, "a number in [0, 1)"))
     residual: bool = False
     tau: int | None = dataclasses.field(default=None, metadata=check(_positive_or_null, "a positive integer (cell ar only)"))
+    chrono: int | None = dataclasses.field(default=None, metadata=check(_chrono, "null or an integer > 2 (cell lstm only)"))
 
     @property
     def label(self) -> str:
-        """``lstm``, ..., or ``ar(8)``: the model in a table or a title."""
+        """``lstm``, ``lstm chrono(70)``, ..., or ``ar(8)``: the model in a table or a title."""
         if self.cell not in WINDOW_MODELS:
-            return self.cell
+            return self.cell + (f" chrono({self.chrono})" if self.chrono is not None else "")
         return f"{self.cell}({self.tau})" + (" mlp" if self.num_layers else "")
 
     def __post_init__(self):
@@ -99,6 +105,8 @@ class Model:
         else:
             if self.tau is not None:
                 raise ConfigError(f"model.tau: only cell ar has a window; remove it for cell {self.cell}")
+        if self.chrono is not None and self.cell != "lstm":
+            raise ConfigError(f"model.chrono: only cell lstm has a chrono initialisation; remove it for cell {self.cell}")
             if self.num_layers < 1:
                 raise ConfigError(f"model.num_layers: expected a positive integer for cell {self.cell}, got {self.num_layers}")
 

@@ -11,6 +11,7 @@ Inputs are time-major, ``xs: (T, B, I)``, as :func:`jaxrnn.scan` takes them.
 
 from __future__ import annotations
 
+import functools
 from typing import Any, Callable, NamedTuple
 
 import jax
@@ -39,13 +40,17 @@ class Model(NamedTuple):
     apply: Callable[..., jax.Array]
 
 
-def cell(name: str, hidden_size: int, num_layers: int = 1, *, dropout: float = 0.0, residual: bool = False) -> Cell:
-    """A cell by name (``rnn``, ``lstm``, ``gru``), stacked when ``num_layers > 1``."""
+def cell(name: str, hidden_size: int, num_layers: int = 1, *, dropout: float = 0.0, residual: bool = False,
+         chrono: float | None = None) -> Cell:
+    """A cell by name (``rnn``, ``lstm``, ``gru``), stacked when ``num_layers > 1``; ``chrono``: see ``jaxrnn.lstm``."""
     if name not in CELLS:
         raise ValueError(f"unknown cell {name!r}; expected one of {', '.join(CELLS)}")
+    if chrono is not None and name != "lstm":
+        raise ValueError(f"chrono: only the lstm has a chrono initialisation, not {name!r}")
+    make = functools.partial(CELLS[name], chrono=chrono) if chrono is not None else CELLS[name]
     if num_layers == 1:
-        return CELLS[name](hidden_size)
-    return jaxrnn.stack([CELLS[name](hidden_size) for _ in range(num_layers)], residual=residual, dropout=dropout)
+        return make(hidden_size)
+    return jaxrnn.stack([make(hidden_size) for _ in range(num_layers)], residual=residual, dropout=dropout)
 
 
 def cell_from_config(config: ModelConfig) -> Cell:
@@ -56,7 +61,8 @@ def cell_from_config(config: ModelConfig) -> Cell:
     """
     if config.cell not in CELLS:
         raise ConfigError(f"model.cell {config.cell!r} has no recurrent cell; this experiment needs one of {', '.join(CELLS)}")
-    return cell(config.cell, config.hidden_size, config.num_layers, dropout=config.dropout, residual=config.residual)
+    return cell(config.cell, config.hidden_size, config.num_layers, dropout=config.dropout, residual=config.residual,
+                chrono=config.chrono)
 
 
 def dense_init(key: jax.Array, in_size: int, out_size: int) -> dict[str, jax.Array]:

@@ -289,6 +289,25 @@ def test_lstm_forget_bias_configurable():
     np.testing.assert_array_equal(bias, [0, 0, 0, -2.5, -2.5, -2.5, 0, 0, 0, 0, 0, 0])
 
 
+def test_lstm_chrono_initialisation():
+    """Chrono (Tallec & Ollivier 2018): per unit b_f = log u, u ~ U(1, T_max - 1), b_i = -b_f; the rest as without it."""
+    hidden, t_max = 256, 50
+    plain, chrono = jaxrnn.lstm(hidden), jaxrnn.lstm(hidden, chrono=t_max)
+    key = jax.random.key(5)
+    p, q = plain.init(key, 3), chrono.init(key, 3)
+    b_i, b_f, b_g, b_o = np.asarray(q["bias"]).reshape(4, hidden)
+    assert np.all(b_f >= 0) and np.all(b_f <= np.log(t_max - 1)) and np.all(b_i == -b_f)
+    assert np.all(b_g == 0) and np.all(b_o == 0)
+    # time scales 1 + u spread over the range: u = exp(b_f) is uniform on (1, T_max - 1)
+    u = np.exp(b_f)
+    assert abs(np.mean(u) - t_max / 2) < 3 and np.min(u) < 5 and np.max(u) > t_max - 5
+    for name in ("input_kernel", "recurrent_kernel"):  # the kernels do not move
+        np.testing.assert_array_equal(p[name], q[name])
+    assert not np.array_equal(chrono.init(jax.random.key(6), 3)["bias"], q["bias"])
+    with pytest.raises(ValueError, match="chrono: expected T_max > 2"):
+        jaxrnn.lstm(4, chrono=2)
+
+
 def test_init_is_deterministic_in_key():
     cell = CELLS["lstm"]
     assert_trees_close(cell.init(jax.random.key(3), I), cell.init(jax.random.key(3), I), rtol=0, atol=0)

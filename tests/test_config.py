@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import dataclasses
 
+import jax
+import numpy as np
 import pytest
 import yaml
 
@@ -85,6 +87,8 @@ def test_defaults_fill_optional_keys(write_config):
     ({"model": "lstm"}, [], ["model", "a section"]),
     ({}, ["model=lstm"], ["model is a section", "model.cell"]),
     ({}, ["nonsense"], ["--set expects key=value"]),
+    ({"model": {"cell": "gru", "chrono": 50}}, [], ["model.chrono", "only cell lstm", "cell gru"]),
+    ({"model": {"cell": "lstm", "chrono": 2}}, [], ["model.chrono", "an integer > 2", "2"]),
 ])
 def test_config_errors_exit_2_with_one_line(write_config, capsys, updates, overrides, expected):
     path = write_config(**updates)
@@ -97,6 +101,17 @@ def test_config_errors_exit_2_with_one_line(write_config, capsys, updates, overr
     for text in expected:
         assert text in err, (text, err)
     assert not (path.parent / "run").exists()
+
+
+def test_chrono_reaches_the_lstm_and_the_label(write_config):
+    """``model.chrono`` is the lstm's chrono initialisation: b_f = log U(1, T_max - 1), b_i = -b_f."""
+    from jaxrnn import models
+
+    loaded = catalog.load(write_config(model={"cell": "lstm", "hidden_size": 16, "chrono": 40}))
+    assert loaded.model.label == "lstm chrono(40)"
+    bias = models.cell_from_config(loaded.model).init(jax.random.key(0), 3)["bias"].reshape(4, 16)
+    assert np.all(bias[1] > 0) and np.all(bias[1] <= np.log(39)) and np.all(bias[0] == -bias[1])
+    assert catalog.load(write_config(model={"cell": "lstm", "hidden_size": 16})).model.label == "lstm"
 
 
 def test_missing_key_is_named(write_config, capsys):

@@ -31,6 +31,7 @@ def lstm(
     hidden_size: int,
     *,
     forget_bias: float = 1.0,
+    chrono: float | None = None,
     param_dtype: Any = jnp.float32,
     dtype: Any | None = None,
     kernel_init: Initializer = glorot_uniform,
@@ -42,6 +43,11 @@ def lstm(
       hidden_size: ``H``, the size of ``h`` and ``c``.
       forget_bias: initial value of ``b_f`` (1.0, Jozefowicz et al. 2015); the
         other biases start at zero.
+      chrono: ``T_max`` of the chrono initialisation (Tallec & Ollivier 2018),
+        in place of ``forget_bias``: per unit ``b_f = log(u)``,
+        ``u ~ U(1, T_max - 1)``, and ``b_i = -b_f``. The forget gate then starts
+        with memory time scales ``1 / (1 - sigma(b_f)) = 1 + u`` spread up to
+        ``T_max`` steps, for dependencies that long (e.g. the copy task's delay).
       param_dtype: dtype of the parameters.
       dtype: dtype the matrix products are computed in (e.g. ``jnp.bfloat16``);
         ``None`` computes in the parameters' dtype. The carry keeps its dtype.
@@ -50,10 +56,15 @@ def lstm(
     Params: ``input_kernel: (I, 4H)``, ``recurrent_kernel: (H, 4H)``,
     ``bias: (4H,)``, gates in the order input, forget, cell, output.
     """
+    if chrono is not None and not chrono > 2:
+        raise ValueError(f"chrono: expected T_max > 2 (b_f = log U(1, T_max - 1)), got {chrono}")
 
     def init(key: jax.Array, input_size: int) -> dict[str, jax.Array]:
         k_in, k_rec = jax.random.split(key)
         bias = jnp.zeros((4, hidden_size), param_dtype).at[1].set(forget_bias)
+        if chrono is not None:  # a key apart from the kernels' two: they stay as without chrono
+            b_f = jnp.log(jax.random.uniform(jax.random.fold_in(key, 2), (hidden_size,), minval=1.0, maxval=chrono - 1.0))
+            bias = bias.at[1].set(b_f.astype(param_dtype)).at[0].set(-b_f.astype(param_dtype))
         return {
             "input_kernel": gate_kernel(k_in, input_size, hidden_size, 4, kernel_init, param_dtype),
             "recurrent_kernel": gate_kernel(k_rec, hidden_size, hidden_size, 4, recurrent_init, param_dtype),
