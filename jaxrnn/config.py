@@ -73,9 +73,10 @@ class Model:
 
     A recurrent ``cell`` (rnn, lstm, gru): ``num_layers`` cells of
     ``hidden_size`` units and a readout; ``chrono: T_max`` starts an lstm's
-    forget and input biases with the chrono initialisation (see ``jaxrnn.lstm``). ``cell: ar``: the lecture's AR(``tau``),
-    no recurrence, an MLP on the last ``tau`` observations with ``num_layers``
-    hidden layers of ``hidden_size`` units (``num_layers: 0``: the linear AR).
+    forget and input biases with the chrono initialisation (see
+    ``jaxrnn.lstm``). ``cell: ar``: the lecture's AR(``tau``), no recurrence,
+    an MLP on the last ``tau`` observations with ``num_layers`` hidden layers
+    of ``hidden_size`` units (``num_layers: 0``: the linear AR).
     """
 
     cell: str = dataclasses.field(metadata=choice(*CELLS, *WINDOW_MODELS))
@@ -105,10 +106,10 @@ class Model:
         else:
             if self.tau is not None:
                 raise ConfigError(f"model.tau: only cell ar has a window; remove it for cell {self.cell}")
-        if self.chrono is not None and self.cell != "lstm":
-            raise ConfigError(f"model.chrono: only cell lstm has a chrono initialisation; remove it for cell {self.cell}")
             if self.num_layers < 1:
                 raise ConfigError(f"model.num_layers: expected a positive integer for cell {self.cell}, got {self.num_layers}")
+        if self.chrono is not None and self.cell != "lstm":
+            raise ConfigError(f"model.chrono: only cell lstm has a chrono initialisation; remove it for cell {self.cell}")
 
 
 @dataclasses.dataclass(frozen=True)
