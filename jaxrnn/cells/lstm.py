@@ -63,8 +63,9 @@ def lstm(
         k_in, k_rec = jax.random.split(key)
         bias = jnp.zeros((4, hidden_size), param_dtype).at[1].set(forget_bias)
         if chrono is not None:  # a key apart from the kernels' two: they stay as without chrono
-            b_f = jnp.log(jax.random.uniform(jax.random.fold_in(key, 2), (hidden_size,), minval=1.0, maxval=chrono - 1.0))
-            bias = bias.at[1].set(b_f.astype(param_dtype)).at[0].set(-b_f.astype(param_dtype))
+            u = jax.random.uniform(jax.random.fold_in(key, 2), (hidden_size,), minval=1.0, maxval=chrono - 1.0)
+            b_f = jnp.log(u).astype(param_dtype)
+            bias = bias.at[1].set(b_f).at[0].set(-b_f)
         return {
             "input_kernel": gate_kernel(k_in, input_size, hidden_size, 4, kernel_init, param_dtype),
             "recurrent_kernel": gate_kernel(k_rec, hidden_size, hidden_size, 4, recurrent_init, param_dtype),
