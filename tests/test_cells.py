@@ -306,6 +306,8 @@ def test_lstm_chrono_initialisation():
     assert not np.array_equal(chrono.init(jax.random.key(6), 3)["bias"], q["bias"])
     with pytest.raises(ValueError, match="chrono: expected T_max > 2"):
         jaxrnn.lstm(4, chrono=2)
+    with pytest.raises(ValueError, match="forget_bias=3.0 and chrono=50 both set b_f"):
+        jaxrnn.lstm(4, forget_bias=3.0, chrono=50)
 
 
 def test_init_is_deterministic_in_key():

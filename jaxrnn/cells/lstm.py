@@ -58,6 +58,8 @@ def lstm(
     """
     if chrono is not None and not chrono > 2:
         raise ValueError(f"chrono: expected T_max > 2 (b_f = log U(1, T_max - 1)), got {chrono}")
+    if chrono is not None and forget_bias != 1.0:
+        raise ValueError(f"forget_bias={forget_bias} and chrono={chrono} both set b_f; give one of them")
 
     def init(key: jax.Array, input_size: int) -> dict[str, jax.Array]:
         k_in, k_rec = jax.random.split(key)
