@@ -22,7 +22,7 @@ from typing import Any
 import jax
 import numpy as np
 
-import jaxrnn
+from jaxrnn.loop import MAX_UNROLL, resolve_path
 from benchmarks import machine
 from benchmarks.layers import jaxrnn_layer
 from benchmarks.shapes import Shape, parse_shape
@@ -42,7 +42,7 @@ def sweep(shape: Shape, cell: str, mode: str, unrolls: list[int], repeats: int, 
         cases.append(case)
         first.append(timed(case.step))
     timings = measure(cases, first, repeats, warmup)
-    auto = jaxrnn.unroll._resolve_path("auto", jaxrnn_layer.FACTORIES[cell][1](shape.H).step, remat=False)
+    auto = resolve_path("auto", jaxrnn_layer.FACTORIES[cell][1](shape.H))
     return [
         {"path": path, "unroll": unroll, "default": path == auto and unroll == 1,
          "compile_s": case.compile_s, **timing.as_dict()}
@@ -71,13 +71,13 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     parser.add_argument("--cell", choices=tuple(jaxrnn_layer.FACTORIES), default="lstm")
     parser.add_argument("--mode", choices=("train", "infer"), default="train")
     parser.add_argument("--unrolls", default="1,2,4,8,16",
-                        help=f"comma-separated; at most jaxrnn.unroll.MAX_UNROLL = {jaxrnn.unroll.MAX_UNROLL}")
+                        help=f"comma-separated; at most MAX_UNROLL = {MAX_UNROLL}")
     parser.add_argument("--repeats", type=int, default=10)
     parser.add_argument("--json", type=Path, default=None)
     args = parser.parse_args(argv)
     unrolls = [int(u) for u in args.unrolls.split(",") if u.strip()]
-    if not unrolls or min(unrolls) < 1 or max(unrolls) > jaxrnn.unroll.MAX_UNROLL:
-        parser.error(f"--unrolls: integers in 1..{jaxrnn.unroll.MAX_UNROLL}, got {args.unrolls!r}")
+    if not unrolls or min(unrolls) < 1 or max(unrolls) > MAX_UNROLL:
+        parser.error(f"--unrolls: integers in 1..{MAX_UNROLL}, got {args.unrolls!r}")
     device = machine.device()
     rows = sweep(args.shape, args.cell, args.mode, unrolls, args.repeats)
     table = markdown(rows, args.shape, args.cell, args.mode, device["name"])

@@ -18,46 +18,43 @@ initialisation and after training).
 
 from __future__ import annotations
 
-import dataclasses
 import functools
+from typing import Annotated
 
 import jax
 import jax.numpy as jnp
 import numpy as np
-from matplotlib.backends.backend_agg import FigureCanvasAgg
-from matplotlib.figure import Figure
+from pydantic import Field
 
-from jaxrnn import gradient_flow, models, plots, runner, tasks
-from jaxrnn.config import Config
-from jaxrnn.rundir import RunDir
+from jaxrnn import gradient_flow, models
+from jaxrnn.experiment import plots
+from jaxrnn.experiment.keys import Purpose, key
+from jaxrnn.experiment.problem import Experiment, Problem, batches, needs_recurrent
+from jaxrnn.experiment.rundir import RunDir
+from jaxrnn.experiment.schema import Config, Int, Section
 from jaxrnn.tasks import adding
 
 
-@dataclasses.dataclass(frozen=True)
-class Data:
+class Data(Section):
     """``data`` section: ``seq_len`` is ``T``, the number of (value, marker) pairs."""
 
-    seq_len: int = dataclasses.field(metadata={"check": lambda t: t >= 2, "allowed": "an integer >= 2"})
-
-
-def check(config: Config) -> None:
-    """A recurrent cell is required: ``cell: ar`` has none."""
-    models.cell_from_config(config.model)
+    seq_len: Annotated[Int, Field(ge=2)]
 
 
 def model(config: Config) -> models.Model:
     """Many-to-one: the configured cell reads ``(value, marker)`` pairs, a linear readout of ``h_T`` answers."""
-    return models.many_to_one(models.cell_from_config(config.model), adding.INPUT_SIZE, adding.OUTPUT_SIZE)
+    return models.many_to_one(config.model.build(), adding.OUTPUT_SIZE)
 
 
-def problem(config: Config) -> runner.Problem:
-    """Data and model of ``config``, as the runner takes them."""
+def problem(config: Config) -> Problem:
+    """Data, model and plots of ``config``, as the runner takes them."""
     seed, T = config.train.seed, config.data.seq_len
     net = model(config)
+    init = functools.partial(net.init, input_size=adding.INPUT_SIZE)
     sample = jax.jit(functools.partial(adding.sample, batch_size=config.train.batch_size, seq_len=T))
 
     def loss(params, batch, key):
-        return adding.mse(net.apply(params, batch.xs, key), batch.ys), {}
+        return adding.mse(net.apply(params, batch.xs, key=key), batch.ys), {}
 
     def metrics(params, batch):
         norms = gradient_flow.input_gradient_norms(lambda xs: net.apply(params, xs), batch.xs)
@@ -67,58 +64,52 @@ def problem(config: Config) -> runner.Problem:
             "grad_underflow": jnp.mean(norms[0] == 0),
         }
 
-    batch_at, eval_set = tasks.batches(sample, seed, config.train.eval_batches)
-    return runner.Problem(
-        init=net.init,
-        loss=loss,
-        metrics=metrics,
-        batch=batch_at,
-        eval_batches=eval_set,
-        baseline=adding.baseline(T),
-    )
+    batch_at, eval_set = batches(sample, seed, config.train.eval_batches)
 
+    def report(params, folder: RunDir) -> None:
+        batch = eval_set[0]
+        predicted = jax.jit(net.apply)(params, batch.xs)
+        plot_predictions(np.asarray(predicted), np.asarray(batch.ys), folder, config)
+        norms = jax.jit(lambda p: gradient_flow.input_gradient_norms(lambda xs: net.apply(p, xs), batch.xs))
+        initial = init(key(seed, Purpose.INIT))
+        plot_gradient_flow({"at initialisation": norms(initial), f"after {config.train.steps} steps": norms(params)},
+                           folder, config)
 
-def run(config: Config, folder: RunDir, *, resume: bool = False, interactive: bool | None = None) -> dict:
-    """Train, evaluate and plot ``config`` into ``folder``; return the summary."""
-    prob = problem(config)
-    state, summary = runner.fit(config, prob, folder, resume=resume, interactive=interactive)
-    batch = prob.eval_batches[0]
-    net = model(config)
-    predicted = jax.jit(net.apply)(state.params, batch.xs)
-    plot_predictions(np.asarray(predicted), np.asarray(batch.ys), folder, config)
-    norms = jax.jit(lambda params: gradient_flow.input_gradient_norms(lambda xs: net.apply(params, xs), batch.xs))
-    initial = prob.init(runner.key(config.train.seed, runner.INIT))
-    plot_gradient_flow({"at initialisation": norms(initial), f"after {config.train.steps} steps": norms(state.params)}, folder, config)
-    return summary
+    return Problem(init=init, loss=loss, metrics=metrics, batch=batch_at, eval_batches=eval_set,
+                   baseline=adding.baseline(T), report=report)
 
 
 def plot_predictions(predicted: np.ndarray, target: np.ndarray, folder: RunDir, config: Config) -> None:
-    fig = Figure(figsize=(4.5, 4.5))
-    fig.subplots_adjust(left=0.15, right=0.96, bottom=0.12, top=0.92)
-    FigureCanvasAgg(fig)
-    ax = fig.add_subplot()
+    fig, ax = plots.axes((4.5, 4.5), (0.15, 0.96, 0.12, 0.92))
     ax.scatter(target.ravel(), predicted.ravel(), s=6, alpha=0.6)
     ax.plot([0, 2], [0, 2], "k--", lw=1)
     ax.axhline(1.0, color="grey", lw=0.8, ls=":", label="baseline answer 1")
     ax.set_xlabel("true sum")
     ax.set_ylabel("predicted sum")
-    ax.set_title(f"{config.name}: {config.model.cell}, T = {config.data.seq_len}")
+    ax.set_title(f"{config.name}: {config.model.label}, T = {config.data.seq_len}")
     ax.legend()
     plots.save(fig, folder.path / "predictions.png")
 
 
 def plot_gradient_flow(curves: dict[str, jax.Array], folder: RunDir, config: Config) -> None:
     """``|dy/dx_t|`` against ``t`` on a log scale: the geometric mean over the evaluation batch."""
-    fig = Figure(figsize=(6.4, 4.0))
-    fig.subplots_adjust(left=0.13, right=0.97, bottom=0.12, top=0.92)
-    FigureCanvasAgg(fig)
-    ax = fig.add_subplot()
+    fig, ax = plots.axes(margins=(0.13, 0.97, 0.12, 0.92))
     for label, norms in curves.items():
         norms = np.asarray(norms, np.float64)
         ax.plot(np.arange(1, len(norms) + 1), np.exp(np.mean(np.log(norms + 1e-30), axis=1)), label=label)
     ax.set_yscale("log")
     ax.set_xlabel("step t")
     ax.set_ylabel("|dy/dx_t|, geometric mean")
-    ax.set_title(f"{config.name}: gradient reaching each step ({config.model.cell}, T = {config.data.seq_len})")
+    ax.set_title(f"{config.name}: gradient reaching each step ({config.model.label}, T = {config.data.seq_len})")
     ax.legend()
     plots.save(fig, folder.path / "gradient_flow.png")
+
+
+EXPERIMENT = Experiment(
+    name="adding",
+    data=Data,
+    problem=problem,
+    length=lambda config: config.data.seq_len,
+    check=needs_recurrent,
+    description="the adding problem: the sum of two marked values among T (Hochreiter & Schmidhuber 1997)",
+)

@@ -13,69 +13,66 @@ Plots: loss curves (by the runner) and ``accuracy.png``.
 
 from __future__ import annotations
 
-import dataclasses
 import functools
 
 import jax
 
-from jaxrnn import models, plots, runner, tasks
-from jaxrnn.config import Config
-from jaxrnn.rundir import RunDir
+import jaxrnn
+from jaxrnn import models
+from jaxrnn.experiment import plots
+from jaxrnn.experiment.problem import Experiment, Problem, batches, needs_recurrent
+from jaxrnn.experiment.rundir import RunDir
+from jaxrnn.experiment.schema import Config, PositiveInt, Section
 from jaxrnn.tasks import copying
 
 
-def _positive(x):
-    return x >= 1
+class Data(Section):
+    """``data`` section: ``length`` symbols from an alphabet of ``symbols``, recalled after ``delay`` (``T``) blanks."""
+
+    delay: PositiveInt
+    length: PositiveInt = 10
+    symbols: PositiveInt = 8
 
 
-@dataclasses.dataclass(frozen=True)
-class Data:
-    """``data`` section: ``seq_len`` is the delay ``T``; ``length`` symbols from an alphabet of ``symbols``."""
-
-    seq_len: int = dataclasses.field(metadata={"check": _positive, "allowed": "a positive integer"})
-    length: int = dataclasses.field(default=10, metadata={"check": _positive, "allowed": "a positive integer"})
-    symbols: int = dataclasses.field(default=8, metadata={"check": _positive, "allowed": "a positive integer"})
-
-
-def check(config: Config) -> None:
-    """A recurrent cell is required: ``cell: ar`` has none."""
-    models.cell_from_config(config.model)
-
-
-def problem(config: Config) -> runner.Problem:
-    """Data and model of ``config``, as the runner takes them."""
+def problem(config: Config) -> Problem:
+    """Data, model and plots of ``config``, as the runner takes them."""
     seed, data = config.train.seed, config.data
-    model = models.many_to_many(
-        models.cell_from_config(config.model), copying.input_size(data.symbols), copying.output_size(data.symbols)
-    )
+    model = models.many_to_many(config.model.build(), copying.output_size(data.symbols))
     sample = jax.jit(functools.partial(
-        copying.sample, batch_size=config.train.batch_size, delay=data.seq_len, length=data.length,
+        copying.sample, batch_size=config.train.batch_size, delay=data.delay, length=data.length,
         symbols=data.symbols,
     ))
 
     def loss(params, batch, key):
-        logits = model.apply(params, batch.xs, key)
+        logits = jaxrnn.scan(model, params, batch.xs, key=key)[1]
         return copying.cross_entropy(logits, batch.ys), {"accuracy": copying.recall_accuracy(logits, batch.ys, data.length)}
 
     def metrics(params, batch):
-        logits = model.apply(params, batch.xs)
+        logits = jaxrnn.scan(model, params, batch.xs)[1]
         return {"loss": copying.cross_entropy(logits, batch.ys),
                 "accuracy": copying.recall_accuracy(logits, batch.ys, data.length)}
 
-    batch_at, eval_set = tasks.batches(sample, seed, config.train.eval_batches)
-    return runner.Problem(
-        init=model.init,
+    def report(params, folder: RunDir) -> None:
+        plots.metric_curve(folder.records(), "eval_accuracy", folder.path / "accuracy.png",
+                           title=f"{config.name}: recalled symbols right")
+
+    batch_at, eval_set = batches(sample, seed, config.train.eval_batches)
+    return Problem(
+        init=functools.partial(model.init, input_size=copying.input_size(data.symbols)),
         loss=loss,
         metrics=metrics,
         batch=batch_at,
         eval_batches=eval_set,
-        baseline=copying.baseline(data.seq_len, data.length, data.symbols),
+        baseline=copying.baseline(data.delay, data.length, data.symbols),
+        report=report,
     )
 
 
-def run(config: Config, folder: RunDir, *, resume: bool = False, interactive: bool | None = None) -> dict:
-    """Train, evaluate and plot ``config`` into ``folder``; return the summary."""
-    _, summary = runner.fit(config, problem(config), folder, resume=resume, interactive=interactive)
-    plots.metric_curve(folder.records(), "eval_accuracy", folder.path / "accuracy.png",
-                       title=f"{config.name}: recalled symbols right")
-    return summary
+EXPERIMENT = Experiment(
+    name="copying",
+    data=Data,
+    problem=problem,
+    length=lambda config: config.data.delay,
+    check=needs_recurrent,
+    description="the copy task: recall 10 symbols after a delay of T blanks (Arjovsky et al. 2016)",
+)

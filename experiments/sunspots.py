@@ -5,12 +5,12 @@ Data: the yearly mean sunspot number 1700-2008 (NOAA, public domain; shipped in
 Years before ``data.first_test_year`` train, the rest (up to
 ``data.last_test_year``) test.
 
-Models (``model.cell``):
+Models (``model``):
 
-* ``ar``: AR(``model.tau``), ``x^_t = f(x_{t-tau}, ..., x_{t-1})``; linear with
+* ``kind: window``: AR(``model.tau``), ``x^_t = f(x_{t-tau}, ..., x_{t-1})``; linear with
   ``num_layers: 0`` (``tau: 1`` is the Markov model), else an MLP. Trained
   on random windows of the training years.
-* ``rnn``, ``lstm``, ``gru``: the latent autoregressive model,
+* a recurrent model (``cell: rnn``, ``lstm``, ``gru``): the latent autoregressive model,
   ``h_t = g(h_{t-1}, x_{t-1})``, ``x^_t = h_t W + b``. Trained on random
   stretches of ``data.seq_len`` training years, a prediction at every step.
 
@@ -25,24 +25,26 @@ Plot: ``forecasts.png``, the test years with the 1-step and the ``horizon``-step
 
 from __future__ import annotations
 
-import dataclasses
-from typing import Any, NamedTuple
+import functools
+from typing import Annotated, Any, NamedTuple
 
 import jax
 import jax.numpy as jnp
 import numpy as np
-from matplotlib.backends.backend_agg import FigureCanvasAgg
-from matplotlib.figure import Figure
+from pydantic import Field, model_validator
 
-from jaxrnn import autoregressive, datasets, models, plots, runner, tasks
-from jaxrnn.config import Config, ConfigError
-from jaxrnn.rundir import RunDir
+import jaxrnn
+from jaxrnn import autoregressive, datasets, models
+from jaxrnn.experiment import plots
+from jaxrnn.experiment.keys import Purpose, key
+from jaxrnn.experiment.problem import Experiment, Problem
+from jaxrnn.experiment.rundir import RunDir
+from jaxrnn.experiment.schema import Config, ConfigError, Int, Section, Window, rule
 
 YEARS, COUNTS = datasets.sunspots()
 
 
-@dataclasses.dataclass(frozen=True)
-class Data:
+class Data(Section):
     """``data`` section: the split, the recurrent models' training stretch and the forecast horizon.
 
     ``last_test_year`` (default: the last, 2008) ends the evaluation early and
@@ -50,16 +52,17 @@ class Data:
     and ``last_test_year: 1920``, tunes a model without looking at 1921-2008.
     """
 
-    first_test_year: int = dataclasses.field(
-        default=1921,
-        metadata={"check": lambda y: YEARS[0] + 50 <= y <= YEARS[-1] - 16, "allowed": f"a year in {YEARS[0] + 50}..{YEARS[-1] - 16}"},
-    )
-    last_test_year: int | None = dataclasses.field(
-        default=None,
-        metadata={"check": lambda y: y is None or YEARS[0] <= y <= YEARS[-1], "allowed": f"null or a year in {YEARS[0]}..{YEARS[-1]}"},
-    )
-    seq_len: int = dataclasses.field(default=32, metadata={"check": lambda t: 2 <= t <= 100, "allowed": "an integer in 2..100"})
-    horizon: int = dataclasses.field(default=8, metadata={"check": lambda k: 1 <= k <= 16, "allowed": "an integer in 1..16"})
+    first_test_year: Annotated[Int, Field(ge=int(YEARS[0]) + 50, le=int(YEARS[-1]) - 16)] = 1921
+    last_test_year: Annotated[Int, Field(ge=int(YEARS[0]), le=int(YEARS[-1]))] | None = None
+    seq_len: Annotated[Int, Field(ge=2, le=100)] = 32
+    horizon: Annotated[Int, Field(ge=1, le=16)] = 8
+
+    @model_validator(mode="after")
+    def _rules(self) -> "Data":
+        if self.last_test_year is not None and self.last_test_year < self.first_test_year:
+            raise rule("last_test_year", f"expected null or a year >= data.first_test_year ({self.first_test_year}), "
+                                         f"got {self.last_test_year}")
+        return self
 
 
 class Series(NamedTuple):
@@ -101,10 +104,7 @@ class Predictor(NamedTuple):
 def check(config: Config) -> None:
     """The model's window (``model.tau``) or stretch (``data.seq_len``) must fit the training years."""
     split = training_years(config.data)
-    last = config.data.last_test_year
-    if last is not None and last < config.data.first_test_year:
-        raise ConfigError(f"data.last_test_year: expected null or a year >= data.first_test_year ({config.data.first_test_year}), got {last}")
-    if config.model.cell == "ar":
+    if isinstance(config.model, Window):
         # The first test year's longest forecast starts data.horizon years earlier, from a full window.
         largest = split - config.data.horizon + 1
         if config.model.tau > largest:
@@ -118,27 +118,28 @@ def check(config: Config) -> None:
 def predictor(config: Config, data: Series) -> Predictor:
     m, horizon, batch = config.model, config.data.horizon, config.train.batch_size
     train = data.values[: data.split]
-    if m.cell == "ar":
-        net = autoregressive.ar(m.tau, 1, (m.hidden_size,) * m.num_layers)
+    if isinstance(m, Window):
+        net = m.build()
         inputs, targets = autoregressive.windows(train, m.tau)
 
         def loss(params, key, dropout=None):
             i = jax.random.randint(key, (batch,), 0, targets.shape[0])
             return jnp.mean((net.apply(params, inputs[i]) - targets[i]) ** 2)
 
-        return Predictor(net.init, loss, lambda params, xs: autoregressive.forecast(net, params, xs, m.tau, horizon))
+        forecast = lambda params, xs: autoregressive.forecast(net, params, xs, m.tau, horizon)  # noqa: E731
+        return Predictor(functools.partial(net.init, input_size=1), loss, forecast)
 
     length = config.data.seq_len
-    core = models.cell_from_config(m)
-    net = models.latent_autoregressive(core)
+    net = models.latent_autoregressive(m.build())
 
     def loss(params, key, dropout=None):
         starts = jax.random.randint(key, (batch,), 0, data.split - length)
         stretch = jax.vmap(lambda s: jax.lax.dynamic_slice_in_dim(train, s, length + 1))(starts)  # (B, L+1, 1)
         stretch = jnp.swapaxes(stretch, 0, 1)  # time-major
-        return jnp.mean((net.apply(params, stretch[:-1], dropout) - stretch[1:]) ** 2)
+        return jnp.mean((jaxrnn.scan(net, params, stretch[:-1], key=dropout)[1] - stretch[1:]) ** 2)
 
-    return Predictor(net.init, loss, lambda params, xs: models.latent_forecast(core, params, xs, horizon))
+    forecast = lambda params, xs: models.latent_forecast(net, params, xs, horizon)  # noqa: E731
+    return Predictor(functools.partial(net.init, input_size=1), loss, forecast)
 
 
 def k_step_errors(forecasts: jax.Array, data: Series, ks: list[int]) -> dict[str, jax.Array]:
@@ -154,13 +155,10 @@ def k_step_errors(forecasts: jax.Array, data: Series, ks: list[int]) -> dict[str
     return out
 
 
-def problem(config: Config) -> runner.Problem:
-    """Data and model of ``config``, as the runner takes them."""
+def problem(config: Config) -> Problem:
+    """Data, model and plots of ``config``, as the runner takes them."""
     data = series(config.data)
-    return _problem(config, data, predictor(config, data))
-
-
-def _problem(config: Config, data: Series, model: Predictor) -> runner.Problem:
+    model = predictor(config, data)
     ks = horizons(config.data.horizon)
 
     def loss(params, batch, key):
@@ -170,35 +168,27 @@ def _problem(config: Config, data: Series, model: Predictor) -> runner.Problem:
         errors = k_step_errors(model.forecast(params, xs), data, ks)
         return {"loss": errors["mse_k1"], **errors}
 
+    def report(params, folder: RunDir) -> None:
+        forecasts = jax.jit(model.forecast)(params, data.values)
+        plot_forecasts(np.asarray(forecasts) * data.scale + data.mean, data, folder, config)
+
     x = np.asarray(data.values[:, 0])
     persistence = float(np.mean((x[data.split :] - x[data.split - 1 : -1]) ** 2))
-    return runner.Problem(
+    return Problem(
         init=model.init,
         loss=loss,
         metrics=metrics,
-        batch=lambda step: tasks.key_at(config.train.seed, tasks.TRAIN, step),
+        batch=lambda step: key(config.train.seed, Purpose.TRAIN, step),
         eval_batches=[data.values],
         baseline=persistence,
+        report=report,
     )
-
-
-def run(config: Config, folder: RunDir, *, resume: bool = False, interactive: bool | None = None) -> dict:
-    """Train, evaluate and plot ``config`` into ``folder``; return the summary."""
-    data = series(config.data)
-    model = predictor(config, data)
-    state, summary = runner.fit(config, _problem(config, data, model), folder, resume=resume, interactive=interactive)
-    forecasts = jax.jit(model.forecast)(state.params, data.values)
-    plot_forecasts(np.asarray(forecasts) * data.scale + data.mean, data, folder, config)
-    return summary
 
 
 def plot_forecasts(forecasts: np.ndarray, data: Series, folder: RunDir, config: Config) -> None:
     horizon = config.data.horizon
     test = np.arange(data.split, data.values.shape[0])
-    fig = Figure(figsize=(8, 3.8))
-    fig.subplots_adjust(left=0.09, right=0.98, bottom=0.13, top=0.9)
-    FigureCanvasAgg(fig)
-    ax = fig.add_subplot()
+    fig, ax = plots.axes((8, 3.8), (0.09, 0.98, 0.13, 0.9))
     shown = slice(data.split - 20, data.values.shape[0])
     ax.plot(YEARS[shown], COUNTS[shown], "k-", lw=1.2, label="observed")
     ax.plot(YEARS[test], forecasts[test - 1, 0, 0], "-", lw=1, label="1-step forecast")
@@ -209,3 +199,13 @@ def plot_forecasts(forecasts: np.ndarray, data: Series, folder: RunDir, config: 
     ax.set_title(f"{config.name}: {config.model.label}, test years {YEARS[data.split]}-{YEARS[test[-1]]}")
     ax.legend(loc="upper left", fontsize=8)
     plots.save(fig, folder.path / "forecasts.png")
+
+
+EXPERIMENT = Experiment(
+    name="sunspots",
+    data=Data,
+    problem=problem,
+    length=lambda config: config.model.tau if isinstance(config.model, Window) else config.data.seq_len,
+    check=check,
+    description="yearly sunspots 1700-2008: the lecture's sequence models forecast 1 to k years ahead",
+)

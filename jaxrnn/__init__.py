@@ -1,38 +1,49 @@
 """jaxrnn: recurrent neural networks as pure JAX functions.
 
 A :class:`Cell` is three pure functions (``init``, ``initial_carry``,
-``step``); :func:`scan` lifts a cell over time with ``lax.scan``; ``jit``,
-``grad`` and ``vmap`` compose with everything.
+``step``); :func:`scan` lifts any part (a cell, a :func:`stack`, a
+:func:`bidirectional` layer) over time with ``lax.scan``; ``jit``, ``grad`` and
+``vmap`` compose with everything; :mod:`jaxrnn.training` trains it with Optax.
+
+This package needs only jax, numpy and optax. The experiment app (YAML configs,
+the runner, checkpoints, plots, the ``jaxrnn`` command) is :mod:`jaxrnn.experiment`.
 """
 
-from jaxrnn import interop
 from jaxrnn.cells.activations import ACTIVATIONS
-from jaxrnn.cells.base import Cell, SplitStep
 from jaxrnn.cells.elman import rnn
 from jaxrnn.cells.gru import gru
 from jaxrnn.cells.lstm import lstm
-from jaxrnn.deep import stack
-from jaxrnn.directions import Layer, bidirectional
-from jaxrnn.unroll import scan
+from jaxrnn.layers.bidirectional import bidirectional
+from jaxrnn.layers.linear import linear
+from jaxrnn.layers.stack import stack
+from jaxrnn.loop import scan
+from jaxrnn.parts import Cell, Layer, Pointwise, SplitStep
+from jaxrnn.training import TrainState, train_step, truncated_bptt_step
 
-# The lecture's sequence models and the tools around them (after the cells: ``models`` builds on them).
-from jaxrnn import autoregressive, datasets, gradient_flow, models  # noqa: E402  isort: skip
+from jaxrnn import autoregressive, datasets, gradient_flow, interop, models, tasks, training  # isort: skip
 
 __all__ = [
     "ACTIVATIONS",
     "Cell",
     "Layer",
+    "Pointwise",
     "SplitStep",
+    "TrainState",
     "autoregressive",
     "bidirectional",
     "datasets",
     "gradient_flow",
     "gru",
     "interop",
+    "linear",
     "lstm",
     "models",
     "rnn",
     "scan",
     "stack",
+    "tasks",
+    "train_step",
+    "training",
+    "truncated_bptt_step",
 ]
 __version__ = "0.1.0"

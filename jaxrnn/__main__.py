@@ -2,6 +2,6 @@
 
 import sys
 
-from jaxrnn.cli import main
+from jaxrnn.experiment.cli import main
 
 sys.exit(main())

@@ -25,7 +25,9 @@ from typing import Any, Callable, Sequence
 import jax
 import jax.numpy as jnp
 
-from jaxrnn.models import Model, dense, dense_init
+from jaxrnn import checks
+from jaxrnn.layers.linear import linear
+from jaxrnn.models import Model
 
 
 def windows(series: jax.Array, tau: int, *, pad: bool = False) -> tuple[jax.Array, jax.Array]:
@@ -59,43 +61,52 @@ def windows(series: jax.Array, tau: int, *, pad: bool = False) -> tuple[jax.Arra
     return inputs, series[first:]
 
 
-def ar(tau: int, features: int = 1, hidden: Sequence[int] = (), *, activation: Callable[[jax.Array], jax.Array] = jax.nn.relu) -> Model:
+def ar(tau: int, hidden: Sequence[int] = (), *, activation: Callable[[jax.Array], jax.Array] = jax.nn.relu) -> Model:
     """AR(tau): predict the next step from the last ``tau`` observations.
 
     ``x^_t = f([x_{t-tau}, ..., x_{t-1}])``: with ``hidden=()`` the classic
     linear AR, ``f(w) = w A + b``; else an MLP with ``hidden`` units per layer.
 
     Returns:
-      A :class:`~jaxrnn.models.Model`; ``apply(params, window) -> x^`` maps
-      ``window: (..., tau, D)`` to ``(..., D)`` (``D = features``).
+      A :class:`~jaxrnn.models.Model`: ``init(key, input_size)`` for ``D =
+      input_size`` features per step; ``apply(params, window) -> x^`` maps
+      ``window: (..., tau, D)`` to ``(..., D)``. Params ``{"layers": [{"kernel",
+      "bias"}, ...]}``, the first kernel ``(tau * D, ...)`` with the oldest lag first.
     """
-    if tau < 1:
-        raise ValueError(f"tau: expected an integer >= 1, got {tau}")
-    sizes = (tau * features, *hidden, features)
+    tau = checks.size("tau", tau)
+    hidden = tuple(checks.size("hidden", n) for n in hidden)
+    checks.function("activation", activation)
 
-    def init(key: jax.Array) -> dict[str, Any]:
+    def init(key: jax.Array, input_size: int) -> dict[str, Any]:
+        features = checks.size("input_size", input_size)
+        sizes = (tau * features, *hidden, features)
         keys = jax.random.split(key, len(sizes) - 1)
-        return {"layers": [dense_init(k, m, n) for k, m, n in zip(keys, sizes[:-1], sizes[1:])]}
+        return {"layers": [linear(n).init(k, m) for k, m, n in zip(keys, sizes[:-1], sizes[1:])]}
 
-    def apply(params: dict[str, Any], window: jax.Array, key: jax.Array | None = None) -> jax.Array:
-        del key  # no dropout: the signature matches the recurrent models'
+    def apply(params: dict[str, Any], window: jax.Array, *, key: jax.Array | None = None) -> jax.Array:
+        del key  # no dropout: the signature matches the other models'
+        features = params["layers"][-1]["bias"].shape[-1]
         if window.shape[-2:] != (tau, features):
             raise ValueError(f"window: expected shape (..., {tau}, {features}), got {window.shape}")
         z = window.reshape(*window.shape[:-2], tau * features)
         *layers, last = params["layers"]
         for layer in layers:
-            z = activation(dense(layer, z))
-        return dense(last, z)
+            z = activation(_dense(layer, z))
+        return _dense(last, z)
 
     return Model(init, apply)
 
 
-def markov(features: int = 1, hidden: Sequence[int] = (), **kwargs) -> Model:
+def _dense(params: dict[str, jax.Array], x: jax.Array) -> jax.Array:
+    return x @ params["kernel"] + params["bias"]
+
+
+def markov(hidden: Sequence[int] = (), **kwargs) -> Model:
     """The first-order Markov model, ``p(x_t | x_{t-1})``: AR(1)."""
-    return ar(1, features, hidden, **kwargs)
+    return ar(1, hidden, **kwargs)
 
 
-def naive(max_len: int, features: int = 1) -> Model:
+def naive(max_len: int) -> Model:
     """The naive model: a linear regression on the whole history, ``x^_t = b + sum_k A_k x_{t-k}``.
 
     One weight matrix per lag ``k = 1 .. max_len-1``: AR(``max_len - 1``), fed by
@@ -103,9 +114,9 @@ def naive(max_len: int, features: int = 1) -> Model:
     has a (zero-padded) history. The parameters grow with ``max_len`` -- the
     reason the lecture turns to AR(tau) and to latent state.
     """
-    if max_len < 2:
+    if isinstance(max_len, bool) or not isinstance(max_len, int) or max_len < 2:
         raise ValueError(f"max_len: expected an integer >= 2, got {max_len}")
-    return ar(max_len - 1, features)
+    return ar(max_len - 1)
 
 
 def forecast(model: Model, params: Any, series: jax.Array, tau: int, steps: int) -> jax.Array:

@@ -23,47 +23,82 @@ from typing import Any, Mapping
 import jax
 import numpy as np
 
-from jaxrnn.cells.base import Cell, Params
-from jaxrnn.deep import Stacked
+from jaxrnn.layers.bidirectional import Bidirectional
+from jaxrnn.layers.stack import layers_of
+from jaxrnn.parts import Cell, Layer, Params, Part, SplitStep
 
 
-def from_torch(cell: Cell, state_dict: Mapping[str, Any], layer: int = 0, *, reverse: bool = False) -> Params:
-    """jaxrnn params for ``cell`` from a PyTorch state dict.
+def from_torch(part: Part, state_dict: Mapping[str, Any], layer: int = 0, *, reverse: bool = False) -> Params:
+    """jaxrnn params for ``part`` from a PyTorch state dict.
 
     Args:
-      cell: ``jaxrnn.rnn``, ``jaxrnn.lstm``, ``jaxrnn.gru(reset_after=True)``
-        (PyTorch's GRU is the reset-after variant), or a ``jaxrnn.stack`` of
-        them, which takes PyTorch layers ``layer``, ``layer + 1``, ...
-      state_dict: ``module.state_dict()`` of an ``nn.RNN``/``nn.LSTM``/``nn.GRU``.
-      layer: the PyTorch layer to read (``_lk`` suffix).
-      reverse: read the backward direction of a bidirectional module.
+      part: ``jaxrnn.rnn``, ``jaxrnn.lstm``, ``jaxrnn.gru(reset_after=True)``
+        (PyTorch's GRU is the reset-after variant); a ``jaxrnn.bidirectional``
+        of two of them (merge ``"concat"``), which reads layer ``layer`` and its
+        ``_reverse``; or a ``jaxrnn.stack`` of these, which takes PyTorch layers
+        ``layer``, ``layer + 1``, ... -- ``nn.LSTM(num_layers=k,
+        bidirectional=True)`` is ``stack([bidirectional(lstm(H), lstm(H))] * k)``.
+      state_dict: ``module.state_dict()`` of an ``nn.RNN``/``nn.LSTM``/``nn.GRU``:
+        tensors (on any device) or anything ``numpy.asarray`` takes.
+      layer: the first PyTorch layer to read (``_lk`` suffix).
+      reverse: read the backward direction (``_reverse``) into a cell or a stack of cells.
 
     Returns:
-      params shaped and typed like ``cell.init``'s.
+      params shaped and typed like ``part.init``'s.
+
+    Raises:
+      KeyError: the state dict lacks a layer.
+      ValueError: a part PyTorch has no counterpart for, or shapes that do not fit.
     """
     arrays = {name: _numpy(value) for name, value in state_dict.items()}
     first = _get(arrays, "weight_ih", layer, reverse)
     input_size = int(first.shape[1])  # static: a traced size could not shape the params
-    template = jax.eval_shape(lambda key: cell.init(key, input_size), jax.random.key(0))
-    cells = cell.step.cells if isinstance(cell.step, Stacked) else None
-    if cells is None:
-        return _layer_from_torch(template, arrays, layer, reverse)
-    return tuple(_layer_from_torch(t, arrays, layer + i, reverse) for i, t in enumerate(template))
+    template = jax.eval_shape(lambda key: part.init(key, input_size), jax.random.key(0))
+    return _walk(part, template, layer, reverse, lambda t, n, r: _layer_from_torch(t, arrays, n, r))
 
 
-def to_torch(cell: Cell, params: Params, layer: int = 0, *, reverse: bool = False) -> dict[str, np.ndarray]:
+def to_torch(part: Part, params: Params, layer: int = 0, *, reverse: bool = False) -> dict[str, np.ndarray]:
     """A PyTorch state dict (numpy arrays; wrap with ``torch.from_numpy``) for ``params``.
 
-    The inverse of :func:`from_torch`: ``load_state_dict`` of the result
-    into the matching PyTorch module computes the same function. A stack
-    fills layers ``layer``, ``layer + 1``, ...
+    The inverse of :func:`from_torch`: ``load_state_dict`` of the result into
+    the matching PyTorch module computes the same function. A stack fills
+    layers ``layer``, ``layer + 1``, ...; a bidirectional layer fills a layer
+    and its ``_reverse``.
     """
-    if isinstance(cell.step, Stacked):
-        out = {}
-        for i, p in enumerate(params):
-            out.update(_layer_to_torch(p, layer + i, reverse))
-        return out
-    return _layer_to_torch(params, layer, reverse)
+    out: dict[str, np.ndarray] = {}
+    _walk(part, params, layer, reverse, lambda p, n, r: out.update(_layer_to_torch(p, n, r)))
+    return out
+
+
+def torch_layers(part: Part) -> int:
+    """How many PyTorch layers ``part`` holds: one per cell or bidirectional layer of a stack."""
+    stacked = layers_of(part)
+    return 1 if stacked is None else sum(torch_layers(p) for p in stacked.parts)
+
+
+def _walk(part: Part, tree: Any, layer: int, reverse: bool, visit) -> Any:
+    """``visit(cell_params, torch_layer, reverse)`` for each cell of ``part``, in PyTorch's layer order."""
+    stacked = layers_of(part)
+    if stacked is not None:
+        if stacked.residual:
+            raise ValueError("PyTorch's recurrent modules have no residual connections: build the stack with residual=False")
+        out = []
+        for sub, subtree in zip(stacked.parts, tree):
+            out.append(_walk(sub, subtree, layer, reverse, visit))
+            layer += torch_layers(sub)
+        return tuple(out)
+    if isinstance(part, Layer) and isinstance(part.apply, Bidirectional):
+        directions = part.apply
+        if directions.merge != "concat":
+            raise ValueError(f"PyTorch's bidirectional layers concatenate the directions; this one merges by {directions.merge!r}")
+        if reverse or layers_of(directions.forward) or layers_of(directions.backward):
+            raise ValueError("a PyTorch bidirectional layer is one cell per direction; stack bidirectional layers instead")
+        return {"forward": _walk(directions.forward, tree["forward"], layer, False, visit),
+                "backward": _walk(directions.backward, tree["backward"], layer, True, visit)}
+    if isinstance(part, Cell) and isinstance(part.step, SplitStep):
+        return visit(tree, layer, reverse)
+    raise ValueError("interop supports jaxrnn.rnn, jaxrnn.lstm, jaxrnn.gru(reset_after=True), and stacks "
+                     "and bidirectional layers of them")
 
 
 def _layer_from_torch(template: dict, arrays: dict[str, np.ndarray], layer: int, reverse: bool) -> dict:

@@ -1,163 +1,137 @@
-"""Sequence models: a recurrent cell (or a stack of them) and a linear readout.
+"""Sequence models: a recurrent part and a linear readout.
 
-The lecture's latent autoregressive model in two shapes::
+The lecture's latent autoregressive model in its two shapes::
 
-    h_t = f(h_{t-1}, x_t)                 the cell, over time by jaxrnn.scan
-    many-to-one:   y   = h_T W + b        one output per sequence (regression)
-    many-to-many:  y_t = h_t W + b        one output per step (per-step logits)
+    h_t = f(h_{t-1}, x_t)                 the core, over time by jaxrnn.scan
+    many-to-many:  y_t = h_t W + b        an answer at every step (per-step logits, the next value)
+    many-to-one:   y   = h_T W + b        one answer per sequence (regression)
 
-Inputs are time-major, ``xs: (T, B, I)``, as :func:`jaxrnn.scan` takes them.
+A many-to-many model is a part like any other, ``stack([core, linear(O)])``:
+:func:`jaxrnn.scan` runs it over a sequence and, when the core is a cell, its
+``step`` runs it one step at a time (forecasts, generation). A many-to-one
+model answers once per sequence, so it is a :class:`Model`. Inputs are
+time-major, ``xs: (T, *batch, I)``, as :func:`jaxrnn.scan` takes them.
 """
 
 from __future__ import annotations
 
-import functools
 from typing import Any, Callable, NamedTuple
 
 import jax
 import jax.numpy as jnp
 
-import jaxrnn
-from jaxrnn.cells.base import Cell
-from jaxrnn.config import ConfigError
-from jaxrnn.config import Model as ModelConfig
-from jaxrnn.deep import Stacked
-from jaxrnn.deep import output_size as cell_output_size
-
-CELLS: dict[str, Callable[[int], Cell]] = {"rnn": jaxrnn.rnn, "lstm": jaxrnn.lstm, "gru": jaxrnn.gru}
+from jaxrnn import checks
+from jaxrnn.layers.linear import linear
+from jaxrnn.layers.stack import output_features, stack
+from jaxrnn.loop import scan
+from jaxrnn.parts import Cell, Layer, Part
 
 
 class Model(NamedTuple):
-    """A sequence model as two pure functions.
+    """A model that answers once per input: two pure functions.
 
     Attributes:
-      init: ``init(key) -> params``: ``{"cell": ..., "readout": {"kernel", "bias"}}``.
-      apply: ``apply(params, xs, key=None) -> ys``; ``key`` switches on the
-        stack's dropout (training only).
+      init: ``init(key, input_size) -> params``.
+      apply: ``apply(params, xs, *, lengths=None, key=None) -> y``; ``key``
+        switches on the dropout of a stack (training only); parts that draw no
+        random numbers ignore it.
     """
 
-    init: Callable[[jax.Array], Any]
+    init: Callable[[jax.Array, int], Any]
     apply: Callable[..., jax.Array]
 
 
-def cell(name: str, hidden_size: int, num_layers: int = 1, *, dropout: float = 0.0, residual: bool = False,
-         chrono: float | None = None) -> Cell:
-    """A cell by name (``rnn``, ``lstm``, ``gru``), stacked when ``num_layers > 1``; ``chrono``: see ``jaxrnn.lstm``."""
-    if name not in CELLS:
-        raise ValueError(f"unknown cell {name!r}; expected one of {', '.join(CELLS)}")
-    if chrono is not None and name != "lstm":
-        raise ValueError(f"chrono: only the lstm has a chrono initialisation, not {name!r}")
-    make = functools.partial(CELLS[name], chrono=chrono) if chrono is not None else CELLS[name]
-    if num_layers == 1:
-        return make(hidden_size)
-    return jaxrnn.stack([make(hidden_size) for _ in range(num_layers)], residual=residual, dropout=dropout)
+def many_to_many(core: Part, output_size: int) -> Cell | Layer:
+    """Answer at every step: ``xs: (T, *batch, I) -> ys: (T, *batch, O)``, ``y_t = h_t W + b``.
 
-
-def cell_from_config(config: ModelConfig) -> Cell:
-    """The cell of a ``model`` config section.
-
-    Raises:
-      ConfigError: ``cell: ar``, a window model with no recurrent cell.
+    ``stack([core, linear(output_size)])``: params ``(core_params, {"kernel", "bias"})``;
+    a :class:`~jaxrnn.Cell` when ``core`` is one.
     """
-    if config.cell not in CELLS:
-        raise ConfigError(f"model.cell {config.cell!r} has no recurrent cell; this experiment needs one of {', '.join(CELLS)}")
-    return cell(config.cell, config.hidden_size, config.num_layers, dropout=config.dropout, residual=config.residual,
-                chrono=config.chrono)
+    return stack([core, linear(output_size)])
 
 
-def dense_init(key: jax.Array, in_size: int, out_size: int) -> dict[str, jax.Array]:
-    """Glorot-uniform ``kernel: (in, out)`` and zero ``bias: (out,)``."""
-    kernel = jax.nn.initializers.glorot_uniform()(key, (in_size, out_size), jnp.float32)
-    return {"kernel": kernel, "bias": jnp.zeros((out_size,), jnp.float32)}
-
-
-def dense(params: dict[str, jax.Array], x: jax.Array) -> jax.Array:
-    """``x @ kernel + bias`` over the last axis."""
-    return x @ params["kernel"] + params["bias"]
-
-
-def _init(core: Cell, input_size: int, output_size: int) -> Callable[[jax.Array], Any]:
-    def init(key: jax.Array) -> dict[str, Any]:
-        k_cell, k_out = jax.random.split(key)
-        params = core.init(k_cell, input_size)
-        hidden = cell_output_size(core, params, input_size)
-        return {"cell": params, "readout": dense_init(k_out, hidden, output_size)}
-
-    return init
-
-
-def _scan(core: Cell, params: Any, xs: jax.Array, key: jax.Array | None) -> jax.Array:
-    # Only a stack draws random numbers (dropout); a plain cell refuses a key.
-    if key is not None and not isinstance(core.step, Stacked):
-        key = None
-    return jaxrnn.scan(core, params["cell"], xs, key=key)[1]
-
-
-def many_to_one(core: Cell, input_size: int, output_size: int) -> Model:
-    """Read a whole sequence, answer once: ``xs: (T, B, I) -> y: (B, O)`` from ``h_T``."""
-
-    def apply(params: dict[str, Any], xs: jax.Array, key: jax.Array | None = None) -> jax.Array:
-        return dense(params["readout"], _scan(core, params, xs, key)[-1])
-
-    return Model(_init(core, input_size, output_size), apply)
-
-
-def many_to_many(core: Cell, input_size: int, output_size: int) -> Model:
-    """Answer at every step: ``xs: (T, B, I) -> ys: (T, B, O)`` from each ``h_t``."""
-
-    def apply(params: dict[str, Any], xs: jax.Array, key: jax.Array | None = None) -> jax.Array:
-        return dense(params["readout"], _scan(core, params, xs, key))
-
-    return Model(_init(core, input_size, output_size), apply)
-
-
-def latent_autoregressive(core: Cell, features: int = 1) -> Model:
+def latent_autoregressive(core: Part, features: int = 1) -> Cell | Layer:
     """The lecture's latent autoregressive model: ``h_t = g(h_{t-1}, x_{t-1})``, ``x^_t = h_t W + b``.
 
-    A state ``h`` summarises the whole history in a fixed size. Train it with
-    ``apply(params, series[:-1])`` against ``series[1:]``: ``(T, ..., D) -> (T, ..., D)``.
+    A state ``h`` summarises the whole history in a fixed size. Train it on
+    ``scan(model, params, series[:-1])`` against ``series[1:]``
+    (``(T, ..., D) -> (T, ..., D)``); forecast with :func:`latent_forecast`.
     """
-    return many_to_many(core, features, features)
+    return many_to_many(core, features)
 
 
-def latent_forecast(core: Cell, params: dict[str, Any], series: jax.Array, steps: int) -> jax.Array:
+def many_to_one(core: Part, output_size: int) -> Model:
+    """Read a whole sequence, answer once: ``xs: (T, *batch, I) -> y: (*batch, O)`` from the last output.
+
+    With ``lengths``, the answer reads each sequence's output at its own last
+    step (a sequence of length 0 answers ``b``). Params ``{"cell", "readout"}``.
+    """
+    readout = linear(checks.size("output_size", output_size))
+
+    def init(key: jax.Array, input_size: int) -> dict[str, Any]:
+        k_cell, k_out = jax.random.split(key)
+        params = core.init(k_cell, input_size)
+        return {"cell": params, "readout": readout.init(k_out, output_features(core, params, input_size))}
+
+    def apply(params: dict[str, Any], xs: jax.Array, *, lengths: jax.Array | None = None,
+              key: jax.Array | None = None) -> jax.Array:
+        _, ys = scan(core, params["cell"], xs, lengths=lengths, key=key)
+        return readout.step.fn(params["readout"], last(ys, lengths))
+
+    return Model(init, apply)
+
+
+def last(ys: jax.Array, lengths: jax.Array | None = None) -> jax.Array:
+    """``ys[lengths - 1]`` for each sequence of ``ys: (T, *batch, O)`` (zeros for length 0); ``ys[-1]`` without lengths."""
+    if lengths is None:
+        return ys[-1]
+    lengths = jnp.asarray(lengths)
+    index = jnp.clip(lengths - 1, 0, ys.shape[0] - 1)[None, ..., None]
+    picked = jnp.take_along_axis(ys, index, axis=0)[0]
+    return jnp.where((lengths > 0)[..., None], picked, jnp.zeros_like(picked))
+
+
+def latent_forecast(model: Cell, params: Any, series: jax.Array, steps: int) -> jax.Array:
     """k-step-ahead predictions of a latent autoregressive model from every origin.
 
-    ``F[t, j]`` predicts ``x_{t+j+1}`` from ``x_0 .. x_t`` only: the cell reads
+    ``F[t, j]`` predicts ``x_{t+j+1}`` from ``x_0 .. x_t`` only: the model reads
     the observations up to ``t``, then, for ``j >= 1``, its own predictions --
     the same protocol as :func:`jaxrnn.autoregressive.forecast`.
 
     Args:
-      core: the model's cell (no dropout here: prediction is deterministic).
-      params: ``{"cell", "readout"}`` of :func:`latent_autoregressive`.
+      model: a :func:`latent_autoregressive` model whose core is a cell (no
+        dropout here: prediction is deterministic).
+      params: its params.
       series: ``(N, D)``.
       steps: ``k``.
 
     Returns:
       ``(N, steps, D)``.
     """
+    if not isinstance(model, Cell):
+        raise TypeError(f"model: expected a jaxrnn.Cell (a latent_autoregressive model of a cell), "
+                        f"got {type(model).__name__}")
     series = jnp.asarray(series)
     if series.ndim != 2:
         raise ValueError(f"series: expected shape (N, D), got {series.shape}")
-    if steps < 1:
+    if isinstance(steps, bool) or not isinstance(steps, int) or steps < 1:
         raise ValueError(f"steps: expected an integer >= 1, got {steps}")
 
     def observe(carry, x):
-        carry, h = core.step(params["cell"], carry, x)
-        return carry, (carry, dense(params["readout"], h))
+        carry, prediction = model.step(params, carry, x)
+        return carry, (carry, prediction)
 
-    # The state after each observation: a generation loop over the observed
-    # series, kept apart from jaxrnn.scan because it returns every carry.
-    _, (carries, first) = jax.lax.scan(observe, core.initial_carry(dtype=series.dtype), series)
-
+    # The state after each observation: a loop over the observed series, kept
+    # apart from jaxrnn.scan because it returns every carry.
+    _, (carries, first) = jax.lax.scan(observe, model.initial_carry(dtype=series.dtype), series)
     if steps == 1:
         return first[:, None]
 
     def roll(carry, x):
         def step(state, _):
             carry, x = state
-            carry, h = core.step(params["cell"], carry, x)
-            x = dense(params["readout"], h).astype(series.dtype)
+            carry, x = model.step(params, carry, x)
+            x = x.astype(series.dtype)
             return (carry, x), x
 
         return jax.lax.scan(step, (carry, x), None, length=steps - 1)[1]

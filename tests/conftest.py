@@ -10,7 +10,7 @@ import jax
 import pytest
 import yaml
 
-from jaxrnn.cli import main
+from jaxrnn.experiment.cli import main
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -47,10 +47,13 @@ def cli(*args: str) -> int:
 
 @pytest.fixture
 def write_config(tmp_path):
-    """``write_config(name, **section_updates) -> path`` of a tiny config with the updates merged in."""
+    """``write_config(name, **section_updates) -> path`` of a tiny config with the updates merged in
+    (``base=``: another config to start from; a new ``experiment`` starts its ``data`` afresh)."""
 
     def write(name: str = "tiny", base: dict | None = None, **updates) -> Path:
         raw = {k: dict(v) if isinstance(v, dict) else v for k, v in (base or TINY).items()}
+        if "experiment" in updates:  # another experiment has its own data section
+            raw["data"] = {}
         for section, values in updates.items():
             if isinstance(values, dict):
                 raw.setdefault(section, {}).update(values)

@@ -8,18 +8,19 @@ import numpy as np
 import optax
 import pytest
 
+import jaxrnn
 from jaxrnn import models, training
-from jaxrnn.checkpoint import Checkpointer
+from jaxrnn.experiment.checkpoint import Checkpointer
 
 
 TX = optax.chain(optax.clip_by_global_norm(1.0), optax.adam(optax.cosine_decay_schedule(1e-3, 10)))
-MODEL = models.many_to_one(models.cell("lstm", 4, 2), 2, 1)
+MODEL = models.many_to_one(jaxrnn.stack([jaxrnn.lstm(4), jaxrnn.lstm(4)]), 1)
 
 
 @jax.jit
 def a_state(key):
     """A train state after one update: params of a 2-layer stack, Adam moments, counts."""
-    state = training.init(MODEL.init(key), TX)
+    state = training.init(MODEL.init(key, 2), TX)
     grads = jax.tree_util.tree_map(jnp.ones_like, state.params)
     return training.apply_gradients(state, grads, jnp.array(1.0), TX)[0]
 

@@ -12,16 +12,17 @@ import jax
 import numpy as np
 import pytest
 
-from jaxrnn import catalog, optim, progress, results, runner, training
-from jaxrnn.checkpoint import Checkpointer
+from jaxrnn import training
+from jaxrnn.experiment import catalog, config as config_lib, progress, results, runner
+from jaxrnn.experiment.checkpoint import Checkpointer
 
 from conftest import ROOT, cli
 
 
 def final_state(folder, config_path):
     """The train state of the newest checkpoint in ``folder``."""
-    config = catalog.load(config_path)
-    tx, _ = optim.from_config(config.optim, config.train.steps)
+    config = config_lib.load(config_path)
+    tx, _ = config.optim.build(config.train.steps)
     like = training.init(catalog.experiment(config.experiment).problem(config).init(jax.random.key(0)), tx)
     with Checkpointer(folder / "checkpoints") as checkpoints:
         return checkpoints.restore(like)
@@ -53,11 +54,11 @@ def test_run_writes_every_file_it_promises(write_config, tmp_path, capsys):
     assert [r["step"] for r in records if "eval_loss" in r] == [3, 6]
     with Checkpointer(out / "checkpoints") as checkpoints:
         assert checkpoints.steps() == [2, 4, 6]
-    assert catalog.load(out / "config.yaml").train == catalog.load(path).train
+    assert config_lib.load(out / "config.yaml").train == config_lib.load(path).train
 
 
 def test_copying_reports_accuracy(write_config, tmp_path):
-    path = write_config(experiment="copying", data={"seq_len": 3, "length": 2, "symbols": 3},
+    path = write_config(experiment="copying", data={"delay": 3, "length": 2, "symbols": 3},
                         train={"steps": 2, "eval_every": 2})
     out = tmp_path / "copy"
     assert cli("run", path, "--out", out) == 0
@@ -68,9 +69,11 @@ def test_copying_reports_accuracy(write_config, tmp_path):
 
 
 def test_resume_ends_with_the_parameters_of_an_uninterrupted_run(write_config, tmp_path, monkeypatch, capsys):
-    path = write_config(model={"cell": "gru", "num_layers": 2, "dropout": 0.25}, optim={"schedule": "cosine"})
+    """Killed after step 5, the run resumes by the command it printed (its --set values are in the run
+    folder), and ends bit for bit where an uninterrupted run ends."""
+    path = write_config(model={"cell": "gru", "num_layers": 2, "dropout": 0.25})
     whole, parts = tmp_path / "whole", tmp_path / "parts"
-    assert cli("run", path, "--out", whole) == 0
+    assert cli("run", path, "--out", whole, "--set", "optim.schedule=cosine") == 0
 
     # Kill the second run after step 5: checkpoints 2 and 4 are on disk, step 5 is lost.
     advance = progress.Progress.advance
@@ -83,14 +86,16 @@ def test_resume_ends_with_the_parameters_of_an_uninterrupted_run(write_config, t
             raise KeyboardInterrupt
 
     monkeypatch.setattr(progress.Progress, "advance", killed_after_step_5)
-    assert cli("run", path, "--out", parts) == 130
-    assert "--resume" in capsys.readouterr().err
+    assert cli("run", path, "--out", parts, "--set", "optim.schedule=cosine") == 130
+    hint = capsys.readouterr().err
+    assert "--resume" in hint and "--set" not in hint
     monkeypatch.undo()
     with Checkpointer(parts / "checkpoints") as checkpoints:
         assert checkpoints.steps() == [2, 4]
     assert not (parts / "summary.json").exists()
 
-    assert cli("run", path, "--out", parts, "--resume") == 0
+    command = hint.split("continue with: jaxrnn ")[1].split()
+    assert cli(*command) == 0
     assert "resumed from the checkpoint of step 4" in capsys.readouterr().out
     a, b = final_state(whole, path), final_state(parts, path)
     assert int(a.step) == int(b.step) == 6
@@ -122,7 +127,10 @@ def test_an_existing_run_is_not_overwritten_by_accident(write_config, tmp_path, 
     err = capsys.readouterr().err
     assert "optim.learning_rate" in err and "0.5" in err and err.count("\n") == 1
     assert cli("run", path, "--out", out, "--overwrite", "--set", "optim.learning_rate=0.5") == 0
-    assert catalog.load(out / "config.yaml").optim.learning_rate == 0.5
+    assert config_lib.load(out / "config.yaml").optim.learning_rate == 0.5
+    other = write_config(name="other", train={"steps": 2})
+    assert cli("run", other, "--out", out, "--resume") == 2
+    assert "holds a run of config 'tiny', not 'other'" in capsys.readouterr().err
 
 
 def test_nan_guard_stops_and_keeps_the_last_good_checkpoint(write_config, tmp_path, capsys):
@@ -181,10 +189,9 @@ def test_progress_bar_on_a_terminal_and_lines_elsewhere():
     assert stream.getvalue() == "step  5/10  loss 0.25  steps/s 12\n"
 
 
-def _subprocess(*args):
-    env = {**os.environ, "PYTHONPATH": str(ROOT)}
+def _subprocess(*args, cwd=ROOT):
     return subprocess.run([sys.executable, "-m", "jaxrnn", *map(str, args)], capture_output=True, text=True,
-                          env=env, cwd=ROOT, timeout=120)
+                          cwd=cwd, timeout=120)
 
 
 def test_a_real_process_exits_2_on_a_bad_config(write_config):
@@ -195,5 +202,55 @@ def test_a_real_process_exits_2_on_a_bad_config(write_config):
 
 
 def test_the_default_run_folder_is_runs_slash_config_name(write_config):
-    config = catalog.load(write_config())
+    config = config_lib.load(write_config())
     assert runner.default_folder(config).path.as_posix() == "runs/tiny"
+
+
+def test_resume_with_nothing_to_resume_says_so(write_config, tmp_path, capsys):
+    path = write_config(train={"steps": 2})
+    assert cli("run", path, "--out", tmp_path / "fresh", "--resume") == 0
+    assert "nothing to resume" in capsys.readouterr().out
+    assert cli("run", "--resume", "--out", tmp_path / "absent") == 2
+    assert "no run to resume" in capsys.readouterr().err
+    assert cli("run") == 2
+    assert "needs a CONFIG" in capsys.readouterr().err
+
+
+def test_resume_needs_only_the_run_folder(write_config, tmp_path, capsys):
+    path = write_config(train={"steps": 4, "checkpoint_every": 2})
+    out = tmp_path / "run"
+    assert cli("run", path, "--out", out, "--set", "train.steps=2") == 0
+    assert cli("run", "--resume", "--out", out) == 0  # the saved config: 2 steps, already done
+    assert json.loads((out / "summary.json").read_text())["steps"] == 2
+
+
+def test_a_run_that_failed_before_its_first_checkpoint_can_be_run_again(write_config, tmp_path, capsys):
+    path = write_config(train={"steps": 2})
+    out = tmp_path / "run"
+    out.mkdir()
+    (out / "config.yaml").write_text("experiment: adding\n")  # what a run that died at once leaves
+    (out / "metrics.jsonl").write_text('{"step": 1, "loss": 1.0}\n')
+    assert cli("run", path, "--out", out) == 0
+    assert [json.loads(line)["step"] for line in (out / "metrics.jsonl").read_text().splitlines()][0] == 1
+    assert (out / "summary.json").exists()
+
+
+@pytest.mark.parametrize("args", [
+    ["run", "{config}", "--out", "/proc/jaxrnn-run"],
+    ["table", "{runs}", "--out", "/proc/jaxrnn-table/t.md"],
+    ["table", "{runs}", "--into", "/nonexistent/README.md"],
+])
+def test_file_system_failures_are_one_line_and_status_2(write_config, tmp_path, capsys, args):
+    path = write_config(train={"steps": 1, "eval_every": 1})
+    assert cli("run", path, "--out", tmp_path / "runs" / "tiny") == 0
+    capsys.readouterr()
+    args = [a.format(config=path, runs=tmp_path / "runs") for a in args]
+    assert cli(*args) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and err.startswith("error: ") and "Traceback" not in err, err
+
+
+def test_a_closed_pipe_ends_list_quietly(tmp_path):
+    proc = subprocess.run(f"{sys.executable} -m jaxrnn list | head -1", shell=True, capture_output=True, text=True,
+                          cwd=tmp_path, timeout=120)
+    assert proc.stdout.count("\n") == 1 and proc.stderr == "", proc.stderr

@@ -77,7 +77,7 @@ DEEP = jaxrnn.stack([CELLS["lstm"], CELLS["gru_reset_after"], CELLS["rnn_tanh"]]
 
 
 def deep_params_and_carry(seed):
-    cells = DEEP.step.cells
+    cells = DEEP.step.parts
     params = tuple(random_params(cell, seed + n, input_size=I if n == 0 else H) for n, cell in enumerate(cells))
     return params, random_carry(DEEP, (B,), seed + 9)
 
@@ -97,7 +97,7 @@ def test_stack_step_loop_equals_scan_with_dropout():
     scanned = run(DEEP, params, xs, carry, key=key)
     assert_trees_close(scanned, (c, jnp.stack(ys)))
 
-    no_dropout = jaxrnn.stack(DEEP.step.cells, residual=True)
+    no_dropout = jaxrnn.stack(DEEP.step.parts, residual=True)
     unkeyed = run(DEEP, params, xs, carry)
     assert_trees_close(unkeyed, run(no_dropout, params, xs, carry))
     assert np.abs(scanned[1] - unkeyed[1]).max() > 1e-2
@@ -195,7 +195,7 @@ def test_nested_stack_gets_its_own_dropout_key():
         carry, y = outer.step(params, carry, xs[t], key=key)
         by_steps.append(y)
     assert_trees_close((final, ys), (carry, jnp.stack(by_steps)))
-    no_inner_dropout = jaxrnn.stack([jaxrnn.gru(H), jaxrnn.stack(inner.step.cells)], dropout=0.5)
+    no_inner_dropout = jaxrnn.stack([jaxrnn.gru(H), jaxrnn.stack(inner.step.parts)], dropout=0.5)
     assert not np.allclose(ys, jaxrnn.scan(no_inner_dropout, params, xs, key=key)[1])
 
 
@@ -210,3 +210,115 @@ def test_bidirectional_passes_key_and_path_on():
     _, no_key = bi.apply(params, xs, lengths=lengths)
     assert_trees_close(plain, fused)
     assert not np.allclose(plain, no_key)
+
+
+# --- parts that compose: deep bidirectional networks, readouts, batch-major input -------------------------
+
+BI_STACK = jaxrnn.stack([jaxrnn.bidirectional(CELLS["lstm"], CELLS["gru_reset_after"]),
+                         jaxrnn.bidirectional(CELLS["rnn_tanh"], CELLS["gru"], merge="sum")], residual=False)
+scan_bi_stack = jax.jit(jaxrnn.scan, static_argnames=("cell", "reverse", "time_major"))
+
+
+def bi_stack_params(seed):
+    return ({"forward": random_params(CELLS["lstm"], seed), "backward": random_params(CELLS["gru_reset_after"], seed + 1)},
+            {"forward": random_params(CELLS["rnn_tanh"], seed + 2, input_size=2 * H),
+             "backward": random_params(CELLS["gru"], seed + 3, input_size=2 * H)})
+
+
+def test_a_stack_of_cells_is_a_cell_and_a_stack_holding_a_layer_is_a_layer():
+    assert isinstance(jaxrnn.stack([CELLS["lstm"], jaxrnn.linear(3)]), jaxrnn.Cell)
+    assert isinstance(BI_STACK, jaxrnn.Layer)
+    assert isinstance(jaxrnn.stack([jaxrnn.stack([CELLS["lstm"]] * 2), BIDIRECTIONAL]), jaxrnn.Layer)
+    shapes = jax.eval_shape(lambda key: BI_STACK.init(key, I), jax.random.key(0))
+    assert shapes[1]["forward"]["input_kernel"].shape == (2 * H, H)  # the second layer reads both directions
+
+
+@PROPERTY
+@given(seed=seeds, lengths=batch_lengths)
+def test_deep_bidirectional_with_lengths_equals_each_sequence_alone(seed, lengths):
+    """Layer by layer, each sequence alone: the forward cell left to right, the backward cell right to left
+    from its own last element, the next layer reading the merged outputs."""
+    params = bi_stack_params(seed)
+    xs = random_inputs((T, B, I), seed + 4)
+    (final1, final2), ys = scan_bi_stack(BI_STACK, params, xs, lengths=jnp.array(lengths))
+    merges = (lambda f, b: jnp.concatenate([f, b]), lambda f, b: f + b)
+    cells = [(CELLS["lstm"], CELLS["gru_reset_after"]), (CELLS["rnn_tanh"], CELLS["gru"])]
+    for b, length in enumerate(lengths):
+        seq, finals = xs[:length, b], []
+        for (fwd, bwd), p, merge in zip(cells, params, merges):
+            zeros = lambda cell: jax.tree_util.tree_map(jnp.zeros_like, cell.initial_carry())  # noqa: E731
+            f_final, ys_f = step_loop(fwd, p["forward"], seq, zeros(fwd))
+            b_final, ys_b = step_loop(bwd, p["backward"], seq, zeros(bwd), reverse=True)
+            seq = jnp.stack([merge(f, g) for f, g in zip(ys_f, ys_b)]) if length else jnp.zeros((0, H))
+            finals.append((f_final, b_final))
+        assert_trees_close((take(final1, b), take(final2, b)), tuple(finals))
+        assert_trees_close(ys[:length, b], seq)
+        np.testing.assert_array_equal(ys[length:, b], 0.0)
+
+
+@PROPERTY
+@given(seed=seeds, lengths=batch_lengths)
+def test_reverse_of_any_part_is_flip_run_flip(seed, lengths):
+    """``reverse=True`` == each sequence flipped within its length, run forwards, flipped back; for a
+    cell stack and a deep bidirectional layer alike."""
+    params = bi_stack_params(seed)
+    xs = random_inputs((T, B, I), seed + 5)
+
+    def flip(a):  # each sequence reversed within its own length; padding stays at the end
+        return jnp.stack([jnp.concatenate([a[:n, b][::-1], a[n:, b]]) for b, n in enumerate(lengths)], axis=1)
+
+    n = jnp.array(lengths)
+    for part, p in ((BI_STACK, params), (DEEP, deep_params_and_carry(seed)[0])):
+        final, ys = scan_bi_stack(part, p, xs, lengths=n, reverse=True)
+        final_flipped, ys_flipped = scan_bi_stack(part, p, flip(xs), lengths=n)
+        assert_trees_close((final, ys), (final_flipped, flip(ys_flipped)))
+
+
+@PROPERTY
+@given(seed=seeds, reverse=st.booleans())
+def test_batch_major_input_is_time_major_transposed(seed, reverse):
+    """``time_major=False`` reads ``(B, T, I)`` and returns ``(B, T, O)``: the time-major result, transposed."""
+    params = bi_stack_params(seed)
+    xs, n = random_inputs((T, B, I), seed + 6), jnp.array([T, 1, 3])
+    for part, p in ((BI_STACK, params), (CELLS["lstm"], random_params(CELLS["lstm"], seed))):
+        final, ys = scan_bi_stack(part, p, xs, lengths=n, reverse=reverse)
+        final_bm, ys_bm = scan_bi_stack(part, p, jnp.swapaxes(xs, 0, 1), lengths=n, reverse=reverse, time_major=False)
+        assert ys_bm.shape == (B, T, ys.shape[-1])
+        assert_trees_close((final_bm, jnp.swapaxes(ys_bm, 0, 1)), (final, ys))
+
+
+def test_a_readout_on_a_cell_is_a_cell_stepped_or_scanned():
+    """``stack([cell, linear(O)])``: ``y_t = h_t W + b`` at every step, zero on padding, the same by ``step``."""
+    model = jaxrnn.stack([CELLS["gru"], jaxrnn.linear(2)])
+    params = model.init(jax.random.key(0), I)
+    assert params[1]["kernel"].shape == (H, 2) and not np.any(params[1]["bias"])
+    params = (params[0], {"kernel": params[1]["kernel"], "bias": jnp.array([0.5, -1.0])})
+    xs, n = random_inputs((T, B, I), seed=7), jnp.array([T, 2, 0])
+    _, hs = run(CELLS["gru"], params[0], xs, lengths=n)
+    final, ys = run(model, params, xs, lengths=n)
+    valid = (jnp.arange(T)[:, None] < n)[..., None]
+    assert_trees_close(ys, jnp.where(valid, hs @ params[1]["kernel"] + params[1]["bias"], 0.0))
+    assert final[1] == ()
+    carry, stepped = model.initial_carry((B,)), []
+    for t in range(T):
+        carry, y = step(model, params, carry, xs[t])
+        stepped.append(y)
+    assert_trees_close(jnp.stack(stepped), run(model, params, xs)[1])
+
+
+def test_out_of_range_traced_lengths_can_be_checked_at_run_time():
+    """Traced lengths cannot be checked when ``scan`` is traced: out of range they act as clamped, unless
+    ``checked=True``, which reports them through ``checkify``."""
+    from jax.experimental import checkify
+
+    cell = CELLS["rnn_tanh"]
+    params, xs = random_params(cell, 0), random_inputs((T, B, I), 1)
+    f = jax.jit(lambda n: jaxrnn.scan(cell, params, xs, lengths=n)[1])
+    np.testing.assert_array_equal(f(jnp.array([T + 3, -1, 2])), f(jnp.array([T, 0, 2])))
+    checked = checkify.checkify(jax.jit(lambda n: jaxrnn.scan(cell, params, xs, lengths=n, checked=True)[1]))
+    error, _ = checked(jnp.array([T + 3, 1, 2]))
+    with pytest.raises(checkify.JaxRuntimeError, match=rf"expected lengths in \[0, {T}\] .* from 1 to {T + 3}"):
+        error.throw()
+    error, ys = checked(jnp.array([T, 1, 2]))
+    error.throw()  # in range: nothing to report
+    np.testing.assert_array_equal(ys, f(jnp.array([T, 1, 2])))

@@ -2,21 +2,29 @@
 
 from __future__ import annotations
 
-import dataclasses
-
 import jax
 import numpy as np
+import pydantic
 import pytest
 import yaml
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
-from jaxrnn import catalog, config
-from jaxrnn.config import ConfigError
+from jaxrnn.experiment import catalog, config
+from jaxrnn.experiment.schema import ConfigError
 
-from conftest import ROOT, cli
+from conftest import ROOT, TINY, cli
 
-REQUIRED = ["experiment", "model.cell", "model.hidden_size", "model.num_layers", "optim.name",
-            "optim.learning_rate", "optim.clip_norm", "train.steps", "train.batch_size", "train.seed",
-            "train.eval_every", "train.checkpoint_every", "data.seq_len"]
+
+def required_keys(raw: dict) -> list[str]:
+    """The keys without a default in the schema of ``raw``'s experiment and model kind."""
+    schema = config.schema(raw["experiment"])
+    keys = ["experiment"]
+    for section in config.SECTIONS:
+        field = schema.model_fields[section]
+        cls = config._section_class(field.annotation, raw.get(section, {}))
+        keys += [f"{section}.{name}" for name, f in cls.model_fields.items() if f.is_required()]
+    return keys
 
 
 def config_files():
@@ -32,19 +40,21 @@ def test_the_configs_exist():
 
 @pytest.mark.parametrize("path", config_files(), ids=lambda p: p.stem)
 def test_every_config_loads_and_writes_every_required_key(path):
-    loaded = catalog.load(path)
+    loaded = config.load(path)
     assert loaded.name == path.stem
-    flat = config.flatten(yaml.safe_load(path.read_text()))
-    missing = [key for key in REQUIRED if key not in flat]
+    raw = yaml.safe_load(path.read_text())
+    flat = config.flatten(raw)
+    missing = [key for key in required_keys(raw) if key not in flat]
     assert not missing, f"{path.name} lacks {missing}"
     # the resolved form round-trips
-    assert config.from_dict(yaml.safe_load(config.dump(loaded)), catalog.data_schemas()) == loaded
+    assert config.from_dict(yaml.safe_load(config.dump(loaded))) == loaded
 
 
 def test_set_converts_to_the_key_type(write_config):
-    loaded = catalog.load(write_config(), [
+    loaded = config.load(write_config(), [
         "model.hidden_size=16", "optim.learning_rate=1e-3", "optim.clip_norm=null", "model.residual=yes",
-        "model.cell=gru", "train.steps=1_000", "data.seq_len=20", "model.dropout=0",
+        "model.cell=gru", "train.steps=1_000", "data.seq_len=20", "model.dropout=0", "model.num_layers=2",
+        "name=007",
     ])
     assert loaded.model.hidden_size == 16 and type(loaded.model.hidden_size) is int
     assert loaded.optim.learning_rate == 1e-3 and type(loaded.optim.learning_rate) is float
@@ -54,17 +64,18 @@ def test_set_converts_to_the_key_type(write_config):
     assert loaded.train.steps == 1000
     assert loaded.data.seq_len == 20
     assert type(loaded.model.dropout) is float
+    assert loaded.name == "007"  # a text key keeps the text as typed (YAML would read the number 7)
 
 
 def test_yaml_numbers_without_a_dot_are_numbers(write_config):
     # YAML 1.1 reads 1e-3 as a string; a config still means the number.
     path = write_config()
     path.write_text(path.read_text().replace("learning_rate: 0.01", "learning_rate: 1e-3"))
-    assert catalog.load(path).optim.learning_rate == 1e-3
+    assert config.load(path).optim.learning_rate == 1e-3
 
 
 def test_defaults_fill_optional_keys(write_config):
-    loaded = catalog.load(write_config())
+    loaded = config.load(write_config())
     assert loaded.optim.schedule == "constant" and loaded.model.dropout == 0.0
 
 
@@ -89,6 +100,12 @@ def test_defaults_fill_optional_keys(write_config):
     ({}, ["nonsense"], ["--set expects key=value"]),
     ({"model": {"cell": "gru", "chrono": 50}}, [], ["model.chrono", "only cell lstm", "cell gru"]),
     ({"model": {"cell": "lstm", "chrono": 2}}, [], ["model.chrono", "an integer > 2", "2"]),
+    ({}, ["optim.learning_rate=inf"], ["optim.learning_rate", "finite", "inf"]),
+    ({}, ["optim.clip_norm=.nan"], ["optim.clip_norm", "finite", "nan"]),
+    ({}, ["train.steps=yes"], ["train.steps", "an integer", "True"]),
+    ({}, ["model.dropout=0.5"], ["model.dropout", "num_layers 1", "0.5"]),
+    ({"model": {"residual": True}}, [], ["model.residual", "num_layers 1"]),
+    ({"model": {"kind": "lstm"}}, [], ["unknown model.kind 'lstm'", "recurrent, window"]),
 ])
 def test_config_errors_exit_2_with_one_line(write_config, capsys, updates, overrides, expected):
     path = write_config(**updates)
@@ -105,13 +122,11 @@ def test_config_errors_exit_2_with_one_line(write_config, capsys, updates, overr
 
 def test_chrono_reaches_the_lstm_and_the_label(write_config):
     """``model.chrono`` is the lstm's chrono initialisation: b_f = log U(1, T_max - 1), b_i = -b_f."""
-    from jaxrnn import models
-
-    loaded = catalog.load(write_config(model={"cell": "lstm", "hidden_size": 16, "chrono": 40}))
+    loaded = config.load(write_config(model={"cell": "lstm", "hidden_size": 16, "chrono": 40}))
     assert loaded.model.label == "lstm chrono(40)"
-    bias = models.cell_from_config(loaded.model).init(jax.random.key(0), 3)["bias"].reshape(4, 16)
+    bias = loaded.model.build().init(jax.random.key(0), 3)["bias"].reshape(4, 16)
     assert np.all(bias[1] > 0) and np.all(bias[1] <= np.log(39)) and np.all(bias[0] == -bias[1])
-    assert catalog.load(write_config(model={"cell": "lstm", "hidden_size": 16})).model.label == "lstm"
+    assert config.load(write_config(model={"cell": "lstm", "hidden_size": 16})).model.label == "lstm"
 
 
 def test_missing_key_is_named(write_config, capsys):
@@ -137,16 +152,83 @@ def test_missing_file_and_bad_yaml(tmp_path, capsys):
 
 def test_load_errors_are_config_errors(write_config):
     with pytest.raises(ConfigError, match="unknown key model.units"):
-        catalog.load(write_config(model={"units": 3}))
+        config.load(write_config(model={"units": 3}))
     with pytest.raises(ConfigError, match="config file not found"):
         config.load("does/not/exist.yaml")
 
 
-def test_configs_are_frozen_dataclasses(write_config):
-    loaded = catalog.load(write_config())
-    with pytest.raises(dataclasses.FrozenInstanceError):
+def test_configs_are_frozen(write_config):
+    loaded = config.load(write_config())
+    with pytest.raises(pydantic.ValidationError, match="frozen"):
         loaded.model.cell = "gru"
 
 
 def test_config_by_name_resolves_in_configs():
     assert catalog.find_config("smoke") == ROOT / "configs" / "smoke.yaml"
+
+
+def test_a_config_anywhere_runs_a_shipped_experiment(tmp_path, monkeypatch):
+    """A user's own YAML file, in any folder, names a registered experiment; names resolve to shipped files."""
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "mine.yaml").write_text(yaml.safe_dump(TINY))
+    assert config.load("mine.yaml").experiment == "adding"
+    assert config.load("smoke").name == "smoke"
+    assert {p.stem for p in catalog.configs()} == {p.stem for p in (ROOT / "configs").glob("*.yaml")}
+
+
+# --- random valid configs round-trip through YAML ------------------------------------------------------
+
+
+def _field_values(annotation, metadata=()):
+    """A strategy for the values a field admits, read off its annotation (the schema, not a copy of it)."""
+    members = config._annotated_members(annotation, list(metadata))
+    options = []
+    for tp, meta in members:
+        bounds = {type(m).__name__: getattr(m, type(m).__name__.lower()) for m in meta if hasattr(m, type(m).__name__.lower())}
+        if tp is type(None):
+            options.append(st.none())
+        elif tp is bool:
+            options.append(st.booleans())
+        elif tp is str:
+            options.append(st.text("abcxyz_0123", min_size=1, max_size=8))
+        elif getattr(tp, "__origin__", None) is not None or str(tp).startswith("typing.Literal"):
+            options.append(st.sampled_from(list(config._literal_choices(tp))))
+        elif tp is int:
+            low = bounds.get("Ge", bounds.get("Gt", -10**6 - 1) + 1)
+            options.append(st.integers(low, bounds.get("Le", max(low, 0) + 10**4)))
+        elif tp is float:
+            options.append(st.floats(bounds.get("Ge", bounds.get("Gt", 0.0)), bounds.get("Lt", bounds.get("Le", 1e6)),
+                                     exclude_min="Gt" in bounds, exclude_max="Lt" in bounds, allow_nan=False))
+    return st.one_of(options)
+
+
+def _section(cls, **fixed):
+    fields = {name: _field_values(f.annotation, f.metadata) for name, f in cls.model_fields.items() if name not in fixed}
+    required = {name: fields.pop(name) for name in list(fields) if cls.model_fields[name].is_required()}
+    return st.fixed_dictionaries({**required, **{k: st.just(v) for k, v in fixed.items()}}, optional=fields)
+
+
+@st.composite
+def valid_configs(draw):
+    from jaxrnn.experiment.schema import Optim, Recurrent, Train, Window
+
+    experiment = draw(st.sampled_from(list(catalog.experiments())))
+    data_cls = config.schema(experiment).model_fields["data"].annotation
+    kind = draw(st.sampled_from(["recurrent", "window"] if experiment == "sunspots" else ["recurrent"]))
+    model = draw(_section(Window, kind="window") if kind == "window" else _section(Recurrent))
+    raw = {"experiment": experiment, "model": model, "optim": draw(_section(Optim)), "train": draw(_section(Train)),
+           "data": draw(_section(data_cls)), "name": draw(_field_values(str | None))}
+    try:
+        return config.from_dict(raw)
+    except ConfigError:  # keys of one section that must agree, or a window too long for the data
+        from hypothesis import assume
+
+        assume(False)
+
+
+@settings(max_examples=60, deadline=None, derandomize=True, database=None,
+          suppress_health_check=[HealthCheck.filter_too_much, HealthCheck.too_slow])
+@given(valid_configs())
+def test_random_valid_configs_round_trip_through_yaml(loaded):
+    """Any valid config, written as YAML (what a run folder keeps) and read back, is the same config."""
+    assert config.from_dict(yaml.safe_load(config.dump(loaded))) == loaded

@@ -145,11 +145,17 @@ def test_unknown_bidirectional_merge():
         jaxrnn.bidirectional(CELLS["lstm"], CELLS["lstm"], merge="max")
 
 
-def test_key_passed_to_a_cell_without_dropout():
+def test_a_key_means_the_same_for_every_part():
+    """A part that draws no random numbers accepts ``key=`` and ignores it (user code need not special-case it)."""
+    xs = jnp.asarray(np.random.default_rng(0).normal(size=(T, B, I)), jnp.float32)
+    for part in (CELLS["lstm"], jaxrnn.stack([CELLS["gru"], CELLS["rnn_tanh"]]), jaxrnn.linear(3),
+                 jaxrnn.bidirectional(CELLS["lstm"], CELLS["gru"])):
+        params = part.init(jax.random.key(1), I)
+        keyed = jaxrnn.scan(part, params, xs, key=jax.random.key(0))
+        np.testing.assert_array_equal(keyed[1], jaxrnn.scan(part, params, xs)[1])
     cell = CELLS["lstm"]
-    f = lambda params, xs, key: jaxrnn.scan(cell, params, xs, key=key)
-    raises_eagerly_and_traced(ValueError, "key is only used by the dropout of jaxrnn.stack", f,
-                              init(cell, I), jnp.zeros((T, I)), jax.random.key(0))
+    np.testing.assert_array_equal(cell.step(init(cell, I), cell.initial_carry(), xs[0, 0], key=jax.random.key(0))[1],
+                                  cell.step(init(cell, I), cell.initial_carry(), xs[0, 0])[1])
 
 
 def test_stack_construction_and_residual_sizes():
@@ -158,6 +164,16 @@ def test_stack_construction_and_residual_sizes():
     for rate in (-0.1, 1.0):
         with pytest.raises(ValueError, match=r"expected dropout in \[0, 1\)"):
             jaxrnn.stack([CELLS["lstm"]], dropout=rate)
+    with pytest.raises(ValueError, match=r"dropout=0.5 would do nothing: .* this stack has one layer"):
+        jaxrnn.stack([CELLS["lstm"]], dropout=0.5)
+    with pytest.raises(ValueError, match=r"residual=True would do nothing: .* this stack has one layer"):
+        jaxrnn.stack([CELLS["lstm"]], residual=True)
+    with pytest.raises(TypeError, match=r"stack: part 1 is a function; expected a jaxrnn.Cell or jaxrnn.Layer"):
+        jaxrnn.stack([CELLS["lstm"], lambda x: x])
+    with pytest.raises(TypeError, match=r"bidirectional: backward is a tuple; expected a jaxrnn.Cell"):
+        jaxrnn.bidirectional(CELLS["lstm"], (1, 2))
+    with pytest.raises(TypeError, match=r"expected a jaxrnn.Cell or jaxrnn.Layer to scan, got dict"):
+        jaxrnn.scan({"step": None}, {}, jnp.zeros((T, I)))
     deep = jaxrnn.stack([CELLS["lstm"], jaxrnn.lstm(H + 1)], residual=True)
     raises_eagerly_and_traced(ValueError, rf"residual connection needs equal sizes: layer input {H}, output {H + 1}",
                               scan_fn(deep), init(deep, I), jnp.zeros((T, I)))
@@ -168,3 +184,49 @@ def test_bad_unroll(unroll):
     cell = CELLS["rnn_tanh"]
     raises_eagerly_and_traced(ValueError, r"unroll: expected a positive integer or a bool, got",
                               scan_fn(cell, unroll=unroll), init(cell, I), jnp.zeros((T, B, I)))
+
+
+@pytest.mark.parametrize("make, exception, match", [
+    (lambda: jaxrnn.lstm(-1), ValueError, r"hidden_size: expected an integer >= 1, got -1"),
+    (lambda: jaxrnn.gru(0), ValueError, r"hidden_size: expected an integer >= 1, got 0"),
+    (lambda: jaxrnn.rnn(2.5), TypeError, r"hidden_size: expected an integer >= 1, got 2.5"),
+    (lambda: jaxrnn.lstm(True), TypeError, r"hidden_size: expected an integer >= 1, got True"),
+    (lambda: jaxrnn.rnn("8"), TypeError, r"hidden_size: expected an integer >= 1, got '8'"),
+    (lambda: jaxrnn.gru(8, reset_after="no"), TypeError, r"reset_after: expected True or False, got 'no'"),
+    (lambda: jaxrnn.rnn(8, use_bias=1), TypeError, r"use_bias: expected True or False, got 1"),
+    (lambda: jaxrnn.lstm(8, forget_bias="1"), TypeError, r"forget_bias: expected a finite number, got '1'"),
+    (lambda: jaxrnn.lstm(8, param_dtype=jnp.int32), TypeError, r"param_dtype: expected a floating-point dtype"),
+    (lambda: jaxrnn.gru(8, dtype="float8"), TypeError, r"dtype: expected a floating-point dtype or None"),
+    (lambda: jaxrnn.rnn(8, kernel_init=3), TypeError, r"kernel_init: expected a callable, got 3"),
+    (lambda: jaxrnn.linear(0), ValueError, r"features: expected an integer >= 1, got 0"),
+    (lambda: jaxrnn.stack([CELLS["lstm"]] * 2, residual="yes"), TypeError, r"residual: expected True or False"),
+], ids=["negative", "zero", "float", "bool", "text", "reset_after", "use_bias", "forget_bias", "param_dtype",
+        "dtype", "kernel_init", "linear", "residual"])
+def test_factories_check_their_arguments(make, exception, match):
+    with pytest.raises(exception, match=match):
+        make()
+
+
+@pytest.mark.parametrize("size, exception", [(0, ValueError), (-3, ValueError), (2.0, TypeError), (None, TypeError)])
+def test_init_checks_the_input_size(size, exception):
+    parts = [CELLS["lstm"], CELLS["gru"], CELLS["rnn_tanh"], jaxrnn.linear(2), jaxrnn.stack([CELLS["lstm"]] * 2),
+             jaxrnn.bidirectional(CELLS["lstm"], CELLS["lstm"])]
+    for part in parts:
+        with pytest.raises(exception, match=rf"input_size: expected an integer >= 1, got {size}"):
+            part.init(jax.random.key(0), size)
+
+
+def test_initial_carry_takes_an_int_batch_size():
+    for part in (CELLS["lstm"], jaxrnn.stack([CELLS["gru"], CELLS["lstm"]]), jaxrnn.bidirectional(CELLS["gru"], CELLS["gru"])):
+        assert jax.tree_util.tree_structure(part.initial_carry(32)) == jax.tree_util.tree_structure(part.initial_carry((32,)))
+        assert {leaf.shape for leaf in jax.tree_util.tree_leaves(part.initial_carry(32))} == {(32, H)}
+    for bad in (2.5, "32", (3, -1), [None]):
+        with pytest.raises(TypeError, match=r"batch_shape: expected an int or a tuple of non-negative ints"):
+            CELLS["lstm"].initial_carry(bad)
+
+
+def test_scan_checks_its_flags():
+    cell = CELLS["rnn_tanh"]
+    for option in ("reverse", "time_major", "remat", "checked"):
+        with pytest.raises(TypeError, match=rf"{option}: expected True or False, got 'no'"):
+            jaxrnn.scan(cell, init(cell, I), jnp.zeros((T, I)), **{option: "no"})

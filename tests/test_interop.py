@@ -41,7 +41,7 @@ def model(name: str):
     """The jaxrnn model matching fixture ``name``: ``(forward, cell, params, carry)``.
 
     ``forward(params, xs, carry, lengths)`` returns ``(out, h_n, c_n or None)`` laid out like
-    PyTorch's; ``cell`` is the cell (a stack for two layers; one direction's cell if bidirectional)."""
+    PyTorch's; ``cell`` is the part (a stack for two layers; a bidirectional layer, or a stack of them)."""
     fixture = load(name)
     sd, hidden = state_dict(fixture), fixture["h0"].shape[-1]
     mode, layers = str(fixture["mode"]), int(fixture["num_layers"])
@@ -57,16 +57,18 @@ def model(name: str):
             return jnp.stack([h for h, _ in carries]), jnp.stack([c for _, c in carries])
         return jnp.stack(carries), None
 
-    if bool(fixture["bidirectional"]):
-        assert layers == 1
-        layer = jaxrnn.bidirectional(factory(), factory())
-        params = {"forward": from_torch(factory(), sd), "backward": from_torch(factory(), sd, reverse=True)}
+    if bool(fixture["bidirectional"]):  # nn.X(num_layers=k, bidirectional=True): k bidirectional layers stacked
+        layers_ = [jaxrnn.bidirectional(factory(), factory()) for _ in range(layers)]
+        part = jaxrnn.stack(layers_) if layers > 1 else layers_[0]
+        pairs = tuple((states[2 * n], states[2 * n + 1]) for n in range(layers))
+        carry = pairs if layers > 1 else pairs[0]
 
         def forward(params, xs, carry, lengths):
-            (carry_f, carry_b), out = layer.apply(params, xs, carry, lengths=lengths)
-            return (out, *torch_layout([carry_f, carry_b]))
+            final, out = jaxrnn.scan(part, params, xs, carry, lengths=lengths)
+            per_layer = final if layers > 1 else (final,)
+            return (out, *torch_layout([c for pair in per_layer for c in pair]))
 
-        return jax.jit(forward), factory(), params, tuple(states)
+        return jax.jit(forward), part, from_torch(part, sd), carry
 
     cell = jaxrnn.stack([factory() for _ in range(layers)]) if layers > 1 else factory()
     params = from_torch(cell, sd)
@@ -99,7 +101,7 @@ def test_fixtures_cover_the_variants():
              for n in NAMES}
     assert {("RNN", 1, False, False), ("LSTM", 1, False, False), ("GRU", 1, False, False), ("RNN", 2, False, False),
             ("LSTM", 2, False, False), ("GRU", 2, False, False), ("LSTM", 1, True, False),
-            ("LSTM", 1, True, True)} <= kinds
+            ("LSTM", 1, True, True), ("LSTM", 2, True, True), ("GRU", 2, True, True)} <= kinds
     assert {str(load(n)["nonlinearity"]) for n in NAMES if str(load(n)["mode"]) == "RNN"} == {"tanh", "relu"}
 
 
@@ -130,16 +132,14 @@ def test_stack_round_trip_and_layer_offset():
     assert_trees_close(from_torch(CELLS["lstm"], sd, layer=2), params[1], rtol=0, atol=0)
 
 
-@pytest.mark.parametrize("name", ["rnn_tanh_2layer", "lstm_2layer", "gru_2layer", "lstm_bidirectional"])
+@pytest.mark.parametrize("name", ["rnn_tanh_2layer", "lstm_2layer", "gru_2layer", "lstm_bidirectional",
+                                  "gru_2layer_bidirectional_packed"])
 def test_to_torch_gives_a_loadable_equivalent_state_dict(name):
     """``to_torch(from_torch(sd))`` has exactly the keys and shapes of the PyTorch state dict (what
     ``load_state_dict(strict=True)`` checks), the same weights, and biases that add up the same."""
     sd = state_dict(load(name))
-    _, cell, params, _ = model(name)
-    if bool(load(name)["bidirectional"]):
-        back = {**to_torch(cell, params["forward"]), **to_torch(cell, params["backward"], reverse=True)}
-    else:
-        back = to_torch(cell, params)
+    _, part, params, _ = model(name)
+    back = to_torch(part, params)
     assert {k: v.shape for k, v in back.items()} == {k: v.shape for k, v in sd.items()}
     for key, value in sd.items():
         if key.startswith("weight") or "GRU" == str(load(name)["mode"]):
@@ -192,3 +192,38 @@ def test_mismatched_state_dicts_are_rejected():
         from_torch(jaxrnn.rnn(4, use_bias=False), state_dict(load("rnn_tanh")))
     unbiased = {k: v for k, v in state_dict(load("rnn_tanh")).items() if k.startswith("weight")}
     assert set(from_torch(jaxrnn.rnn(4, use_bias=False), unbiased)) == {"input_kernel", "recurrent_kernel"}
+
+
+def test_a_deep_bidirectional_encoder_is_one_expression():
+    """``stack([bidirectional(lstm, lstm)] * 2, dropout=p)`` over a padded batch, run by the same ``scan``
+    call as a cell, with PyTorch's weights: PyTorch's outputs (eval mode: no dropout without a key),
+    time-major or batch-major; dropout with a key."""
+    fixture = load("lstm_2layer_bidirectional_packed")
+    H = fixture["h0"].shape[-1]
+    encoder = jaxrnn.stack([jaxrnn.bidirectional(jaxrnn.lstm(H), jaxrnn.lstm(H)),
+                            jaxrnn.bidirectional(jaxrnn.lstm(H), jaxrnn.lstm(H))], dropout=0.5)
+    params = from_torch(encoder, state_dict(fixture))
+    xs, lengths = jnp.asarray(fixture["x"]), jnp.asarray(fixture["lengths"])
+    states = [(h, c) for h, c in zip(fixture["h0"], fixture["c0"])]  # (layer, direction) in PyTorch's order
+    carry = ((states[0], states[1]), (states[2], states[3]))
+    _, ys = jaxrnn.scan(encoder, params, xs, carry, lengths=lengths)
+    np.testing.assert_allclose(ys, fixture["out"], rtol=1e-5, atol=1e-5)
+    _, batch_major = jaxrnn.scan(encoder, params, jnp.swapaxes(xs, 0, 1), carry, lengths=lengths, time_major=False)
+    np.testing.assert_allclose(jnp.swapaxes(batch_major, 0, 1), ys, rtol=1e-6, atol=1e-6)
+    _, dropped = jaxrnn.scan(encoder, params, xs, carry, lengths=lengths, key=jax.random.key(0))
+    assert not np.allclose(dropped, ys)
+    np.testing.assert_array_equal(dropped[int(lengths[1]):, 1], 0.0)
+
+
+def test_parts_pytorch_cannot_hold_are_rejected():
+    cell = jaxrnn.lstm(4)
+    sd = state_dict(load("lstm_2layer"))
+    with pytest.raises(ValueError, match="no residual connections"):
+        from_torch(jaxrnn.stack([cell, cell], residual=True), sd)
+    with pytest.raises(ValueError, match="concatenate the directions; this one merges by 'sum'"):
+        to_torch(jaxrnn.bidirectional(cell, cell, merge="sum"), {"forward": {}, "backward": {}})
+    with pytest.raises(ValueError, match="one cell per direction"):
+        bi = jaxrnn.bidirectional(jaxrnn.stack([cell, cell]), jaxrnn.stack([cell, cell]))
+        to_torch(bi, {"forward": (), "backward": ()})
+    with pytest.raises(ValueError, match="interop supports"):
+        to_torch(jaxrnn.linear(3), {"kernel": np.zeros((2, 3))})

@@ -7,8 +7,9 @@ import numpy as np
 import optax
 import pytest
 
-from jaxrnn import optim
-from jaxrnn.config import OPTIMIZERS, Optim
+from jaxrnn.experiment import optim
+from jaxrnn.experiment.registry import OPTIMIZERS
+from jaxrnn.experiment.schema import Optim
 
 
 @pytest.mark.parametrize("name", OPTIMIZERS)
@@ -52,7 +53,7 @@ def test_unknown_names_raise():
         optim.schedule("step", 0.1, 10)
 
 
-def test_from_config_uses_the_schedule():
-    tx, lr = optim.from_config(Optim(name="adamw", learning_rate=0.2, clip_norm=None, schedule="cosine"), 10)
+def test_the_config_section_builds_its_schedule():
+    tx, lr = Optim(name="adamw", learning_rate=0.2, clip_norm=None, schedule="cosine").build(10)
     assert float(lr(0)) == pytest.approx(0.2) and float(lr(10)) == pytest.approx(0.0, abs=1e-9)
     assert isinstance(tx, optax.GradientTransformation)

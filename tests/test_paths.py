@@ -12,11 +12,11 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
-from jax import lax
 from jax.test_util import check_grads
 
 import jaxrnn
-from jaxrnn.unroll import _resolve_path
+from jaxrnn import fused
+from jaxrnn.loop import chunk_size, resolve_path
 
 T, B, I, H = 6, 3, 5, 4
 FAST_PATHS = ("projected", "fused")
@@ -128,32 +128,12 @@ def test_fused_path_under_vmap_matches_batch_axis():
 
 
 
-@pytest.mark.parametrize("time", [0, 1, 5])
-@pytest.mark.parametrize("reverse", [False, True])
-@pytest.mark.parametrize("unroll", [1, 3])
-def test_prefetched_scan_is_lax_scan(time, reverse, unroll):
-    """The fused path's loop (each step's input read one step ahead, on CPU) is ``lax.scan``.
-
-    Off CPU ``_prefetched_scan`` is ``lax.scan`` itself, and this test holds trivially.
-    """
-    from jaxrnn.unroll import _prefetched_scan
-
-    xs = (jnp.arange(time * 2.0).reshape(time, 2), None, jnp.arange(time * 3.0).reshape(time, 3) ** 2)
-
-    def body(carry, x):
-        a, none, b = x
-        assert none is None
-        carry = 0.5 * carry + a[0] * b
-        return carry, (carry, a + carry[:2])
-
-    expected = lax.scan(body, jnp.ones(3), xs, reverse=reverse, unroll=unroll)
-    got = _prefetched_scan(body, jnp.ones(3), xs, reverse=reverse, unroll=unroll)
-    _assert_trees_close(got, expected, atol=0)
-
-
 @pytest.mark.parametrize("name", ["rnn", "rnn_relu_nobias", "lstm", "gru_reset_after"])
 def test_additive_flag_holds_exactly_where_update_reads_only_the_sum(name):
-    """``additive`` lets the fused path save ``xp + hp`` alone, so it must be true of ``update``."""
+    """``additive`` lets the fused path save ``xp + hp`` alone, so it must be true of ``update``.
+
+    It is structural: a step built by ``SplitStep.from_sum`` is handed the sum and cannot read
+    ``xp`` and ``hp`` apart; the GRU's reset gate reads ``hp`` alone, so it is built otherwise."""
     step = CELLS[name].step
     params, _, carry = _inputs(CELLS[name])
     k_x, k_h = jax.random.split(jax.random.key(2))
@@ -168,13 +148,11 @@ def test_additive_flag_holds_exactly_where_update_reads_only_the_sum(name):
 @pytest.mark.parametrize("name", ["rnn", "lstm", "gru_reset_after"])
 def test_fused_path_saves_only_the_carry_and_the_products_per_step(name):
     """Per step the backward pass keeps the carry and ``xp + hp`` (additive) or ``xp`` and ``hp``; not the activations."""
-    from jaxrnn.unroll import _recurrence_fwd
-
     cell = CELLS[name]
     params, xs, carry = _inputs(cell)
     xps = cell.step.project(params, xs)
     _, residuals = jax.eval_shape(
-        lambda p, c, x: _recurrence_fwd(cell.step, False, 1, p, c, x, None), params, carry, xps)
+        lambda p, c, x: fused.forward(cell.step, False, 1, p, c, x, None), params, carry, xps)
     stacked = [leaf for leaf in jax.tree_util.tree_leaves(residuals) if leaf.ndim >= 3 and leaf.shape[:2] == (T, B)]
     per_step = sum(leaf.size for leaf in stacked) // T
     carry_size = sum(leaf.size for leaf in jax.tree_util.tree_leaves(carry))
@@ -183,13 +161,14 @@ def test_fused_path_saves_only_the_carry_and_the_products_per_step(name):
 
 
 def test_path_resolution():
-    lstm, lecture_gru, custom = CELLS["lstm"].step, CELLS["gru"].step, (lambda p, c, x: (c, x))
-    assert _resolve_path("auto", lstm, remat=False) == ("plain" if jax.default_backend() == "cpu" else "fused")
-    assert _resolve_path("fused", lstm, remat=False) == "fused"
-    assert _resolve_path("fused", lstm, remat=True) == "projected"  # remat is about memory: no stored residuals
-    assert _resolve_path("fused", lecture_gru, remat=False) == "projected"  # reset gate between the products
-    assert _resolve_path("fused", custom, remat=False) == "plain"
-    assert _resolve_path("projected", custom, remat=False) == "plain"
+    lstm, lecture_gru = CELLS["lstm"], CELLS["gru"]
+    custom = jaxrnn.Cell(lstm.init, lstm.initial_carry, lambda p, c, x: (c, x))
+    assert resolve_path("auto", lstm) == ("plain" if jax.default_backend() == "cpu" else "fused")
+    assert resolve_path("fused", lstm) == "fused"
+    assert resolve_path("fused", lstm, remat=True) == "projected"  # remat is about memory: no stored residuals
+    assert resolve_path("fused", lecture_gru) == "projected"  # reset gate between the products
+    assert resolve_path("fused", custom) == "plain"
+    assert resolve_path("projected", custom) == "plain"
 
 
 def test_unknown_path_is_rejected():
@@ -223,6 +202,4 @@ def test_remat_keeps_about_sqrt_t_carries_instead_of_every_step():
 
 @pytest.mark.parametrize("time, size", [(0, 1), (1, 1), (7, 3), (100, 10), (1000, 25), (8192, 64), (97, 10)])
 def test_checkpoint_chunks_are_about_sqrt_t(time, size):
-    from jaxrnn.unroll import _chunk_size
-
-    assert _chunk_size(time) == size
+    assert chunk_size(time) == size

@@ -28,7 +28,7 @@ maybe_lengths = st.one_of(st.none(), st.lists(st.integers(0, T), min_size=B, max
 # ``remat``, ``unroll`` and the loop's ``path`` must not change the function: each variant is held
 # to the ``plain`` path (autodiff of ``lax.scan`` of the step) in the same direction. (Every path
 # in both directions is also compared in test_paths.py.)
-FUSED = "fused" if "fused" in jaxrnn.unroll.PATHS else "auto"
+FUSED = "fused" if "fused" in jaxrnn.loop.PATHS else "auto"
 BASELINES = (dict(path="plain", reverse=False), dict(path="plain", reverse=True))
 VARIANTS = (
     dict(remat=True, reverse=False),
@@ -198,5 +198,5 @@ def test_unroll_is_taken_as_given_up_to_the_cap(unroll, steps, expected, recwarn
 @pytest.mark.parametrize("unroll", [True, 1000])
 def test_unroll_is_capped_so_compilation_cannot_explode(unroll, path):
     # Unrolling all 40 steps would multiply compile time far beyond the 40x of the loop body.
-    with pytest.warns(UserWarning, match="capped at jaxrnn.unroll.MAX_UNROLL = 16"):
-        assert scan_unroll(CELLS["gru_reset_after"], 40, unroll, path) == jaxrnn.unroll.MAX_UNROLL
+    with pytest.warns(UserWarning, match="capped at jaxrnn.loop.MAX_UNROLL = 16"):
+        assert scan_unroll(CELLS["gru_reset_after"], 40, unroll, path) == jaxrnn.loop.MAX_UNROLL

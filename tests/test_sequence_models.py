@@ -10,9 +10,10 @@ import numpy as np
 import pytest
 
 import jaxrnn
-from jaxrnn import autoregressive, catalog, datasets, models
+from jaxrnn import autoregressive, datasets, models
+from jaxrnn.experiments import sunspots
 
-from conftest import cli
+from conftest import TINY, cli
 
 RNG = np.random.default_rng(0)
 SERIES = jnp.asarray(RNG.standard_normal((12, 2)), jnp.float32)  # (N, D)
@@ -42,8 +43,8 @@ def test_windows_reject_bad_input():
 
 def test_linear_ar_is_the_lecture_formula():
     tau, d = 3, 2
-    net = autoregressive.ar(tau, d)
-    params = net.init(jax.random.key(0))
+    net = autoregressive.ar(tau)
+    params = net.init(jax.random.key(0), d)
     params["layers"][0]["bias"] = jnp.arange(d, dtype=jnp.float32)
     window = SERIES[:tau]
     a = params["layers"][0]["kernel"].reshape(tau, d, d)  # one (D, D) matrix per lag, oldest first
@@ -54,14 +55,14 @@ def test_linear_ar_is_the_lecture_formula():
 
 
 def test_mlp_ar_markov_and_naive_shapes():
-    mlp = autoregressive.ar(4, 2, (8, 5))
-    params = mlp.init(jax.random.key(1))
+    mlp = autoregressive.ar(4, (8, 5))
+    params = mlp.init(jax.random.key(1), 2)
     assert [p["kernel"].shape for p in params["layers"]] == [(8, 8), (8, 5), (5, 2)]
     assert mlp.apply(params, jnp.zeros((7, 4, 2))).shape == (7, 2)
-    markov = autoregressive.markov(2)
-    assert markov.init(jax.random.key(0))["layers"][0]["kernel"].shape == (2, 2)
+    markov = autoregressive.markov()
+    assert markov.init(jax.random.key(0), 2)["layers"][0]["kernel"].shape == (2, 2)
     # The naive model: one weight per lag back to the first step; it grows with the longest history.
-    sizes = [autoregressive.naive(n).init(jax.random.key(0))["layers"][0]["kernel"].size for n in (10, 100)]
+    sizes = [autoregressive.naive(n).init(jax.random.key(0), 1)["layers"][0]["kernel"].size for n in (10, 100)]
     assert sizes == [9, 99]
 
 
@@ -73,7 +74,7 @@ def linear_ar_params(coefficients, bias=0.0):
 
 def test_ar_forecast_feeds_its_own_predictions_back():
     coefficients, bias, steps = [0.6, -0.3], 0.1, 4
-    net, params = autoregressive.ar(2, 1), linear_ar_params([0.6, -0.3], 0.1)
+    net, params = autoregressive.ar(2), linear_ar_params([0.6, -0.3], 0.1)
     series = SERIES[:, :1]
     table = np.asarray(autoregressive.forecast(net, params, series, 2, steps))
     assert table.shape == (12, steps, 1)
@@ -96,7 +97,7 @@ def test_ar_recovers_the_coefficients_of_an_ar2_process():
     design = np.concatenate([np.asarray(inputs)[:, :, 0], np.ones((len(targets), 1))], axis=1)
     fit = np.linalg.lstsq(design, np.asarray(targets)[:, 0], rcond=None)[0]
     np.testing.assert_allclose(fit[:2], [-0.5, 1.2], atol=0.03)  # oldest first
-    net = autoregressive.ar(2, 1)
+    net = autoregressive.ar(2)
     params = linear_ar_params([fit[1], fit[0]], fit[2])
     residual = net.apply(params, inputs)[:, 0] - targets[:, 0]
     assert float(jnp.std(residual)) == pytest.approx(0.1, rel=0.05)
@@ -105,29 +106,30 @@ def test_ar_recovers_the_coefficients_of_an_ar2_process():
 @pytest.mark.parametrize("core", [jaxrnn.lstm(4), jaxrnn.stack([jaxrnn.gru(4), jaxrnn.rnn(3)])], ids=["lstm", "stack"])
 def test_latent_forecast_is_a_loop_that_feeds_predictions_back(core):
     net = models.latent_autoregressive(core, 2)
-    params = net.init(jax.random.key(0))
+    params = net.init(jax.random.key(0), 2)
     steps = 3
-    table = models.latent_forecast(core, params, SERIES, steps)
+    table = models.latent_forecast(net, params, SERIES, steps)
     assert table.shape == (12, steps, 2)
     # One step ahead is the model's ordinary output on the observed series.
-    np.testing.assert_allclose(table[:, 0], net.apply(params, SERIES), rtol=1e-5, atol=1e-6)
-    readout = lambda h: models.dense(params["readout"], h)  # noqa: E731
+    np.testing.assert_allclose(table[:, 0], jaxrnn.scan(net, params, SERIES)[1], rtol=1e-5, atol=1e-6)
+    core_params, readout_params = params
+    readout = lambda h: h @ readout_params["kernel"] + readout_params["bias"]  # noqa: E731
     for t in (0, 5, 11):
         carry = core.initial_carry()
         for x in SERIES[: t + 1]:
-            carry, h = core.step(params["cell"], carry, x)
+            carry, h = core.step(core_params, carry, x)
         for j in range(steps):
             prediction = readout(h)
             np.testing.assert_allclose(table[t, j], prediction, rtol=1e-5, atol=1e-6)
-            carry, h = core.step(params["cell"], carry, prediction)
+            carry, h = core.step(core_params, carry, prediction)
 
 
 def test_forecasts_reject_bad_input_and_keep_the_series_dtype():
-    net, params = autoregressive.ar(2, 1), linear_ar_params([0.5, 0.2])
-    core = jaxrnn.gru(3)
-    latent = models.latent_autoregressive(core, 1).init(jax.random.key(0))
+    net, params = autoregressive.ar(2), linear_ar_params([0.5, 0.2])
+    latent = models.latent_autoregressive(jaxrnn.gru(3), 1)
+    latent_params = latent.init(jax.random.key(0), 1)
     for call in (lambda xs, k: autoregressive.forecast(net, params, xs, 2, k),
-                 lambda xs, k: models.latent_forecast(core, latent, xs, k)):
+                 lambda xs, k: models.latent_forecast(latent, latent_params, xs, k)):
         with pytest.raises(ValueError, match=r"series: expected shape \(N, D\)"):
             call(SERIES[:, 0], 2)
         with pytest.raises(ValueError, match="steps: expected an integer >= 1, got 0"):
@@ -137,7 +139,6 @@ def test_forecasts_reject_bad_input_and_keep_the_series_dtype():
 
 
 def test_k_step_errors_score_each_test_year_from_k_years_before():
-    sunspots = catalog.experiment("sunspots")
     data = sunspots.series(sunspots.Data(first_test_year=1900, last_test_year=1950))
     x = np.asarray(data.values[:, 0])
     n, ks = len(x), [1, 2, 4]
@@ -171,8 +172,7 @@ def test_sunspots_ship_with_the_package():
 def test_sunspots_experiment_beats_persistence(write_config, tmp_path):
     # A linear AR(8), briefly trained: its one-step forecasts of 1921-2008 beat "next year = this year".
     path = write_config(
-        experiment="sunspots",
-        model={"cell": "ar", "tau": 8, "hidden_size": 8, "num_layers": 0},
+        base={**TINY, "experiment": "sunspots", "model": {"kind": "window", "tau": 8, "num_layers": 0}},
         optim={"learning_rate": 0.01},
         train={"steps": 300, "batch_size": 32, "eval_every": 300, "checkpoint_every": 300, "log_every": 100},
         data={"first_test_year": 1921, "horizon": 4},
@@ -189,7 +189,6 @@ def test_sunspots_experiment_beats_persistence(write_config, tmp_path):
 
 
 def test_a_validation_split_never_sees_the_years_after_it():
-    sunspots = catalog.experiment("sunspots")
     data = sunspots.series(sunspots.Data(first_test_year=1891, last_test_year=1920))
     assert data.values.shape == (221, 1) and data.split == 191
     years, counts = datasets.sunspots()
@@ -211,25 +210,33 @@ def test_sunspots_latent_model_runs(write_config, tmp_path):
     assert all(np.isfinite(v) for v in metrics.values())
 
 
+WINDOW = {"kind": "window", "num_layers": 0}
+
+
 @pytest.mark.parametrize("updates, expected", [
-    ({"model": {"cell": "ar", "num_layers": 0}}, ["missing key model.tau", "cell ar"]),
-    ({"model": {"cell": "lstm", "tau": 4}}, ["model.tau", "only cell ar"]),
-    ({"model": {"cell": "lstm", "num_layers": 0}}, ["model.num_layers", "positive", "cell lstm"]),
-    ({"model": {"cell": "ar", "tau": 4, "num_layers": 0, "dropout": 0.5}}, ["model.dropout", "cell ar"]),
-    ({"experiment": "adding", "data": {"seq_len": 10}, "model": {"cell": "ar", "tau": 4}},
-     ["model.cell 'ar'", "rnn, lstm, gru"]),
-    ({"model": {"cell": "ar", "tau": 300, "num_layers": 0}}, ["model.tau", "221 training years", "300"]),
-    ({"model": {"cell": "ar", "tau": 215, "num_layers": 0}, "data": {"horizon": 8}},
+    ({"model": WINDOW}, ["missing key model.tau", "a positive integer"]),
+    ({"model": {"cell": "lstm", "hidden_size": 4, "num_layers": 1, "tau": 4}},
+     ["unknown key model.tau", "allowed in model: kind, cell, hidden_size"]),
+    ({"model": {"cell": "lstm", "hidden_size": 4, "num_layers": 0}}, ["model.num_layers", "positive", "got 0"]),
+    ({"model": {**WINDOW, "tau": 4, "dropout": 0.5}}, ["unknown key model.dropout", "allowed in model: kind, tau"]),
+    ({"model": {**WINDOW, "tau": 4, "hidden_size": 8}}, ["model.hidden_size", "num_layers 0", "remove it"]),
+    ({"model": {"kind": "window", "tau": 4, "num_layers": 1}}, ["model.hidden_size", "expected a positive integer"]),
+    ({"model": {"kind": "autoregressive", "tau": 4}}, ["unknown model.kind 'autoregressive'", "recurrent, window"]),
+    ({"model": {"cell": "ar", "tau": 4}}, ["unknown model.cell 'ar'", "rnn, lstm, gru"]),
+    ({"experiment": "adding", "data": {"seq_len": 10}, "model": {**WINDOW, "tau": 4}},
+     ["model.kind 'window'", "experiment adding needs a recurrent model"]),
+    ({"model": {**WINDOW, "tau": 300}}, ["model.tau", "221 training years", "300"]),
+    ({"model": {**WINDOW, "tau": 215}, "data": {"horizon": 8}},
      ["model.tau: expected at most 214", "data.horizon 8", "got 215"]),
     ({"data": {"seq_len": 100, "first_test_year": 1760}}, ["data.seq_len", "60 training years"]),
     ({"data": {"first_test_year": 2000}}, ["data.first_test_year", "1750..1992"]),
     ({"data": {"first_test_year": 1900, "last_test_year": 1899}}, ["data.last_test_year", ">= data.first_test_year (1900)", "1899"]),
 ])
 def test_bad_sequence_model_configs_exit_2_before_a_run_folder(write_config, capsys, updates, expected):
-    base = {"experiment": "sunspots", "model": {"cell": "gru", "hidden_size": 4, "num_layers": 1}, "data": {}}
+    base = {**TINY, "experiment": "sunspots", "model": {"cell": "gru", "hidden_size": 4, "num_layers": 1}, "data": {}}
     for section, values in updates.items():
-        base[section] = {**base[section], **values} if isinstance(values, dict) else values
-    path = write_config(**base)
+        base[section] = {**base[section], **values} if section == "data" else values
+    path = write_config(base=base)
     assert cli("run", path, "--out", path.parent / "run") == 2
     err = capsys.readouterr().err
     assert err.count("\n") == 1 and "Traceback" not in err, err

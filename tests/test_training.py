@@ -11,15 +11,18 @@ import optax
 import pytest
 
 import jaxrnn
-from jaxrnn import models, tasks, training
+from jaxrnn import models, training
+from jaxrnn.experiment.keys import Purpose, key
 from jaxrnn.tasks import adding, copying
+
+CELLS = {"rnn": jaxrnn.rnn, "lstm": jaxrnn.lstm, "gru": jaxrnn.gru}
 
 
 def tiny_adding(cell="lstm", seq_len=10, batch_size=16):
-    model = models.many_to_one(models.cell(cell, 8), adding.INPUT_SIZE, adding.OUTPUT_SIZE)
+    model = models.many_to_one(CELLS[cell](8), adding.OUTPUT_SIZE)
 
     def loss(params, batch, key):
-        return adding.mse(model.apply(params, batch.xs, key), batch.ys), {}
+        return adding.mse(model.apply(params, batch.xs, key=key), batch.ys), {}
 
     sample = functools.partial(adding.sample, batch_size=batch_size, seq_len=seq_len)
     return model, loss, sample
@@ -30,11 +33,11 @@ def test_train_step_lowers_the_loss(cell):
     model, loss, sample = tiny_adding(cell)
     tx = optax.adam(0.02)
     step = training.train_step(loss, tx, 0.02)
-    state = training.init(model.init(jax.random.key(0)), tx)
-    held_out = sample(tasks.key_at(0, tasks.EVAL, 0))
+    state = training.init(model.init(jax.random.key(0), adding.INPUT_SIZE), tx)
+    held_out = sample(key(0, Purpose.EVAL, 0))
     before = float(loss(state.params, held_out, None)[0])
     for t in range(60):
-        state, metrics = step(state, sample(tasks.key_at(0, tasks.TRAIN, t)))
+        state, metrics = step(state, sample(key(0, Purpose.TRAIN, t)))
     after = float(loss(state.params, held_out, None)[0])
     assert int(state.step) == 60
     assert after < 0.5 * before, (before, after)
@@ -48,9 +51,9 @@ def test_the_step_is_deterministic():
     step = training.train_step(loss, tx)
     runs = []
     for _ in range(2):
-        state = training.init(model.init(jax.random.key(0)), tx)
+        state = training.init(model.init(jax.random.key(0), adding.INPUT_SIZE), tx)
         for t in range(3):
-            state, _ = step(state, sample(tasks.key_at(1, tasks.TRAIN, t)))
+            state, _ = step(state, sample(key(1, Purpose.TRAIN, t)))
         runs.append(jax.tree_util.tree_leaves(state))
     for a, b in zip(*runs):
         np.testing.assert_array_equal(a, b)
@@ -115,23 +118,23 @@ def test_adding_data_and_baseline():
     np.testing.assert_allclose(batch.ys[:, 0], (batch.xs[..., 0] * markers).sum(0), rtol=1e-6)
     assert float(adding.mse(jnp.ones_like(batch.ys), batch.ys)) == pytest.approx(1 / 6, abs=0.01)
     # a pure function of (seed, step)
-    a = adding.sample(tasks.key_at(3, tasks.TRAIN, 7), 2, 10)
-    b = adding.sample(tasks.key_at(3, tasks.TRAIN, 7), 2, 10)
+    a = adding.sample(key(3, Purpose.TRAIN, 7), 2, 10)
+    b = adding.sample(key(3, Purpose.TRAIN, 7), 2, 10)
     np.testing.assert_array_equal(a.xs, b.xs)
 
 
 # Truncated BPTT: an RNN reads a stream and predicts a per-step target.
 
 def _stream_problem():
-    cell = jaxrnn.gru(4)
-    params = {"cell": cell.init(jax.random.key(0), 2), "readout": models.dense_init(jax.random.key(1), 4, 1)}
+    cell, readout = jaxrnn.gru(4), jaxrnn.linear(1)
+    params = {"cell": cell.init(jax.random.key(0), 2), "readout": readout.init(jax.random.key(1), 4)}
     xs = jax.random.normal(jax.random.key(2), (12, 3, 2))
     ys = jnp.cumsum(xs[..., :1], axis=0) * 0.1
 
     def loss(params, carry, chunk, key):
         chunk_xs, chunk_ys = chunk
         carry, hs = jaxrnn.scan(cell, params["cell"], chunk_xs, carry)
-        return jnp.mean((models.dense(params["readout"], hs) - chunk_ys) ** 2), (carry, {})
+        return jnp.mean((readout.step.fn(params["readout"], hs) - chunk_ys) ** 2), (carry, {})
 
     return cell, params, (xs, ys), loss
 
@@ -172,12 +175,13 @@ def test_tbptt_rejects_a_ragged_stream():
         step(training.init(params, optax.sgd(0.1)), cell.initial_carry((3,)), (xs, ys))
 
 
-def test_every_config_cell_name_builds_a_cell():
-    from jaxrnn import config
+def test_every_registered_cell_name_builds_a_cell():
+    from jaxrnn.experiment import registry
+    from jaxrnn.experiment.schema import Recurrent
 
-    assert tuple(models.CELLS) == config.CELLS
-    for name in config.CELLS:
+    assert list(registry.CELLS) == list(Recurrent.model_fields["cell"].annotation.__args__)
+    for name in registry.CELLS:
         for layers in (1, 2):
-            cell = models.cell(name, 4, layers)
+            cell = Recurrent(cell=name, hidden_size=4, num_layers=layers).build()
             ys = jaxrnn.scan(cell, cell.init(jax.random.key(0), 3), jnp.zeros((2, 3)))[1]
             assert ys.shape == (2, 4)

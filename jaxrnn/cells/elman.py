@@ -14,10 +14,11 @@ from typing import Any, Callable
 import jax
 import jax.numpy as jnp
 
+from jaxrnn import checks
 from jaxrnn.cells.activations import resolve_activation
-from jaxrnn.cells.base import Cell, SplitStep, zeros_carry
-from jaxrnn.cells.checks import check_carry, check_hidden, check_input
-from jaxrnn.cells.linear import Initializer, glorot_uniform, matmul, orthogonal
+from jaxrnn.cells.kernels import Initializer, glorot_uniform, matmul, orthogonal
+from jaxrnn.checks import check_carry, check_hidden, check_input
+from jaxrnn.parts import BatchShape, Cell, SplitStep, zeros_carry
 
 
 def rnn(
@@ -44,10 +45,16 @@ def rnn(
 
     Params: ``input_kernel: (I, H)`` (``U``), ``recurrent_kernel: (H, H)``
     (``W``), ``bias: (H,)`` (``b``, when ``use_bias``).
+
+    Raises:
+      TypeError, ValueError: an argument of the wrong type or out of range.
     """
+    hidden_size = checks.cell_arguments(hidden_size, param_dtype, dtype, kernel_init, recurrent_init)
     phi = resolve_activation(activation)
+    checks.flag("use_bias", use_bias)
 
     def init(key: jax.Array, input_size: int) -> dict[str, jax.Array]:
+        input_size = checks.size("input_size", input_size)
         k_in, k_rec = jax.random.split(key)
         params = {
             "input_kernel": kernel_init(k_in, (input_size, hidden_size), param_dtype),
@@ -57,7 +64,7 @@ def rnn(
             params["bias"] = jnp.zeros((hidden_size,), param_dtype)
         return params
 
-    def initial_carry(batch_shape: tuple[int, ...] = (), dtype: Any = jnp.float32) -> jax.Array:
+    def initial_carry(batch_shape: BatchShape = (), dtype: Any = jnp.float32) -> jax.Array:
         return zeros_carry(hidden_size, batch_shape, dtype, 1)
 
     def project(params: dict[str, jax.Array], x: jax.Array) -> jax.Array:
@@ -69,9 +76,9 @@ def rnn(
         check_hidden(h, hidden_size, 1)
         return matmul(h, params["recurrent_kernel"], dtype)
 
-    def update(h: jax.Array, xp: jax.Array, hp: jax.Array) -> tuple[jax.Array, jax.Array]:
-        check_carry(h, xp.shape[:-1] + (hidden_size,), 1)
-        h = phi((hp + xp).astype(h.dtype))
+    def update(h: jax.Array, z: jax.Array) -> tuple[jax.Array, jax.Array]:
+        check_carry(h, z.shape[:-1] + (hidden_size,), 1)
+        h = phi(z.astype(h.dtype))
         return h, h
 
-    return Cell(init, initial_carry, SplitStep.from_product(project, product, update, additive=True))
+    return Cell(init, initial_carry, SplitStep.from_sum(project, product, update))

@@ -24,9 +24,10 @@ from typing import Any
 import jax
 import jax.numpy as jnp
 
-from jaxrnn.cells.base import Cell, SplitStep, zeros_carry
-from jaxrnn.cells.checks import check_carry, check_hidden, check_input
-from jaxrnn.cells.linear import Initializer, gate_kernel, glorot_uniform, matmul, orthogonal
+from jaxrnn import checks
+from jaxrnn.cells.kernels import Initializer, gate_kernel, glorot_uniform, matmul, orthogonal
+from jaxrnn.checks import check_carry, check_hidden, check_input
+from jaxrnn.parts import BatchShape, Cell, SplitStep, zeros_carry
 
 GATES = ("reset", "update", "candidate")
 
@@ -59,10 +60,15 @@ def gru(
     * ``reset_after=True``: ``input_kernel: (I, 3H)``, ``recurrent_kernel:
       (H, 3H)``, ``bias: (3H,)`` (input side), ``recurrent_bias: (3H,)``
       (carry side; its candidate part ``b_hn`` sits inside the reset).
+
+    Raises:
+      TypeError, ValueError: an argument of the wrong type or out of range.
     """
-    H = hidden_size
+    H = checks.cell_arguments(hidden_size, param_dtype, dtype, kernel_init, recurrent_init)
+    checks.flag("reset_after", reset_after)
 
     def init(key: jax.Array, input_size: int) -> dict[str, jax.Array]:
+        input_size = checks.size("input_size", input_size)
         k_in, k_rec = jax.random.split(key)
         recurrent = gate_kernel(k_rec, H, H, 3, recurrent_init, param_dtype)
         params = {
@@ -77,7 +83,7 @@ def gru(
             params["candidate_kernel"] = recurrent[:, 2 * H :]
         return params
 
-    def initial_carry(batch_shape: tuple[int, ...] = (), dtype: Any = jnp.float32) -> jax.Array:
+    def initial_carry(batch_shape: BatchShape = (), dtype: Any = jnp.float32) -> jax.Array:
         return zeros_carry(H, batch_shape, dtype, 1)
 
     def project(params: dict[str, jax.Array], x: jax.Array) -> jax.Array:

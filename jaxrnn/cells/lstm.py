@@ -20,9 +20,10 @@ from typing import Any
 import jax
 import jax.numpy as jnp
 
-from jaxrnn.cells.base import Cell, SplitStep, zeros_carry
-from jaxrnn.cells.checks import check_carry, check_hidden, check_input
-from jaxrnn.cells.linear import Initializer, gate_kernel, glorot_uniform, matmul, orthogonal
+from jaxrnn import checks
+from jaxrnn.cells.kernels import Initializer, gate_kernel, glorot_uniform, matmul, orthogonal
+from jaxrnn.checks import check_carry, check_hidden, check_input
+from jaxrnn.parts import BatchShape, Cell, SplitStep, zeros_carry
 
 GATES = ("input", "forget", "cell", "output")
 
@@ -55,13 +56,21 @@ def lstm(
 
     Params: ``input_kernel: (I, 4H)``, ``recurrent_kernel: (H, 4H)``,
     ``bias: (4H,)``, gates in the order input, forget, cell, output.
+
+    Raises:
+      TypeError, ValueError: an argument of the wrong type or out of range.
     """
+    hidden_size = checks.cell_arguments(hidden_size, param_dtype, dtype, kernel_init, recurrent_init)
+    forget_bias = checks.number("forget_bias", forget_bias)
+    if chrono is not None:
+        checks.number("chrono", chrono)
     if chrono is not None and not chrono > 2:
         raise ValueError(f"chrono: expected T_max > 2 (b_f = log U(1, T_max - 1)), got {chrono}")
     if chrono is not None and forget_bias != 1.0:
         raise ValueError(f"forget_bias={forget_bias} and chrono={chrono} both set b_f; give one of them")
 
     def init(key: jax.Array, input_size: int) -> dict[str, jax.Array]:
+        input_size = checks.size("input_size", input_size)
         k_in, k_rec = jax.random.split(key)
         bias = jnp.zeros((4, hidden_size), param_dtype).at[1].set(forget_bias)
         if chrono is not None:  # a key apart from the kernels' two: they stay as without chrono
@@ -74,7 +83,7 @@ def lstm(
             "bias": bias.reshape(4 * hidden_size),
         }
 
-    def initial_carry(batch_shape: tuple[int, ...] = (), dtype: Any = jnp.float32) -> tuple[jax.Array, jax.Array]:
+    def initial_carry(batch_shape: BatchShape = (), dtype: Any = jnp.float32) -> tuple[jax.Array, jax.Array]:
         return zeros_carry(hidden_size, batch_shape, dtype, 2)
 
     def project(params: dict[str, jax.Array], x: jax.Array) -> jax.Array:
@@ -86,12 +95,12 @@ def lstm(
         check_hidden(carry, hidden_size, 2)
         return matmul(carry[0], params["recurrent_kernel"], dtype)
 
-    def update(carry, xp, hp):
-        check_carry(carry, xp.shape[:-1] + (hidden_size,), 2)
+    def update(carry, z):
+        check_carry(carry, z.shape[:-1] + (hidden_size,), 2)
         h, c = carry
-        i, f, g, o = jnp.split((hp + xp).astype(c.dtype), 4, axis=-1)
+        i, f, g, o = jnp.split(z.astype(c.dtype), 4, axis=-1)
         c = jax.nn.sigmoid(f) * c + jax.nn.sigmoid(i) * jnp.tanh(g)
         h = (jax.nn.sigmoid(o) * jnp.tanh(c)).astype(h.dtype)
         return (h, c), h
 
-    return Cell(init, initial_carry, SplitStep.from_product(project, product, update, additive=True))
+    return Cell(init, initial_carry, SplitStep.from_sum(project, product, update))

@@ -1,90 +1,74 @@
-"""The experiment runner: train a :class:`Problem` under a config into a run folder.
+"""The experiment runner: train an experiment's :class:`Problem` under a config into a run folder.
 
-An experiment module (``experiments/<name>.py``) turns a config into a
-:class:`Problem` (model, loss, data) and hands it to :func:`fit`, which owns
-everything the experiments share: the Optax step, periodic evaluation,
-``metrics.jsonl``, checkpoints and ``--resume``, the NaN guard, the progress
-display, the loss-curve plot and ``summary.json``.
+:func:`run` asks the experiment for its problem (model, loss, data), hands it
+to :func:`fit`, which owns everything the experiments share -- the Optax step,
+periodic evaluation, ``metrics.jsonl``, checkpoints and ``--resume``, the NaN
+guard, the progress display, the loss-curve plot and ``summary.json`` -- and
+then lets the experiment write its own plots.
 
-Randomness is a pure function of ``(train.seed, purpose, step)``: parameters
-from ``INIT``, dropout at step ``t`` from ``(DROPOUT, t)``, data from the
-task's ``(TRAIN, t)`` (see :mod:`jaxrnn.tasks`). Resuming restores the train
-state saved at step ``c`` and replays steps ``c+1..N`` with the same keys and
-batches, so it ends with bit-for-bit the parameters of an uninterrupted run.
+Randomness is a pure function of ``(train.seed, purpose, step)``
+(:mod:`jaxrnn.experiment.keys`). Resuming restores the train state saved at
+step ``c`` and replays steps ``c+1..N`` with the same keys and batches, so it
+ends with bit-for-bit the parameters of an uninterrupted run.
 """
 
 from __future__ import annotations
 
-import dataclasses
 import shutil
 import time
 from pathlib import Path
-from typing import Any, Callable, NamedTuple, Sequence
+from typing import Any
 
 import jax
 import numpy as np
 
-from jaxrnn import config as config_lib
-from jaxrnn import optim, plots, training
-from jaxrnn.checkpoint import Checkpointer
-from jaxrnn.config import Config, ConfigError
-from jaxrnn.progress import Progress
-from jaxrnn.rundir import RunDir, machine
-
-INIT = 2  # key purposes; the tasks' TRAIN = 0 and EVAL = 1 come first
-DROPOUT = 3
+from jaxrnn import training
+from jaxrnn.experiment import catalog, config as config_lib, plots
+from jaxrnn.experiment.checkpoint import Checkpointer
+from jaxrnn.experiment.keys import Purpose, key
+from jaxrnn.experiment.problem import Problem
+from jaxrnn.experiment.progress import Progress
+from jaxrnn.experiment.rundir import RunDir, machine
+from jaxrnn.experiment.schema import Config, ConfigError, Window
 
 # Keys that may differ between a run and its --resume: they change neither the
 # data, nor the model, nor any update.
 RESUMABLE_CHANGES = ("train.eval_every", "train.checkpoint_every", "train.log_every", "train.keep_checkpoints")
 
 
-class Problem(NamedTuple):
-    """What an experiment hands the runner.
-
-    Attributes:
-      init: ``init(key) -> params``.
-      loss: ``loss(params, batch, key) -> (loss, aux)``, the training objective;
-        ``key`` is the per-step dropout key.
-      metrics: ``metrics(params, batch) -> {"loss": ..., ...}`` for evaluation
-        (reported as ``eval_loss``, ``eval_accuracy``, ...).
-      batch: ``batch(step) -> batch``, the training batch at a step (a pure
-        function of the seed and the step).
-      eval_batches: the fixed evaluation set.
-      baseline: the loss of the task's trivial strategy, for comparison.
-    """
-
-    init: Callable[[jax.Array], Any]
-    loss: Callable[..., tuple[jax.Array, dict[str, jax.Array]]]
-    metrics: Callable[[Any, Any], dict[str, jax.Array]]
-    batch: Callable[[int], Any]
-    eval_batches: Sequence[Any]
-    baseline: float
-
-
 class RunExists(FileExistsError):
     """The run folder already holds a run and neither resume nor overwrite was asked for."""
 
 
-def key(seed: int, purpose: int, index: int | None = None) -> jax.Array:
-    """The key of ``purpose`` (``INIT``, ``DROPOUT``) for ``seed``, at step ``index`` if given."""
-    k = jax.random.fold_in(jax.random.key(seed), purpose)
-    return k if index is None else jax.random.fold_in(k, index)
+def run(config: Config, folder: RunDir, *, resume: bool = False, interactive: bool | None = None) -> dict[str, Any]:
+    """Train ``config``'s experiment into ``folder`` (call :func:`prepare` first); return the summary."""
+    experiment = catalog.experiment(config.experiment)
+    problem = experiment.problem(config)
+    state, summary = fit(config, problem, folder, resume=resume, interactive=interactive,
+                         length=experiment.length(config))
+    if problem.report is not None:
+        problem.report(state.params, folder)
+    return summary
 
 
 def prepare(config: Config, folder: RunDir, *, resume: bool = False, overwrite: bool = False) -> None:
     """Check that ``config`` may run in ``folder`` and write its resolved ``config.yaml``.
 
+    A folder whose run stopped before its first checkpoint holds nothing to
+    resume or keep, so a plain run may start afresh in it.
+
     Raises:
       RunExists: the folder holds a run, and neither ``resume`` nor ``overwrite``.
       ConfigError: ``resume`` with a config that would compute something else.
+      OSError: the folder cannot be written.
     """
-    if folder.exists() and not resume:
-        if not overwrite:
+    if not resume:
+        if folder.holds_run() and not overwrite:
             raise RunExists(
                 f"{folder.path} already holds a run; use --resume to continue it, --overwrite to start "
                 "afresh, or --out for another folder"
             )
+        # Overwritten, or a run that stopped before its first checkpoint: nothing in it to keep.
         for path in (folder.metrics_file, folder.summary_file):
             path.unlink(missing_ok=True)
         if folder.checkpoints.exists():
@@ -110,24 +94,26 @@ def fit(
     *,
     resume: bool = False,
     interactive: bool | None = None,
+    length: int | None = None,
 ) -> tuple[training.TrainState, dict[str, Any]]:
     """Train ``problem`` as ``config`` says; return the final state and the summary.
 
     Writes ``metrics.jsonl``, checkpoints every ``train.checkpoint_every``
     steps and at the end, ``loss.png`` and ``summary.json`` in ``folder``
     (call :func:`prepare` first). With ``resume``, continues from the newest
-    checkpoint (or from scratch if there is none).
+    checkpoint (or from scratch if there is none, and says so). ``length``:
+    the sequence length the model reads, for the summary.
 
     Raises:
       training.Diverged: the loss or gradient became NaN/infinite. The state of
         that step is not saved; the checkpoints hold the last good ones.
     """
     train = config.train
-    tx, learning_rate = optim.from_config(config.optim, train.steps)
-    state = training.init(problem.init(key(train.seed, INIT)), tx)
+    tx, learning_rate = config.optim.build(train.steps)
+    state = training.init(problem.init(key(train.seed, Purpose.INIT)), tx)
     step_fn = training.train_step(problem.loss, tx, learning_rate)
     evaluate = training.evaluator(problem.metrics)
-    dropout = config.model.dropout > 0
+    dropout = getattr(config.model, "dropout", 0.0) > 0
 
     with Checkpointer(folder.checkpoints, keep=train.keep_checkpoints) as checkpoints:
         start = 0
@@ -140,6 +126,8 @@ def fit(
         progress = Progress(train.steps, start, interactive)
         if start:
             progress.write(f"resumed from the checkpoint of step {start} in {checkpoints.directory}")
+        elif resume:
+            progress.write(f"nothing to resume in {folder.path} (no checkpoint yet): starting from step 0")
         clock = time.perf_counter() - elapsed
         window: list[dict[str, Any]] = []
         timed, busy = 0, 0.0  # steps and seconds spent in them, for steps/s (evaluation excluded)
@@ -147,7 +135,7 @@ def fit(
             for step in range(start, train.steps):
                 began = time.perf_counter()
                 batch = problem.batch(step)
-                state, metrics = step_fn(state, batch, key(train.seed, DROPOUT, step) if dropout else None)
+                state, metrics = step_fn(state, batch, key(train.seed, Purpose.DROPOUT, step) if dropout else None)
                 metrics = jax.device_get(metrics)
                 if not metrics.pop("finite"):
                     raise training.Diverged(_diverged_message(step + 1, metrics, checkpoints))
@@ -176,7 +164,7 @@ def fit(
             progress.close()
     records = folder.records()
     plots.loss_curves(records, folder.path / "loss.png", baseline=problem.baseline, title=config.name or "")
-    summary = _summary(config, final, problem.baseline, time.perf_counter() - clock)
+    summary = _summary(config, final, problem.baseline, time.perf_counter() - clock, length)
     folder.write_summary(summary)
     return state, summary
 
@@ -221,17 +209,19 @@ def _diverged_message(step: int, metrics: dict[str, Any], checkpoints: Checkpoin
     )
 
 
-def _summary(config: Config, final: dict[str, float], baseline: float, wall_time: float) -> dict[str, Any]:
-    data = dataclasses.asdict(config.data) if dataclasses.is_dataclass(config.data) else dict(config.data)
+def _summary(config: Config, final: dict[str, float], baseline: float, wall_time: float,
+             length: int | None) -> dict[str, Any]:
+    model = config.model
     return {
         "metrics": {**final, "baseline": baseline},
         "config": config.name,
         "experiment": config.experiment,
-        "cell": config.model.cell,
-        "model": config.model.label,
-        "hidden_size": config.model.hidden_size,
-        "num_layers": config.model.num_layers,
-        "seq_len": config.model.tau or data.get("seq_len"),  # what the model reads: AR(tau) reads tau steps
+        "kind": model.kind,
+        "cell": None if isinstance(model, Window) else model.cell,
+        "model": model.label,
+        "hidden_size": model.hidden_size,
+        "num_layers": model.num_layers,
+        "seq_len": length,  # what the model reads: AR(tau) reads tau steps
         "steps": config.train.steps,
         "wall_time_s": round(wall_time, 2),
         "machine": machine(),

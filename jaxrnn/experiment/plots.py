@@ -24,10 +24,7 @@ def loss_curves(
     """
     train = [(r["step"], r["loss"]) for r in records if "loss" in r]
     evals = [(r["step"], r["eval_loss"]) for r in records if "eval_loss" in r]
-    fig = Figure(figsize=(6.4, 4.0))
-    fig.subplots_adjust(left=0.15, right=0.97, bottom=0.12, top=0.92)
-    FigureCanvasAgg(fig)
-    ax = fig.add_subplot()
+    fig, ax = axes()
     if train:
         ax.plot(*zip(*train), lw=1, alpha=0.8, label="train")
     if evals:
@@ -47,10 +44,7 @@ def loss_curves(
 def metric_curve(records: Sequence[dict[str, Any]], name: str, path: str | Path, *, title: str = "") -> Path:
     """One evaluation metric (e.g. ``eval_accuracy``) against step."""
     points = [(r["step"], r[name]) for r in records if name in r]
-    fig = Figure(figsize=(6.4, 4.0))
-    fig.subplots_adjust(left=0.15, right=0.97, bottom=0.12, top=0.92)
-    FigureCanvasAgg(fig)
-    ax = fig.add_subplot()
+    fig, ax = axes()
     if points:
         ax.plot(*zip(*points), "o-", ms=3)
     ax.set_xlabel("step")
@@ -60,7 +54,17 @@ def metric_curve(records: Sequence[dict[str, Any]], name: str, path: str | Path,
     return save(fig, path)
 
 
+def axes(size: tuple[float, float] = (6.4, 4.0), margins: tuple[float, float, float, float] = (0.15, 0.97, 0.12, 0.92)):
+    """``(figure, axes)`` of a new figure on its own Agg canvas; ``margins``: left, right, bottom, top."""
+    fig = Figure(figsize=size)
+    left, right, bottom, top = margins
+    fig.subplots_adjust(left=left, right=right, bottom=bottom, top=top)
+    FigureCanvasAgg(fig)
+    return fig, fig.add_subplot()
+
+
 def save(fig: Figure, path: str | Path) -> Path:
+    """Write ``fig`` as a PNG at ``path`` (its folder created)."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     fig.savefig(path, dpi=100)

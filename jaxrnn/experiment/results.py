@@ -15,9 +15,18 @@ import json
 from pathlib import Path
 from typing import Any, Iterable
 
+from jaxrnn.experiment.registry import CELLS
+
 START = "<!-- results:start -->"
 END = "<!-- results:end -->"
-CELL_ORDER = {"ar": -1, "rnn": 0, "lstm": 1, "gru": 2}
+
+
+def _order(summary: dict[str, Any]) -> tuple:
+    """Window models first, then the cells in the registry's order, then by config name."""
+    cells = list(CELLS)
+    cell = summary.get("cell")
+    return (summary.get("experiment", ""), summary.get("seq_len") or 0, summary.get("kind") != "window",
+            cells.index(cell) if cell in cells else len(cells), summary["config"])
 
 
 def collect(paths: Iterable[str | Path]) -> list[dict[str, Any]]:
@@ -30,8 +39,7 @@ def collect(paths: Iterable[str | Path]) -> list[dict[str, Any]]:
             summary.setdefault("config", file.parent.name)
             summary["folder"] = str(file.parent)
             summaries.append(summary)
-    summaries.sort(key=lambda s: (s.get("experiment", ""), s.get("seq_len") or 0,
-                                  CELL_ORDER.get(s.get("cell"), 9), s["config"]))
+    summaries.sort(key=_order)
     return summaries
 
 
@@ -47,7 +55,7 @@ def markdown(summaries: list[dict[str, Any]]) -> str:
             s.get("experiment", "?"),
             str(s.get("seq_len", "")),
             s.get("model", s.get("cell", "?")),
-            str(s.get("hidden_size", "")),
+            str(s.get("hidden_size") or ""),
             _number(loss),
             _number(baseline),
             _number(loss / baseline) if loss is not None and baseline else "",

@@ -36,9 +36,14 @@ class RunDir:
     def __repr__(self) -> str:
         return f"RunDir({str(self.path)!r})"
 
-    def exists(self) -> bool:
-        """Whether a run has started here (a config or metrics were written)."""
-        return self.config_file.exists() or self.metrics_file.exists()
+    def holds_run(self) -> bool:
+        """Whether a run here has something to keep: a checkpoint or a summary.
+
+        A run that failed before its first checkpoint leaves only its config
+        and a few records, and may be started again in place.
+        """
+        saved = self.checkpoints.is_dir() and any(p.name.isdigit() for p in self.checkpoints.iterdir())
+        return saved or self.summary_file.exists()
 
     def write_config(self, text: str) -> None:
         _write_atomic(self.config_file, text)

@@ -1,4 +1,4 @@
-"""Fused gate kernels: initialisation and the matrix products of a step.
+"""Kernels of the cells: initialisation of fused gate kernels and the matrix products of a step.
 
 Gated cells keep one kernel per side, ``input_kernel: (I, G*H)`` and
 ``recurrent_kernel: (H, G*H)``, so that a step is one matrix product for the

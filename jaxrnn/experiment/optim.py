@@ -5,13 +5,15 @@
 
 Clipping by the global norm is the lecture's remedy for exploding gradients:
 it keeps the direction of the gradient and bounds the length of the step.
+
+The names are :data:`jaxrnn.experiment.registry.OPTIMIZERS` and ``SCHEDULES``.
 """
 
 from __future__ import annotations
 
 import optax
 
-from jaxrnn.config import OPTIMIZERS, SCHEDULES, Optim
+from jaxrnn.experiment.registry import OPTIMIZERS, SCHEDULES
 
 def schedule(
     name: str,
@@ -26,20 +28,9 @@ def schedule(
     * ``warmup``: linear from 0 to ``lr`` over ``warmup_steps``, then ``lr``.
     * ``warmup_cosine``: linear warm-up, then cosine decay to 0 at ``total_steps``.
     """
-    if name == "constant":
-        return optax.constant_schedule(learning_rate)
-    if name == "cosine":
-        return optax.cosine_decay_schedule(learning_rate, max(total_steps, 1))
-    if name == "warmup":
-        return optax.join_schedules(
-            [optax.linear_schedule(0.0, learning_rate, max(warmup_steps, 1)), optax.constant_schedule(learning_rate)],
-            [warmup_steps],
-        )
-    if name == "warmup_cosine":
-        return optax.warmup_cosine_decay_schedule(
-            0.0, learning_rate, max(warmup_steps, 1), max(total_steps, warmup_steps + 1)
-        )
-    raise ValueError(f"unknown schedule {name!r}; expected one of {', '.join(SCHEDULES)}")
+    if name not in SCHEDULES:
+        raise ValueError(f"unknown schedule {name!r}; expected one of {', '.join(SCHEDULES)}")
+    return SCHEDULES[name](learning_rate, total_steps, warmup_steps)
 
 
 def optimizer(
@@ -59,25 +50,9 @@ def optimizer(
       clip_norm: rescale the gradient to global norm at most ``clip_norm``.
       momentum, weight_decay: as above; ignored by the optimisers that lack them.
     """
-    if name == "adam":
-        tx = optax.adam(learning_rate)
-    elif name == "adamw":
-        tx = optax.adamw(learning_rate, weight_decay=weight_decay)
-    elif name == "sgd":
-        tx = optax.sgd(learning_rate, momentum=momentum or None)
-    elif name == "rmsprop":
-        tx = optax.rmsprop(learning_rate, momentum=momentum or None)
-    else:
+    if name not in OPTIMIZERS:
         raise ValueError(f"unknown optimizer {name!r}; expected one of {', '.join(OPTIMIZERS)}")
+    tx = OPTIMIZERS[name](learning_rate, momentum=momentum, weight_decay=weight_decay)
     if clip_norm is not None:
         tx = optax.chain(optax.clip_by_global_norm(clip_norm), tx)
     return tx
-
-
-def from_config(config: Optim, total_steps: int) -> tuple[optax.GradientTransformation, optax.Schedule]:
-    """The optimiser of an ``optim`` config section and its schedule (to log ``lr_t``)."""
-    lr = schedule(config.schedule, config.learning_rate, total_steps, config.warmup_steps)
-    tx = optimizer(
-        config.name, lr, clip_norm=config.clip_norm, momentum=config.momentum, weight_decay=config.weight_decay
-    )
-    return tx, lr

@@ -1,0 +1,137 @@
+"""Checks that turn mistakes into clear errors, naming the argument, what was expected and what came.
+
+Two kinds: arguments of the factories and ``init`` (sizes, flags, dtypes),
+checked when a part is built; and shapes and dtypes of arrays, checked from
+static shapes only, so they run once while tracing and cost nothing inside ``jit``.
+"""
+
+from __future__ import annotations
+
+import numbers
+from typing import Any, Callable
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+
+# --- arguments ------------------------------------------------------------------------------------
+
+
+def size(name: str, value: Any, *, minimum: int = 1) -> int:
+    """``value`` as an int, if it is an integer (not a bool) of at least ``minimum``.
+
+    Raises:
+      TypeError: not an integer (``2.5``, ``"8"``, ``True``).
+      ValueError: an integer below ``minimum``.
+    """
+    if isinstance(value, (bool, np.bool_)) or not isinstance(value, (numbers.Integral, np.integer)):
+        raise TypeError(f"{name}: expected an integer >= {minimum}, got {value!r}")
+    if value < minimum:
+        raise ValueError(f"{name}: expected an integer >= {minimum}, got {value!r}")
+    return int(value)
+
+
+def flag(name: str, value: Any) -> bool:
+    """``value`` if it is a bool (``"no"`` or ``0`` would silently mean something else)."""
+    if not isinstance(value, (bool, np.bool_)):
+        raise TypeError(f"{name}: expected True or False, got {value!r}")
+    return bool(value)
+
+
+def number(name: str, value: Any) -> float:
+    """``value`` as a float, if it is a finite real number."""
+    if isinstance(value, (bool, np.bool_)) or not isinstance(value, numbers.Real) or not np.isfinite(value):
+        raise TypeError(f"{name}: expected a finite number, got {value!r}")
+    return float(value)
+
+
+def rate(name: str, value: Any) -> float:
+    """``value`` as a float in ``[0, 1)`` (a dropout rate)."""
+    value = number(name, value)
+    if not 0.0 <= value < 1.0:
+        raise ValueError(f"{name}: expected a number in [0, 1), got {value!r}")
+    return value
+
+
+def floating_dtype(name: str, value: Any, *, optional: bool = False) -> Any:
+    """``value`` if it names a floating-point dtype (``None`` too, when ``optional``)."""
+    if value is None and optional:
+        return None
+    try:
+        dtype = jnp.dtype(value)
+    except TypeError:
+        dtype = None
+    if dtype is None or not jnp.issubdtype(dtype, jnp.floating):
+        expected = "a floating-point dtype" + (" or None" if optional else "")
+        raise TypeError(f"{name}: expected {expected} (e.g. jnp.float32, jnp.bfloat16), got {value!r}")
+    return value
+
+
+def function(name: str, value: Any) -> Callable:
+    """``value`` if it is callable."""
+    if not callable(value):
+        raise TypeError(f"{name}: expected a callable, got {value!r}")
+    return value
+
+
+def cell_arguments(hidden_size: Any, param_dtype: Any, dtype: Any, kernel_init: Any, recurrent_init: Any) -> int:
+    """The arguments every cell factory shares; returns ``hidden_size`` as an int."""
+    floating_dtype("param_dtype", param_dtype)
+    floating_dtype("dtype", dtype, optional=True)
+    function("kernel_init", kernel_init)
+    function("recurrent_init", recurrent_init)
+    return size("hidden_size", hidden_size)
+
+
+# --- arrays, at trace time ------------------------------------------------------------------------
+
+
+def check_input(x: jax.Array, input_size: int) -> None:
+    """Raise unless ``x`` is floating point with ``input_size`` features on its last axis."""
+    if x.ndim == 0:
+        raise ValueError(f"expected an input of shape (..., {input_size}), got a scalar")
+    if x.shape[-1] != input_size:
+        raise ValueError(f"expected input size {input_size}, got {x.shape[-1]} (input shape {x.shape})")
+    if not jnp.issubdtype(x.dtype, jnp.floating):
+        raise TypeError(f"expected a floating-point input, got dtype {x.dtype}")
+
+
+def check_carry(carry: Any, expected_shape: tuple[int, ...], n: int) -> None:
+    """Raise unless ``carry`` holds ``n`` floating arrays of ``expected_shape``.
+
+    ``n == 1`` means the carry is a single array; otherwise a tuple of ``n``.
+    """
+    leaves = (carry,) if n == 1 else carry
+    what = "an array" if n == 1 else f"a tuple of {n} arrays"
+    if n != 1 and (not isinstance(carry, (tuple, list)) or len(carry) != n):
+        raise ValueError(f"expected carry to be {what} of shape {expected_shape}, got {_describe(carry)}")
+    for leaf in leaves:
+        if not hasattr(leaf, "shape") or tuple(leaf.shape) != tuple(expected_shape):
+            raise ValueError(f"expected carry to be {what} of shape {expected_shape}, got {_describe(carry)}")
+        if not jnp.issubdtype(leaf.dtype, jnp.floating):
+            raise TypeError(f"expected a floating-point carry, got dtype {leaf.dtype}")
+
+
+def _describe(tree: Any) -> str:
+    """``array of shape (2, 4)`` or ``tuple with shapes ((2, 4), (2, 4))``."""
+    if hasattr(tree, "shape"):
+        return f"an array of shape {tuple(tree.shape)}"
+    shapes = jax.tree_util.tree_map(lambda a: tuple(getattr(a, "shape", ())), tree)
+    return f"{type(tree).__name__} with shapes {shapes}"
+
+
+def check_carry_like(carry: Any, expected: Any) -> None:
+    """Raise unless ``carry`` has the structure and shapes of ``expected`` (e.g. ``initial_carry``'s)."""
+    same_tree = jax.tree_util.tree_structure(carry) == jax.tree_util.tree_structure(expected)
+    if not same_tree or any(
+        tuple(jnp.shape(a)) != tuple(b.shape) for a, b in zip(jax.tree_util.tree_leaves(carry), jax.tree_util.tree_leaves(expected))
+    ):
+        raise ValueError(f"expected carry to be {_describe(expected)}, got {_describe(carry)}")
+
+
+def check_hidden(carry: Any, hidden_size: int, n: int) -> None:
+    """Raise unless every carry leaf ends in ``hidden_size`` (batch axes are checked later, against the input)."""
+    first = carry[0] if n != 1 and isinstance(carry, (tuple, list)) and carry else carry
+    batch_shape = tuple(getattr(first, "shape", (None,))[:-1])
+    check_carry(carry, batch_shape + (hidden_size,), n)

@@ -1,0 +1,316 @@
+"""Reading a config: YAML, ``--set`` overrides, validation against the schema, one-line errors.
+
+The schema (:mod:`jaxrnn.experiment.schema`) is validated by pydantic: one
+model per experiment, told apart by the ``experiment`` key. Every mistake
+becomes a :class:`ConfigError` whose message is one line, formatted here from
+pydantic's first error: the key, what is allowed (read off the schema) and
+what came, with a "did you mean" for a misspelt key. Overrides ``a.b=value``
+(the CLI's ``--set``) are read as YAML values, except for keys the schema
+types as text, which take the text as given.
+"""
+
+from __future__ import annotations
+
+import difflib
+import functools
+import types
+import typing
+from pathlib import Path
+from typing import Annotated, Any, Iterable, Literal, Mapping, Union
+
+import yaml
+from pydantic import BaseModel, Discriminator, Tag, TypeAdapter, ValidationError, create_model
+
+from jaxrnn.experiment import catalog
+from jaxrnn.experiment.schema import Config, ConfigError, Recurrent, Window
+
+SECTIONS = ("model", "optim", "train", "data")
+MODEL_KINDS = {"recurrent": Recurrent, "window": Window}
+
+
+def load(name_or_path: str | Path, overrides: Iterable[str] = ()) -> Config:
+    """Read a config file (a path, or the name of a shipped config), apply ``overrides``, validate.
+
+    Args:
+      name_or_path: a YAML file, or a name that ``jaxrnn list`` shows.
+      overrides: ``"section.key=value"`` strings, applied in order.
+
+    Raises:
+      ConfigError: with a one-line message.
+    """
+    path = catalog.find_config(name_or_path)
+    if not path.is_file():
+        raise ConfigError(f"config file not found: {name_or_path} ('jaxrnn list' shows the configs)")
+    try:
+        raw = yaml.safe_load(path.read_text(encoding="utf-8"))
+    except yaml.YAMLError as error:
+        mark = getattr(error, "problem_mark", None)
+        where = f" line {mark.line + 1}" if mark is not None else ""
+        problem = getattr(error, "problem", None) or "invalid YAML"
+        raise ConfigError(f"{path}:{where} is not valid YAML: {problem}") from None
+    except (OSError, UnicodeDecodeError) as error:
+        raise ConfigError(f"cannot read config file {path}: {getattr(error, 'strerror', None) or error}") from None
+    if not isinstance(raw, dict):
+        raise ConfigError(f"{path}: expected a mapping of sections (experiment, model, optim, train, data)")
+    raw = apply_overrides(raw, overrides)
+    raw.setdefault("name", Path(path).stem)
+    return from_dict(raw)
+
+
+def from_dict(raw: Mapping[str, Any]) -> Config:
+    """Validate a nested mapping (parsed YAML) into the :class:`Config` of its experiment.
+
+    Runs the experiment's ``check`` too. Raises :class:`ConfigError`.
+    """
+    raw = dict(raw)
+    raw.setdefault("data", {})
+    try:
+        config = _adapter().validate_python(_typed(raw))
+    except ValidationError as error:
+        raise ConfigError(message(error)) from None
+    catalog.experiment(config.experiment).check(config)
+    return config
+
+
+def dump(config: Config) -> str:
+    """``config`` as YAML text, every key written; :func:`from_dict` of it gives ``config`` back."""
+    return yaml.safe_dump(to_dict(config), sort_keys=False)
+
+
+def to_dict(config: Config) -> dict[str, Any]:
+    """The plain nested dict of ``config``."""
+    return config.model_dump(mode="json")
+
+
+def flatten(tree: Mapping[str, Any], prefix: str = "") -> dict[str, Any]:
+    """``{"a": {"b": 1}} -> {"a.b": 1}``."""
+    flat = {}
+    for key, value in tree.items():
+        if isinstance(value, Mapping):
+            flat.update(flatten(value, f"{prefix}{key}."))
+        else:
+            flat[f"{prefix}{key}"] = value
+    return flat
+
+
+def schema(experiment: str) -> type[Config]:
+    """The config model of ``experiment``: :class:`Config` with its ``data`` section."""
+    return _schemas()[experiment]
+
+
+@functools.cache
+def _schemas() -> dict[str, type[Config]]:
+    return {
+        name: create_model(f"{name.title()}Config", __base__=Config, experiment=(Literal[name], ...),
+                           data=(experiment.data, ...))
+        for name, experiment in catalog.experiments().items()
+    }
+
+
+def _experiment_of(raw: Any) -> Any:
+    return raw.get("experiment") if isinstance(raw, dict) else getattr(raw, "experiment", None)
+
+
+@functools.cache
+def _adapter() -> TypeAdapter:
+    members = tuple(Annotated[cls, Tag(name)] for name, cls in _schemas().items())
+    return TypeAdapter(Annotated[Union[members], Discriminator(_experiment_of)])
+
+
+# --- overrides ----------------------------------------------------------------------------------------
+
+
+class _Text(str):
+    """A value typed on the command line; :func:`_typed` reads it as its key's type."""
+
+
+def apply_overrides(raw: dict[str, Any], overrides: Iterable[str]) -> dict[str, Any]:
+    """A copy of ``raw`` with each ``"a.b=value"`` set; the value stays text until typed by the schema."""
+    raw = {k: dict(v) if isinstance(v, dict) else v for k, v in raw.items()}
+    for item in overrides:
+        key, sep, value = item.partition("=")
+        key = key.strip()
+        if not sep or not key:
+            raise ConfigError(f"--set expects key=value (e.g. optim.learning_rate=0.01), got {item!r}")
+        *sections, leaf = key.split(".")
+        node = raw
+        for depth, section in enumerate(sections):
+            child = node.get(section)
+            if child is None:
+                child = node[section] = {}
+            if not isinstance(child, dict):
+                raise ConfigError(f"--set {key}: {'.'.join(sections[: depth + 1])} is not a section")
+            node = child
+        if isinstance(node.get(leaf), dict):
+            raise ConfigError(f"--set {key}: {key} is a section; set one of its keys, e.g. {key}.{next(iter(node[leaf]), 'key')}")
+        node[leaf] = _Text(value)
+    return raw
+
+
+def _typed(raw: dict[str, Any], cls: type[BaseModel] | None = None) -> dict[str, Any]:
+    """``raw`` with each ``--set`` text read as a YAML value, or kept as text where the schema wants text."""
+    if cls is None:
+        experiment = raw.get("experiment")
+        cls = _schemas().get(experiment) if isinstance(experiment, str) else None
+    out = {}
+    for key, value in raw.items():
+        field = cls.model_fields.get(key) if cls is not None else None
+        if isinstance(value, _Text):
+            out[key] = str(value) if field is not None and _is_text(field.annotation) else _yaml_value(value)
+        elif isinstance(value, dict) and field is not None:
+            out[key] = _typed(value, _section_class(field.annotation, value))
+        else:
+            out[key] = value
+    return out
+
+
+def _yaml_value(text: str) -> Any:
+    try:
+        return yaml.safe_load(text)
+    except yaml.YAMLError:
+        return text
+
+
+def _is_text(annotation: Any) -> bool:
+    inner = [a for a in _members(annotation) if a is not type(None)]
+    return bool(inner) and all(a is str or (typing.get_origin(a) is Literal and all(isinstance(v, str) for v in
+                                                                                  typing.get_args(a))) for a in inner)
+
+
+def _section_class(annotation: Any, raw: Any) -> type[BaseModel] | None:
+    """The section model ``raw`` is validated as: a model, or the member of the ``model`` union its kind picks."""
+    members = [a for a in _members(annotation) if isinstance(a, type) and issubclass(a, BaseModel)]
+    if len(members) == 1:
+        return members[0]
+    kind = raw.get("kind", "recurrent") if isinstance(raw, dict) else None
+    return MODEL_KINDS.get(kind) if members else None
+
+
+def _members(annotation: Any) -> list[Any]:
+    """The types an annotation admits, ``Annotated`` and unions unwrapped."""
+    while typing.get_origin(annotation) is Annotated:
+        annotation = typing.get_args(annotation)[0]
+    if typing.get_origin(annotation) in (Union, types.UnionType):
+        return [m for a in typing.get_args(annotation) for m in _members(a)]
+    return [annotation]
+
+
+# --- errors -------------------------------------------------------------------------------------------
+
+_TYPE_ERRORS = {"int_type", "int_parsing", "int_from_float", "float_type", "float_parsing", "bool_type",
+                "bool_parsing", "string_type", "bool_not_number"}
+_SECTION_ERRORS = {"model_type", "model_attributes_type", "dict_type"}
+
+
+def message(error: ValidationError) -> str:
+    """One line for the first error of ``error``: the key, what is allowed, what came."""
+    first = error.errors()[0]
+    kind, loc, got = first["type"], first["loc"], first.get("input")
+    keys, owner, field = _locate(loc)
+    key = ".".join(keys)
+    if kind == "union_tag_not_found" and not keys:
+        return f"missing key experiment (one of {', '.join(catalog.experiments())})"
+    if kind == "union_tag_invalid":
+        tags = list(catalog.experiments()) if not keys else list(MODEL_KINDS)
+        name = "experiment" if not keys else f"{key}.kind"
+        return f"unknown {name} {first['ctx']['tag']!r}; allowed: {', '.join(tags)}"
+    if kind in _SECTION_ERRORS or kind == "union_tag_not_found":
+        return f"{key}: expected a section (a mapping of keys), got {got!r}"
+    if kind == "missing":
+        return f"missing key {key} ({describe(field.annotation if field else None, field.metadata if field else ())})"
+    if kind == "extra_forbidden":
+        allowed = list(owner.model_fields) if owner is not None else []
+        close = difflib.get_close_matches(keys[-1], allowed, n=1)
+        prefix = ".".join(keys[:-1])
+        hint = f" (did you mean {prefix + '.' if prefix else ''}{close[0]}?)" if close else ""
+        where = f"in {prefix}" if prefix else "at the top level"
+        return f"unknown key {key}{hint}; allowed {where}: {', '.join(allowed)}"
+    if kind == "rule":
+        return f"{'.'.join([*keys, first['ctx']['field']])}: {first['ctx']['message']}"
+    annotation, metadata = (field.annotation, field.metadata) if field else (None, ())
+    if kind == "literal_error":
+        choices = ", ".join(map(str, _literal_choices(annotation)))
+        if isinstance(got, str):
+            return f"unknown {key} {got!r}; allowed: {choices}"
+        return f"{key}: expected a string (one of {choices}), got {got!r}"
+    if kind in _TYPE_ERRORS:
+        return f"{key}: expected {describe(annotation, metadata, constraints=False)}, got {got!r}"
+    if kind == "finite_number":
+        return f"{key}: expected a finite number ({describe(annotation, metadata)}), got {got!r}"
+    if annotation is not None:
+        return f"{key}: expected {describe(annotation, metadata)}, got {got!r}"
+    return f"{key}: {first['msg']}"
+
+
+def _locate(loc: tuple) -> tuple[list[str], type[BaseModel] | None, Any]:
+    """The config keys of a pydantic ``loc`` (union tags dropped), the section holding the last one, and its field."""
+    owner: Any = _schemas().get(loc[0]) if loc else None
+    if owner is None:
+        return [str(part) for part in loc], None, None
+    keys, parent, field = [], None, None
+    for part in loc[1:]:
+        if isinstance(owner, dict):  # the model union: this part is the tag of its member
+            owner = owner.get(part)
+            continue
+        parent, field = owner, None
+        keys.append(str(part))
+        if owner is None or part not in owner.model_fields:
+            owner = None
+            continue
+        field = owner.model_fields[part]
+        sections = [m for m in _members(field.annotation) if isinstance(m, type) and issubclass(m, BaseModel)]
+        owner = sections[0] if len(sections) == 1 else (MODEL_KINDS if sections else None)
+    return keys, parent, field
+
+
+def _literal_choices(annotation: Any) -> list[Any]:
+    return [v for m in _members(annotation) if typing.get_origin(m) is Literal for v in typing.get_args(m)]
+
+
+def describe(annotation: Any, metadata: Iterable[Any] = (), *, constraints: bool = True) -> str:
+    """What a field admits, read off its annotation: ``a positive integer``, ``a number in [0, 1)``, ``... or null``."""
+    if annotation is None:
+        return "a value"
+    members = _annotated_members(annotation, list(metadata))
+    nullable = any(tp is type(None) for tp, _ in members)
+    texts = [_describe_one(tp, meta, constraints) for tp, meta in members if tp is not type(None)]
+    text = " or ".join(dict.fromkeys(texts)) or "null"
+    return text + (" or null" if nullable and texts else "")
+
+
+def _annotated_members(annotation: Any, metadata: list[Any]) -> list[tuple[Any, list[Any]]]:
+    """``(type, constraints)`` for each member of a (possibly Annotated, possibly union) annotation."""
+    while typing.get_origin(annotation) is Annotated:
+        annotation, *extra = typing.get_args(annotation)
+        metadata = metadata + [m for e in extra for m in getattr(e, "metadata", [e])]
+    if typing.get_origin(annotation) in (Union, types.UnionType):
+        return [pair for a in typing.get_args(annotation) for pair in _annotated_members(a, list(metadata))]
+    return [(annotation, metadata)]
+
+
+def _describe_one(tp: Any, metadata: list[Any], constraints: bool) -> str:
+    if typing.get_origin(tp) is Literal:
+        return "one of " + ", ".join(map(str, typing.get_args(tp)))
+    if tp is bool:
+        return "true or false"
+    if tp is str:
+        return "a string"
+    if isinstance(tp, type) and issubclass(tp, BaseModel):
+        return "a section"
+    if tp not in (int, float):
+        return f"a {getattr(tp, '__name__', tp)}"
+    noun, article = ("integer", "an") if tp is int else ("number", "a")
+    bounds = {type(m).__name__: getattr(m, type(m).__name__.lower()) for m in metadata
+              if type(m).__name__ in ("Gt", "Ge", "Lt", "Le")}  # annotated_types' bounds, as pydantic keeps them
+    if not constraints or not bounds:
+        return f"{article} {noun}"
+    if bounds == {"Gt": 0}:
+        return f"a positive {noun}"
+    if bounds == {"Ge": 0}:
+        return f"a non-negative {noun}"
+    if set(bounds) == {"Ge", "Lt"}:
+        return f"{article} {noun} in [{bounds['Ge']}, {bounds['Lt']})"
+    if set(bounds) == {"Ge", "Le"}:
+        return f"{article} {noun} in {bounds['Ge']}..{bounds['Le']}"
+    symbols = {"Gt": ">", "Ge": ">=", "Lt": "<", "Le": "<="}
+    return f"{article} {noun} " + " and ".join(f"{symbols[k]} {v}" for k, v in bounds.items())

@@ -1,0 +1,83 @@
+"""What an experiment is: a value registered under its name, which turns a config into a :class:`Problem`.
+
+An experiment module (``experiments/<name>.py``, installed as
+``jaxrnn.experiments.<name>``) defines ``EXPERIMENT = Experiment(...)``; the
+registry ``jaxrnn.experiments.EXPERIMENTS`` lists them; the runner owns
+everything they share (training, evaluation, files, checkpoints, resume).
+"""
+
+from __future__ import annotations
+
+from typing import Any, Callable, NamedTuple, Sequence
+
+import jax
+
+from jaxrnn.experiment.keys import Purpose, key
+from jaxrnn.experiment.rundir import RunDir
+from jaxrnn.experiment.schema import Config, ConfigError, Recurrent, Section
+
+
+class Problem(NamedTuple):
+    """What an experiment hands the runner.
+
+    Attributes:
+      init: ``init(key) -> params``.
+      loss: ``loss(params, batch, key) -> (loss, aux)``, the training objective;
+        ``key`` is the per-step dropout key (``None`` without dropout).
+      metrics: ``metrics(params, batch) -> {"loss": ..., ...}`` for evaluation
+        (reported as ``eval_loss``, ``eval_accuracy``, ...).
+      batch: ``batch(step) -> batch``, the training batch at a step (a pure
+        function of the seed and the step).
+      eval_batches: the fixed evaluation set.
+      baseline: the loss of the task's trivial strategy, for comparison.
+      report: ``report(params, folder)``: the experiment's own plots of the
+        trained model, written into the run folder after training; or ``None``.
+    """
+
+    init: Callable[[jax.Array], Any]
+    loss: Callable[..., tuple[jax.Array, dict[str, jax.Array]]]
+    metrics: Callable[[Any, Any], dict[str, jax.Array]]
+    batch: Callable[[int], Any]
+    eval_batches: Sequence[Any]
+    baseline: float
+    report: Callable[[Any, RunDir], None] | None = None
+
+
+def _no_check(config: Config) -> None:
+    return None
+
+
+class Experiment(NamedTuple):
+    """An experiment, as a value.
+
+    Attributes:
+      name: the config's ``experiment:``.
+      data: the schema of its configs' ``data`` section.
+      problem: ``problem(config) -> Problem``: data, model, loss and plots.
+      length: ``length(config) -> int``: the sequence length the model reads
+        (the results table's ``T``).
+      check: ``check(config)``: raise :class:`~jaxrnn.experiment.schema.ConfigError`
+        for what the section schemas cannot see (keys of two sections that must
+        agree), so a bad config fails at load time, before a run folder exists.
+      description: one line for ``jaxrnn list`` and the README.
+    """
+
+    name: str
+    data: type[Section]
+    problem: Callable[[Config], Problem]
+    length: Callable[[Config], int]
+    check: Callable[[Config], None] = _no_check
+    description: str = ""
+
+
+def batches(sample: Callable[[jax.Array], Any], seed: int, eval_batches: int) -> tuple[Callable[[int], Any], list[Any]]:
+    """``(batch_at, eval_set)``: the training batch at a step, and the fixed evaluation set, from ``sample(key)``."""
+    eval_set = [sample(key(seed, Purpose.EVAL, i)) for i in range(eval_batches)]
+    return (lambda step: sample(key(seed, Purpose.TRAIN, step))), eval_set
+
+
+def needs_recurrent(config: Config) -> None:
+    """The ``check`` of an experiment whose model must carry a state: a window model is an error."""
+    if not isinstance(config.model, Recurrent):
+        raise ConfigError(f"model.kind {config.model.kind!r}: experiment {config.experiment} needs a recurrent "
+                          "model (kind recurrent, with a model.cell)")

@@ -1,0 +1,55 @@
+"""Everything the app builds from a name: cells, optimisers, learning-rate schedules.
+
+The one place a config's ``model.cell``, ``optim.name`` and ``optim.schedule``
+are looked up (experiments have their own registry, ``jaxrnn.experiments``).
+A new cell is one file in ``jaxrnn/cells/`` and one entry in :data:`CELLS`; a
+new optimiser or schedule one entry here. The config's allowed names, the
+``jaxrnn list`` and results-table labels and the tests read these tables.
+
+A cell's ``options`` names the cell's own keys of the ``model``
+section, which reach its factory when set (each also a field of
+:class:`jaxrnn.experiment.schema.Recurrent`).
+"""
+
+from __future__ import annotations
+
+from typing import Callable, NamedTuple
+
+import optax
+
+import jaxrnn
+
+
+class CellEntry(NamedTuple):
+    """A cell factory ``factory(hidden_size, **options) -> Cell`` and the option keys it takes."""
+
+    factory: Callable[..., jaxrnn.Cell]
+    options: tuple[str, ...] = ()
+
+
+CELLS: dict[str, CellEntry] = {
+    "rnn": CellEntry(jaxrnn.rnn),
+    "lstm": CellEntry(jaxrnn.lstm, options=("chrono",)),
+    "gru": CellEntry(jaxrnn.gru),
+}
+
+# Every cell option any entry takes, in a fixed order (labels: "lstm chrono(70)").
+CELL_OPTIONS: tuple[str, ...] = tuple(dict.fromkeys(option for entry in CELLS.values() for option in entry.options))
+
+# name -> factory(learning_rate, *, momentum, weight_decay)
+OPTIMIZERS: dict[str, Callable[..., optax.GradientTransformation]] = {
+    "adam": lambda lr, *, momentum, weight_decay: optax.adam(lr),
+    "adamw": lambda lr, *, momentum, weight_decay: optax.adamw(lr, weight_decay=weight_decay),
+    "sgd": lambda lr, *, momentum, weight_decay: optax.sgd(lr, momentum=momentum or None),
+    "rmsprop": lambda lr, *, momentum, weight_decay: optax.rmsprop(lr, momentum=momentum or None),
+}
+
+# name -> factory(learning_rate, total_steps, warmup_steps)
+SCHEDULES: dict[str, Callable[[float, int, int], optax.Schedule]] = {
+    "constant": lambda lr, total, warmup: optax.constant_schedule(lr),
+    "cosine": lambda lr, total, warmup: optax.cosine_decay_schedule(lr, max(total, 1)),
+    "warmup": lambda lr, total, warmup: optax.join_schedules(
+        [optax.linear_schedule(0.0, lr, max(warmup, 1)), optax.constant_schedule(lr)], [warmup]),
+    "warmup_cosine": lambda lr, total, warmup: optax.warmup_cosine_decay_schedule(
+        0.0, lr, max(warmup, 1), max(total, warmup + 1)),
+}

@@ -1,0 +1,190 @@
+"""The config schema: each section a frozen pydantic model, defaults in one place.
+
+A config has five sections::
+
+    experiment: adding            # a name in the registry of experiments
+    model:  a recurrent model {cell, hidden_size, num_layers, ...}   -> Recurrent
+            or a window model {kind: window, tau, ...}              -> Window
+    optim:  {name, learning_rate, clip_norm, ...}                   -> Optim
+    train:  {steps, batch_size, seed, eval_every, checkpoint_every, ...}  -> Train
+    data:   the experiment's own section (its ``Data`` model)
+
+Keys without a default below must be written in every config file. Unknown
+keys, wrong types, non-finite numbers and values out of range are errors;
+:mod:`jaxrnn.experiment.config` turns them into one line that names the key,
+what is allowed and what came. Cell, optimiser and schedule names are read
+from :mod:`jaxrnn.experiment.registry`.
+"""
+
+from __future__ import annotations
+
+from typing import Annotated, Any, Literal, Union
+
+import optax
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Discriminator, Field, Tag, model_validator
+from pydantic_core import PydanticCustomError
+
+import jaxrnn
+from jaxrnn.experiment import optim, registry
+
+
+class ConfigError(ValueError):
+    """A config that cannot run; ``str(error)`` is one line for the user."""
+
+
+def rule(field: str, message: str) -> PydanticCustomError:
+    """An error of a rule between keys of one section, reported at ``<section>.<field>``."""
+    return PydanticCustomError("rule", "{message}", {"field": field, "message": message})
+
+
+def _not_bool(value: Any) -> Any:
+    # A number field: YAML's `yes`/`true` are not numbers (pydantic would read them as 1).
+    if isinstance(value, bool):
+        raise PydanticCustomError("bool_not_number", "a number, not true or false")
+    return value
+
+
+Int = Annotated[int, BeforeValidator(_not_bool)]
+Float = Annotated[float, BeforeValidator(_not_bool)]
+PositiveInt = Annotated[Int, Field(gt=0)]
+NonNegativeInt = Annotated[Int, Field(ge=0)]
+PositiveFloat = Annotated[Float, Field(gt=0)]
+NonNegativeFloat = Annotated[Float, Field(ge=0)]
+Rate = Annotated[Float, Field(ge=0, lt=1)]
+
+
+class Section(BaseModel):
+    """A config section: frozen, unknown keys rejected, numbers finite."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True, allow_inf_nan=False)
+
+
+class Recurrent(Section):
+    """A recurrent model: ``num_layers`` cells of ``hidden_size`` units (a stack when more than one).
+
+    ``dropout`` drops the input of every layer but the first (so it needs two
+    layers or more); ``chrono: T_max`` starts an lstm's forget and input biases
+    with the chrono initialisation (see ``jaxrnn.lstm``): a cell option, for the
+    cells whose registry entry lists it.
+    """
+
+    kind: Literal["recurrent"] = "recurrent"
+    cell: Literal[tuple(registry.CELLS)]
+    hidden_size: PositiveInt
+    num_layers: PositiveInt
+    dropout: Rate = 0.0
+    residual: bool = False
+    chrono: Annotated[Int, Field(gt=2)] | None = None
+
+    @model_validator(mode="after")
+    def _rules(self) -> "Recurrent":
+        accepts = registry.CELLS[self.cell].options
+        for option in registry.CELL_OPTIONS:
+            if getattr(self, option) is not None and option not in accepts:
+                having = ", ".join(name for name, entry in registry.CELLS.items() if option in entry.options)
+                raise rule(option, f"only cell {having} has this option; remove it for cell {self.cell}")
+        if self.dropout and self.num_layers < 2:
+            raise rule("dropout", f"expected 0.0 for num_layers 1 (dropout acts between layers), got {self.dropout}")
+        if self.residual and self.num_layers < 2:
+            raise rule("residual", "expected false for num_layers 1 (residual connections join layers), got true")
+        return self
+
+    @property
+    def label(self) -> str:
+        """``lstm``, ``lstm chrono(70)``, ...: the model in a table or a title."""
+        options = [f" {o}({getattr(self, o)})" for o in registry.CELL_OPTIONS if getattr(self, o) is not None]
+        return self.cell + "".join(options)
+
+    def build(self) -> jaxrnn.Cell:
+        """The cell: ``registry.CELLS[cell]``, stacked ``num_layers`` deep."""
+        entry = registry.CELLS[self.cell]
+        options = {o: getattr(self, o) for o in entry.options if getattr(self, o) is not None}
+        cells = [entry.factory(self.hidden_size, **options) for _ in range(self.num_layers)]
+        if self.num_layers == 1:
+            return cells[0]
+        return jaxrnn.stack(cells, residual=self.residual, dropout=self.dropout)
+
+
+class Window(Section):
+    """A window model, the lecture's AR(``tau``): no recurrence, the last ``tau`` observations in.
+
+    ``num_layers: 0`` is the linear AR (``tau: 1``, the Markov model); else an
+    MLP with ``num_layers`` hidden layers of ``hidden_size`` units.
+    """
+
+    kind: Literal["window"]
+    tau: PositiveInt
+    num_layers: NonNegativeInt = 0
+    hidden_size: PositiveInt | None = None
+
+    @model_validator(mode="after")
+    def _rules(self) -> "Window":
+        if self.num_layers and self.hidden_size is None:
+            raise rule("hidden_size", f"expected a positive integer: the units of each of the {self.num_layers} "
+                                      "hidden layers")
+        if not self.num_layers and self.hidden_size is not None:
+            raise rule("hidden_size", "expected none for num_layers 0 (the linear AR has no hidden units); remove it")
+        return self
+
+    @property
+    def label(self) -> str:
+        """``ar(8)``, ``ar(8) mlp``."""
+        return f"ar({self.tau})" + (" mlp" if self.num_layers else "")
+
+    def build(self) -> jaxrnn.models.Model:
+        return jaxrnn.autoregressive.ar(self.tau, (self.hidden_size,) * self.num_layers)
+
+
+def _kind(value: Any) -> str | None:
+    if isinstance(value, dict):
+        return value.get("kind", "recurrent")
+    return getattr(value, "kind", None)
+
+
+Model = Annotated[Union[Annotated[Recurrent, Tag("recurrent")], Annotated[Window, Tag("window")]], Discriminator(_kind)]
+
+
+class Optim(Section):
+    """The Optax optimiser, its learning-rate schedule and gradient clipping (``null``: none)."""
+
+    name: Literal[tuple(registry.OPTIMIZERS)]
+    learning_rate: PositiveFloat
+    clip_norm: PositiveFloat | None
+    schedule: Literal[tuple(registry.SCHEDULES)] = "constant"
+    warmup_steps: NonNegativeInt = 0
+    momentum: Rate = 0.9
+    weight_decay: NonNegativeFloat = 0.0
+
+    def build(self, total_steps: int) -> tuple[optax.GradientTransformation, optax.Schedule]:
+        """The optimiser and its schedule (to log ``lr_t``), for a run of ``total_steps``."""
+        lr = optim.schedule(self.schedule, self.learning_rate, total_steps, self.warmup_steps)
+        tx = optim.optimizer(self.name, lr, clip_norm=self.clip_norm, momentum=self.momentum,
+                             weight_decay=self.weight_decay)
+        return tx, lr
+
+
+class Train(Section):
+    """The training loop: how long, how big a batch, how often to evaluate and save."""
+
+    steps: PositiveInt
+    batch_size: PositiveInt
+    seed: NonNegativeInt
+    eval_every: PositiveInt
+    checkpoint_every: PositiveInt
+    eval_batches: PositiveInt = 4
+    log_every: PositiveInt = 50
+    keep_checkpoints: PositiveInt = 3
+
+
+class Config(Section):
+    """A whole experiment config; each experiment narrows ``experiment`` and ``data``.
+
+    ``name`` defaults to the config file's stem.
+    """
+
+    experiment: str
+    model: Model
+    optim: Optim
+    train: Train
+    data: Section
+    name: str | None = None

@@ -1,0 +1,92 @@
+"""Bidirectional layers: one part reads the sequence forwards, another backwards.
+
+    y_t = merge(h->_t, h<-_t),  h->_t = f(h->_{t-1}, x_t),  h<-_t = g(h<-_{t+1}, x_t)
+
+A bidirectional layer reads the whole sequence before it emits anything, so it
+is a :class:`~jaxrnn.Layer` (a function of sequences), not a
+:class:`~jaxrnn.Cell`; :func:`jaxrnn.scan` runs it, and :func:`jaxrnn.stack`
+stacks it (a deep bidirectional encoder is ``stack([bidirectional(...), ...])``).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from typing import Any, Callable
+
+import jax
+import jax.numpy as jnp
+
+from jaxrnn import checks
+from jaxrnn.loop import scan
+from jaxrnn.parts import BatchShape, Carry, Cell, Layer, Params, Part
+
+MERGES: dict[str, Callable[[jax.Array, jax.Array], jax.Array]] = {
+    "concat": lambda f, b: jnp.concatenate([f, b], axis=-1),
+    "sum": lambda f, b: f + b,
+    "mean": lambda f, b: (f + b) / 2,
+    "mul": lambda f, b: f * b,
+}
+
+
+@dataclasses.dataclass(frozen=True)
+class Bidirectional:
+    """The ``apply`` of a :func:`bidirectional` layer: the two directions and how they merge."""
+
+    forward: Part
+    backward: Part
+    merge: str | Callable[[jax.Array, jax.Array], jax.Array]
+
+    def __call__(self, params: Params, xs: jax.Array, carry: Carry | None = None, *, reverse: bool = False,
+                 key: jax.Array | None = None, **options) -> tuple[tuple[Carry, Carry], jax.Array]:
+        """``((carry_forward, carry_backward), ys)`` over ``xs: (T, *batch, I)``.
+
+        ``reverse`` swaps the directions' reading order (the whole layer run on
+        the time-reversed sequence); the options are :func:`jaxrnn.scan`'s.
+        """
+        carry_f, carry_b = (None, None) if carry is None else carry
+        key_f, key_b = (None, None) if key is None else jax.random.split(key)
+        carry_f, ys_f = scan(self.forward, params["forward"], xs, carry_f, reverse=reverse, key=key_f, **options)
+        carry_b, ys_b = scan(self.backward, params["backward"], xs, carry_b, reverse=not reverse, key=key_b, **options)
+        merge = self.merge if callable(self.merge) else MERGES[self.merge]
+        return (carry_f, carry_b), merge(ys_f, ys_b)
+
+
+def bidirectional(
+    forward: Part,
+    backward: Part,
+    merge: str | Callable[[jax.Array, jax.Array], jax.Array] = "concat",
+) -> Layer:
+    """Run ``forward`` left to right and ``backward`` right to left over the same sequence.
+
+    Args:
+      forward, backward: the two directions (often the same factory): cells,
+        stacks or layers.
+      merge: how ``y_t`` combines the two outputs: ``"concat"`` (default,
+        ``(..., O_f + O_b)``), ``"sum"``, ``"mean"``, ``"mul"``, or a callable
+        ``merge(y_forward, y_backward)``.
+
+    Returns:
+      A :class:`~jaxrnn.Layer`. Params: ``{"forward": ..., "backward": ...}``;
+      carry ``(carry_forward, carry_backward)``. With ``lengths``, the backward
+      direction reads each sequence backwards from its own last element
+      (padding stays at the end and outputs zeros), and ``carry_backward`` is
+      its state after reading ``x_0``.
+
+    Raises:
+      TypeError, ValueError: a direction that is not a part, or an unknown merge.
+    """
+    for name, part in (("forward", forward), ("backward", backward)):
+        if not isinstance(part, (Cell, Layer)):
+            raise TypeError(f"bidirectional: {name} is a {type(part).__name__}; expected a jaxrnn.Cell or jaxrnn.Layer")
+    if not callable(merge) and merge not in MERGES:
+        raise ValueError(f"unknown merge {merge!r}; expected one of {', '.join(MERGES)} or a callable")
+
+    def init(key: jax.Array, input_size: int) -> dict[str, Params]:
+        input_size = checks.size("input_size", input_size)
+        k_f, k_b = jax.random.split(key)
+        return {"forward": forward.init(k_f, input_size), "backward": backward.init(k_b, input_size)}
+
+    def initial_carry(batch_shape: BatchShape = (), dtype: Any = jnp.float32) -> tuple[Carry, Carry]:
+        return forward.initial_carry(batch_shape, dtype), backward.initial_carry(batch_shape, dtype)
+
+    return Layer(init, initial_carry, Bidirectional(forward, backward, merge))

@@ -1,0 +1,277 @@
+"""The time loop: one function, :func:`scan`, runs any part over a sequence.
+
+``scan`` checks its arguments, picks how to run the loop, masks padding and,
+with ``remat``, checkpoints. Every way of running the loop computes the same
+function (values and gradients), and the tests hold them to it:
+
+* ``"plain"``: ``lax.scan`` of ``cell.step``, one step at a time.
+* ``"projected"``: for a :class:`~jaxrnn.parts.SplitStep`, the input
+  projection ``x_t @ W_x + b`` of all steps is one ``(T * B, I) @ (I, G)``
+  product before the loop; the loop runs only the recurrence.
+* ``"fused"``: ``"projected"``, plus a custom VJP for the recurrence of cells
+  that give ``product``/``update`` (:mod:`jaxrnn.fused`): the backward loop
+  carries only ``dh @ W_h^T`` and the weight gradient is formed after it as
+  one product over all time steps, as cuDNN does.
+
+``"auto"`` (the default) is :func:`resolve_path`: ``"plain"`` on CPU, where
+XLA:CPU runs the per-step loop fastest (``benchmarks/README.md``), and the
+best path the cell allows on GPU and TPU.
+"""
+
+from __future__ import annotations
+
+import functools
+import math
+import warnings
+from typing import Any
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+from jax import lax
+from jax.experimental import checkify
+
+from jaxrnn import checks, fused
+from jaxrnn.masking import mask, valid_mask
+from jaxrnn.checks import check_carry_like
+from jaxrnn.parts import Carry, Cell, Composite, Layer, Params, Part, Pointwise, SplitStep
+
+PATHS = ("auto", "plain", "projected", "fused")
+MAX_UNROLL = 16  # steps per loop iteration; see scan's ``unroll``
+
+
+def scan(
+    cell: Part,
+    params: Params,
+    xs: jax.Array,
+    carry: Carry | None = None,
+    *,
+    reverse: bool = False,
+    lengths: jax.Array | None = None,
+    time_major: bool = True,
+    unroll: int | bool = 1,
+    remat: bool = False,
+    key: jax.Array | None = None,
+    path: str = "auto",
+    checked: bool = False,
+) -> tuple[Carry, jax.Array]:
+    """Run ``cell`` -- any part: a cell, a stack, a bidirectional layer -- over the time axis of ``xs``.
+
+    ``h_t, y_t = step(h_{t-1}, x_t)`` for ``t = 0 .. T-1`` (``T-1 .. 0`` with
+    ``reverse``), as one ``lax.scan``.
+
+    Args:
+      cell: a :class:`~jaxrnn.Cell` or a :class:`~jaxrnn.Layer`.
+      params: its parameters.
+      xs: inputs of shape ``(T, *batch, I)``: time is axis 0, features the
+        last axis, and any axes between are batch axes. With
+        ``time_major=False``: ``(*batch, T, I)``.
+      carry: the initial carry, leaves of shape ``(*batch, H)``; ``None``
+        starts from ``cell.initial_carry(batch)`` (zeros, float32 or wider).
+      reverse: run from ``t = T-1`` down to ``0``. Outputs stay in input order:
+        ``ys[t]`` is the output after reading ``xs[t]``.
+      lengths: integer array of shape ``batch``: sequence ``b`` is
+        ``xs[:lengths[b], b]`` and the rest is padding. Padding steps leave the
+        carry unchanged and output zeros, so the final carry is the one at the
+        sequence's true end (with ``reverse``, each sequence is read backwards
+        from its own last element). Lengths whose values are known when
+        ``scan`` is traced (numpy, lists, concrete arrays) must lie in
+        ``[0, T]``, or ``scan`` raises. Traced lengths cannot be checked then:
+        a length above ``T`` acts as ``T`` and a negative one as 0, silently,
+        unless ``checked`` is set.
+      time_major: ``False`` for batch-major ``xs: (*batch, T, I)`` (Flax's and
+        PyTorch's ``batch_first``); ``ys`` is then batch-major too.
+      unroll: steps per loop iteration (``lax.scan``'s ``unroll``); ``True``
+        unrolls the whole sequence. Capped at :data:`MAX_UNROLL` steps, with a
+        warning: compile time grows much faster than the unroll factor while
+        run time stops improving long before (``benchmarks/README.md``).
+      remat: store the carry only every ``~sqrt(T)`` steps and recompute the
+        steps between in the backward pass (``jax.checkpoint`` of chunks);
+        memory ``O(sqrt(T))`` carries plus one chunk's activations instead of
+        ``O(T)`` activations, for long sequences, at the cost of one more
+        forward pass.
+      key: random key for the parts that draw random numbers (the dropout of
+        :func:`~jaxrnn.stack`); the others ignore it.
+      path: ``"auto"``, ``"plain"``, ``"projected"`` or ``"fused"`` (module
+        docstring); a path the cell does not support falls back to the next
+        simpler one, and ``remat`` never takes ``"fused"``. ``"fused"``
+        supports reverse-mode differentiation (``grad``, ``vjp``), not
+        forward mode (``jvp``); take ``"projected"`` for that.
+      checked: with traced ``lengths``, also check at run time that each lies
+        in ``[0, T]``, through :mod:`jax.experimental.checkify`: run the
+        function under ``checkify.checkify`` and call ``error.throw()``.
+
+    Returns:
+      ``(final_carry, ys)``, ``ys`` of shape ``(T, *batch, O)`` (``(*batch, T,
+      O)`` when not ``time_major``).
+
+    Raises:
+      TypeError, ValueError: at trace time, with what was expected and what
+        came, for a wrong part, shape, dtype, carry or option.
+    """
+    if not isinstance(cell, (Cell, Layer)):
+        raise TypeError(f"expected a jaxrnn.Cell or jaxrnn.Layer to scan, got {type(cell).__name__}")
+    xs = jnp.asarray(xs)
+    if xs.ndim < 2:
+        layout = "(time, ..., features)" if time_major else "(..., time, features)"
+        raise ValueError(f"expected xs of shape {layout}, got shape {xs.shape}")
+    if not checks.flag("time_major", time_major):
+        xs = jnp.moveaxis(xs, -2, 0)
+    options = dict(
+        reverse=checks.flag("reverse", reverse),
+        unroll=check_unroll(unroll, xs.shape[0]),
+        remat=checks.flag("remat", remat),
+        path=check_path(path),
+        key=key,
+    )
+    checked = checks.flag("checked", checked)
+    if lengths is not None:
+        lengths = check_lengths(lengths, xs.shape[1:-1], xs.shape[0], checked=checked)
+    final, ys = _scan(cell, params, xs, carry, lengths, **options)
+    return final, (ys if time_major else jnp.moveaxis(ys, 0, -2))
+
+
+def _scan(part: Part, params, xs, carry, lengths, **options):
+    """:func:`scan` on checked options and time-major ``xs``: the dispatch on the kind of part."""
+    initial = functools.partial(part.initial_carry, xs.shape[1:-1], jnp.promote_types(xs.dtype, jnp.float32))
+    if carry is not None:
+        check_carry_like(carry, jax.eval_shape(initial))
+    if isinstance(part, Layer):
+        return part.apply(params, xs, carry, lengths=lengths, **options)
+    step = part.step
+    if isinstance(step, Composite):
+        return step.scan(params, xs, initial() if carry is None else carry, lengths=lengths, **options)
+    carry = initial() if carry is None else carry
+    valid = None if lengths is None else valid_mask(xs.shape[0], lengths)
+    if isinstance(step, Pointwise):  # no state: the whole sequence at once
+        return carry, mask(valid, (), (), step.fn(params, xs))[1]
+    if not jnp.issubdtype(xs.dtype, jnp.floating):
+        raise TypeError(f"expected floating-point xs, got dtype {xs.dtype}")
+    reverse, unroll, remat = options["reverse"], options["unroll"], options["remat"]
+    path = resolve_path(options["path"], part, remat=remat)
+    if path == "plain":
+        return masked_scan(step, params, xs, carry, valid, reverse=reverse, unroll=unroll, remat=remat)
+    if path == "projected":
+        xps = step.project(params, xs)
+        return masked_scan(step.recur, params, xps, carry, valid, reverse=reverse, unroll=unroll, remat=remat)
+    return fused.recurrence(step, reverse, unroll, params, carry, step.project(params, xs), valid)
+
+
+def resolve_path(path: str, cell: Cell, *, remat: bool = False) -> str:
+    """The path ``scan(cell, ..., path=path, remat=remat)`` takes on this backend.
+
+    ``"auto"`` is ``"plain"`` on CPU and ``"fused"`` elsewhere; a path the cell's
+    step does not support falls back to the next simpler one (``"fused"`` needs
+    a :class:`~jaxrnn.parts.SplitStep` with ``product``, ``"projected"`` a
+    ``SplitStep``), and ``remat`` (which stores no per-step residuals) never
+    takes ``"fused"``. The backend is ``jax.default_backend()``.
+    """
+    path = check_path(path)
+    step = cell.step
+    if path == "auto":
+        path = "plain" if jax.default_backend() == "cpu" else "fused"
+    if path == "fused" and (remat or not isinstance(step, SplitStep) or step.product is None):
+        path = "projected"
+    if path == "projected" and not isinstance(step, SplitStep):
+        path = "plain"
+    return path
+
+
+def check_path(path: Any) -> str:
+    if path not in PATHS:
+        raise ValueError(f"unknown path {path!r}; expected one of {', '.join(PATHS)}")
+    return path
+
+
+def check_unroll(unroll: int | bool, steps: int) -> int:
+    """``unroll`` as steps per iteration: ``True`` is all ``steps``; at most :data:`MAX_UNROLL`.
+
+    Raises:
+      ValueError: ``unroll`` is neither a bool nor a positive integer.
+    """
+    if isinstance(unroll, (bool, np.bool_)):
+        wanted = steps if unroll else 1
+    elif isinstance(unroll, (int, np.integer)) and unroll >= 1:
+        wanted = int(unroll)
+    else:
+        raise ValueError(f"unroll: expected a positive integer or a bool, got {unroll!r}")
+    wanted = max(1, min(wanted, steps))
+    if wanted > MAX_UNROLL:
+        warnings.warn(
+            f"scan: unroll={unroll!r} would unroll {wanted} steps per iteration; capped at "
+            f"jaxrnn.loop.MAX_UNROLL = {MAX_UNROLL}, as compile time grows much faster than the unroll factor",
+            stacklevel=4,
+        )
+        wanted = MAX_UNROLL
+    return wanted
+
+
+def check_lengths(lengths: Any, batch_shape: tuple[int, ...], time: int, *, checked: bool = False) -> jax.Array:
+    """Validate ``lengths`` against the batch shape and, when its values are known, against ``[0, T]``.
+
+    With ``checked``, traced lengths get a run-time check through ``checkify``.
+    """
+    try:  # numpy, lists and concrete arrays have known values, even when captured inside jit
+        values = np.asarray(lengths)
+    except jax.errors.TracerArrayConversionError:
+        values = None  # traced: the values are not known until run time
+    lengths = jnp.asarray(lengths)
+    if lengths.shape != tuple(batch_shape):
+        raise ValueError(f"expected lengths of shape {tuple(batch_shape)} (the batch axes of xs), got {lengths.shape}")
+    if not jnp.issubdtype(lengths.dtype, jnp.integer):
+        raise TypeError(f"expected integer lengths, got dtype {lengths.dtype}")
+    if values is not None and values.size and (values.min() < 0 or values.max() > time):
+        raise ValueError(
+            f"expected lengths in [0, {time}] (the time axis of xs), got values from {values.min()} to {values.max()}"
+        )
+    if values is None and checked and lengths.size:
+        checkify.check(jnp.all((lengths >= 0) & (lengths <= time)),
+                       f"expected lengths in [0, {time}] (the time axis of xs), got values from {{lo}} to {{hi}}",
+                       lo=jnp.min(lengths), hi=jnp.max(lengths))
+    return lengths
+
+
+def masked_scan(body, params, xs, carry, valid, *, reverse, unroll, remat):
+    """``lax.scan`` of ``body(params, carry, x)``, freezing carries where ``valid`` is false."""
+
+    def step(carry, inputs):
+        x, ok = inputs
+        new_carry, y = body(params, carry, x)
+        return mask(ok, new_carry, carry, y)
+
+    if remat:
+        return checkpointed_scan(step, carry, xs, valid, reverse=reverse, unroll=unroll)
+    return lax.scan(step, carry, (xs, valid), reverse=reverse, unroll=unroll)
+
+
+def checkpointed_scan(step, carry, xs, valid, *, reverse, unroll):
+    """``lax.scan(step, ...)`` storing only the carry at every ``K ~ sqrt(T)``-th step.
+
+    The sequence is cut into chunks of ``K`` steps (padded at the end with
+    masked steps, which change nothing); the backward pass recomputes one chunk
+    at a time. Memory for the backward pass: ``T / K`` carries plus one chunk's
+    activations, instead of every step's activations: ``O(sqrt(T))``.
+    """
+    time, batch_shape = xs.shape[0], xs.shape[1:-1]
+    size = chunk_size(time)
+    chunks = -(-time // size)
+    pad = chunks * size - time
+    if pad:
+        valid = jnp.ones((time, *batch_shape), bool) if valid is None else valid
+        valid = jnp.concatenate([valid, jnp.zeros((pad, *batch_shape), bool)])
+        xs = jnp.concatenate([xs, jnp.zeros((pad, *xs.shape[1:]), xs.dtype)])
+    split = lambda a: a.reshape((chunks, size, *a.shape[1:]))  # noqa: E731
+
+    @jax.checkpoint
+    def chunk(carry, inputs):
+        return lax.scan(step, carry, inputs, reverse=reverse, unroll=unroll)
+
+    carry, ys = lax.scan(chunk, carry, jax.tree_util.tree_map(split, (xs, valid)), reverse=reverse)
+    return carry, ys.reshape((chunks * size, *ys.shape[2:]))[:time]
+
+
+def chunk_size(time: int) -> int:
+    """About ``sqrt(T)``: a divisor of ``T`` where one is near (no padding, no copies), else ``ceil(sqrt(T))``."""
+    root = math.isqrt(time - 1) + 1 if time > 0 else 1  # ceil(sqrt(T))
+    divisor = max(d for d in range(1, root + 1) if time % d == 0) if time > 0 else 1
+    return divisor if 2 * divisor >= root else root

@@ -1,0 +1,33 @@
+"""Padding: which steps of a batch are real, and how a padded step leaves the state alone.
+
+A batch of sequences of different lengths is padded to the longest, ``T``;
+``valid[t, b] = t < lengths[b]``. On a padded step the carry passes through
+unchanged and the output is zero, so the final carry of every sequence is the
+one at its true end.
+"""
+
+from __future__ import annotations
+
+import jax
+import jax.numpy as jnp
+
+from jaxrnn.parts import Carry
+
+
+def mask(ok: jax.Array | None, new_carry: Carry, carry: Carry, y: jax.Array) -> tuple[Carry, jax.Array]:
+    """Keep ``carry`` and zero ``y`` where ``ok`` (batch-shaped, or time and batch) is false."""
+    if ok is None:
+        return new_carry, y
+    new_carry = jax.tree_util.tree_map(lambda n, o: jnp.where(expand(ok, n), n, o), new_carry, carry)
+    return new_carry, jnp.where(expand(ok, y), y, jnp.zeros_like(y))
+
+
+def expand(mask: jax.Array, like: jax.Array) -> jax.Array:
+    """Append axes to a batch-shaped mask so it broadcasts against ``like``."""
+    return mask.reshape(mask.shape + (1,) * (like.ndim - mask.ndim))
+
+
+def valid_mask(time: int, lengths: jax.Array) -> jax.Array:
+    """``valid[t, b] = t < lengths[b]``, shape ``(T, *batch)``."""
+    steps = jnp.arange(time, dtype=lengths.dtype).reshape((time,) + (1,) * lengths.ndim)
+    return steps < lengths
