@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import shutil
 import tempfile
 from pathlib import Path
@@ -25,16 +26,29 @@ TINY = {
 
 
 def pytest_configure(config):
-    # The CLI tests run tiny models of the same shapes many times: a persistent
-    # compilation cache for this session compiles each shape once.
-    config._jaxrnn_cache = tempfile.mkdtemp(prefix="jaxrnn-tests-xla-")
-    jax.config.update("jax_compilation_cache_dir", config._jaxrnn_cache)
-    jax.config.update("jax_persistent_cache_min_compile_time_secs", 0)
-    jax.config.update("jax_persistent_cache_min_entry_size_bytes", 0)
+    # The tests compile hundreds of tiny programs that each run for microseconds, so compiling
+    # dominates their time: skip most of XLA's optimisation (a test that measures what the
+    # optimiser does asks for it back with the `optimized_compiles` fixture). The CLI tests run
+    # tiny models of the same shapes many times: a persistent compilation cache for this
+    # session compiles each shape once.
+    jax.config.update("jax_disable_most_optimizations", True)
+    if os.environ.get("JAXRNN_TEST_CACHE", "1") == "1":
+        config._jaxrnn_cache = tempfile.mkdtemp(prefix="jaxrnn-tests-xla-")
+        jax.config.update("jax_compilation_cache_dir", config._jaxrnn_cache)
+        jax.config.update("jax_persistent_cache_min_compile_time_secs", 0)
+        jax.config.update("jax_persistent_cache_min_entry_size_bytes", 0)
 
 
 def pytest_unconfigure(config):
     shutil.rmtree(getattr(config, "_jaxrnn_cache", ""), ignore_errors=True)
+
+
+@pytest.fixture
+def optimized_compiles():
+    """XLA's full optimisation, for a test that measures what it does (memory, fusion)."""
+    jax.config.update("jax_disable_most_optimizations", False)
+    yield
+    jax.config.update("jax_disable_most_optimizations", True)
 
 
 def cli(*args: str) -> int:

@@ -1,5 +1,5 @@
-"""Shared by the core tests: tiny shapes, the cells under test, random parameters, jitted runners,
-the hypothesis settings and a fixture for fast compiles.
+"""Shared by the core tests: tiny shapes, the cells under test, random parameters, jitted runners
+and the hypothesis settings.
 
 The cells are built once, here, and passed to jitted functions as static arguments,
 so each (cell, shape) pair compiles once for the whole session.
@@ -30,17 +30,6 @@ CELL_NAMES = list(CELLS)
 # For every property test: few examples with tiny shapes keep the suite fast; derandomize keeps
 # CI reproducible; no example database is written into the working tree.
 PROPERTY = settings(max_examples=10, deadline=None, derandomize=True, database=None)
-
-
-@pytest.fixture(scope="module")
-def cheap_compiles():
-    """Skip most XLA optimisation while a module runs (``pytestmark = pytest.mark.usefixtures(
-    "cheap_compiles")``): these tests compile hundreds of tiny programs that each run for
-    microseconds, so compiling dominates their time."""
-    previous = jax.config.read("jax_disable_most_optimizations")
-    jax.config.update("jax_disable_most_optimizations", True)
-    yield
-    jax.config.update("jax_disable_most_optimizations", previous)
 
 
 def random_params(cell: jaxrnn.Cell, seed: int, input_size: int = I, scale: float = 0.5, dtype=np.float32):

@@ -8,6 +8,7 @@ import pytest
 from benchmarks import run
 
 pytest.importorskip("flax")
+pytestmark = pytest.mark.slow  # every framework compiled and timed: run with -m slow (CI does)
 
 TIMING_FIELDS = {"median_ms", "q1_ms", "q3_ms", "iqr_ms", "min_ms", "mean_ms", "first_call_ms", "times_ms"}
 

@@ -12,12 +12,11 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
-from support import (CELL_NAMES, CELLS, B, H, I, T, assert_trees_close, cheap_compiles, random_carry,
+from support import (CELL_NAMES, CELLS, B, H, I, T, assert_trees_close, random_carry,
                      random_inputs, random_params, run, step)
 
 import jaxrnn
 
-pytestmark = pytest.mark.usefixtures(cheap_compiles.__name__)
 
 # --- numpy references, straight from the docstrings (row-vector style: x @ U) ---------------------
 

@@ -1,4 +1,7 @@
-"""The runner end to end through the CLI: files, resume, the NaN guard, list and table."""
+"""The runner end to end through the CLI: files, resume, the NaN guard, list and table.
+
+The runs that train (seconds each) are marked ``slow``: ``python -m pytest -m slow`` runs them, and CI does.
+"""
 
 from __future__ import annotations
 
@@ -13,7 +16,7 @@ import numpy as np
 import pytest
 
 from jaxrnn import training
-from jaxrnn.experiment import catalog, config as config_lib, progress, results, runner
+from jaxrnn.experiment import catalog, config as config_lib, progress, registry, results, runner
 from jaxrnn.experiment.checkpoint import Checkpointer
 
 from conftest import ROOT, cli
@@ -57,6 +60,7 @@ def test_run_writes_every_file_it_promises(write_config, tmp_path, capsys):
     assert config_lib.load(out / "config.yaml").train == config_lib.load(path).train
 
 
+@pytest.mark.slow
 def test_copying_reports_accuracy(write_config, tmp_path):
     path = write_config(experiment="copying", data={"delay": 3, "length": 2, "symbols": 3},
                         train={"steps": 2, "eval_every": 2})
@@ -68,6 +72,7 @@ def test_copying_reports_accuracy(write_config, tmp_path):
     assert (out / "accuracy.png").exists()
 
 
+@pytest.mark.slow
 def test_resume_ends_with_the_parameters_of_an_uninterrupted_run(write_config, tmp_path, monkeypatch, capsys):
     """Killed after step 5, the run resumes by the command it printed (its --set values are in the run
     folder), and ends bit for bit where an uninterrupted run ends."""
@@ -106,6 +111,7 @@ def test_resume_ends_with_the_parameters_of_an_uninterrupted_run(write_config, t
     assert summary(whole) == summary(parts)
 
 
+@pytest.mark.slow
 def test_resuming_a_finished_run_only_evaluates_again(write_config, tmp_path):
     path = write_config(train={"steps": 2, "eval_every": 1})
     out = tmp_path / "run"
@@ -115,6 +121,7 @@ def test_resuming_a_finished_run_only_evaluates_again(write_config, tmp_path):
     assert losses(out) == before
 
 
+@pytest.mark.slow
 def test_an_existing_run_is_not_overwritten_by_accident(write_config, tmp_path, capsys):
     path = write_config(train={"steps": 2})
     out = tmp_path / "run"
@@ -133,6 +140,7 @@ def test_an_existing_run_is_not_overwritten_by_accident(write_config, tmp_path, 
     assert "holds a run of config 'tiny', not 'other'" in capsys.readouterr().err
 
 
+@pytest.mark.slow
 def test_nan_guard_stops_and_keeps_the_last_good_checkpoint(write_config, tmp_path, capsys):
     path = write_config(model={"cell": "rnn"}, train={"steps": 20, "checkpoint_every": 1, "eval_every": 100})
     out = tmp_path / "diverge"
@@ -157,6 +165,7 @@ def test_list_shows_every_config(capsys):
     assert not any("INVALID" in line for line in lines)
 
 
+@pytest.mark.slow
 def test_table_from_run_folders(write_config, tmp_path, capsys):
     for cell in ("gru", "rnn"):
         path = write_config(name=f"tiny_{cell}", model={"cell": cell}, train={"steps": 2})
@@ -198,7 +207,7 @@ def test_a_real_process_exits_2_on_a_bad_config(write_config):
     proc = _subprocess("run", write_config(model={"cell": "lstn"}), "--out", "/nonexistent/never")
     assert proc.returncode == 2
     assert proc.stderr.strip().count("\n") == 0 and "Traceback" not in proc.stderr
-    assert "unknown model.cell 'lstn'; allowed: rnn, lstm, gru" in proc.stderr
+    assert f"unknown model.cell 'lstn'; allowed: {', '.join(registry.CELLS)}" in proc.stderr
 
 
 def test_the_default_run_folder_is_runs_slash_config_name(write_config):
@@ -206,6 +215,7 @@ def test_the_default_run_folder_is_runs_slash_config_name(write_config):
     assert runner.default_folder(config).path.as_posix() == "runs/tiny"
 
 
+@pytest.mark.slow
 def test_resume_with_nothing_to_resume_says_so(write_config, tmp_path, capsys):
     path = write_config(train={"steps": 2})
     assert cli("run", path, "--out", tmp_path / "fresh", "--resume") == 0
@@ -216,6 +226,7 @@ def test_resume_with_nothing_to_resume_says_so(write_config, tmp_path, capsys):
     assert "needs a CONFIG" in capsys.readouterr().err
 
 
+@pytest.mark.slow
 def test_resume_needs_only_the_run_folder(write_config, tmp_path, capsys):
     path = write_config(train={"steps": 4, "checkpoint_every": 2})
     out = tmp_path / "run"
@@ -224,6 +235,7 @@ def test_resume_needs_only_the_run_folder(write_config, tmp_path, capsys):
     assert json.loads((out / "summary.json").read_text())["steps"] == 2
 
 
+@pytest.mark.slow
 def test_a_run_that_failed_before_its_first_checkpoint_can_be_run_again(write_config, tmp_path, capsys):
     path = write_config(train={"steps": 2})
     out = tmp_path / "run"
@@ -235,6 +247,7 @@ def test_a_run_that_failed_before_its_first_checkpoint_can_be_run_again(write_co
     assert (out / "summary.json").exists()
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("args", [
     ["run", "{config}", "--out", "/proc/jaxrnn-run"],
     ["table", "{runs}", "--out", "/proc/jaxrnn-table/t.md"],

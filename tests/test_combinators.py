@@ -10,12 +10,11 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 from jax.test_util import check_grads
-from support import (CELL_NAMES, CELLS, PROPERTY, B, H, I, T, assert_trees_close, cheap_compiles, random_carry,
+from support import (CELL_NAMES, CELLS, PROPERTY, B, H, I, T, assert_trees_close, random_carry,
                      random_inputs, random_params, run, step, step_loop)
 
 import jaxrnn
 
-pytestmark = pytest.mark.usefixtures(cheap_compiles.__name__)
 
 seeds = st.integers(0, 2**31 - 1)
 batch_lengths = st.lists(st.integers(0, T), min_size=B, max_size=B)

@@ -10,7 +10,7 @@ import yaml
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from jaxrnn.experiment import catalog, config
+from jaxrnn.experiment import catalog, config, registry
 from jaxrnn.experiment.schema import ConfigError
 
 from conftest import ROOT, TINY, cli
@@ -83,10 +83,10 @@ def test_defaults_fill_optional_keys(write_config):
     ({"model": {"hiden_size": 8}}, [], ["model.hiden_size", "hidden_size", "did you mean"]),
     ({"extra": 1}, [], ["unknown key extra", "experiment, model"]),
     ({}, ["train.stepz=3"], ["train.stepz", "steps"]),
-    ({"model": {"cell": "transformer"}}, [], ["model.cell", "'transformer'", "rnn, lstm, gru"]),
-    ({"optim": {"name": "lion"}}, [], ["optim.name", "'lion'", "adam, adamw, sgd, rmsprop"]),
-    ({"optim": {"schedule": "step"}}, [], ["optim.schedule", "constant, cosine"]),
-    ({"experiment": "parity"}, [], ["experiment", "'parity'", "adding, copying"]),
+    ({"model": {"cell": "transformer"}}, [], ["model.cell", "'transformer'", ", ".join(registry.CELLS)]),
+    ({"optim": {"name": "lion"}}, [], ["optim.name", "'lion'", ", ".join(registry.OPTIMIZERS)]),
+    ({"optim": {"schedule": "step"}}, [], ["optim.schedule", ", ".join(registry.SCHEDULES)]),
+    ({"experiment": "parity"}, [], ["experiment", "'parity'", ", ".join(catalog.experiments())]),
     ({"model": {"hidden_size": "big"}}, [], ["model.hidden_size", "integer", "'big'"]),
     ({}, ["model.hidden_size=1.5"], ["model.hidden_size", "integer", "1.5"]),
     ({}, ["optim.learning_rate=fast"], ["optim.learning_rate", "a number", "fast"]),

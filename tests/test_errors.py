@@ -8,11 +8,10 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
-from support import CELL_NAMES, CELLS, B, H, I, T, cheap_compiles, random_params
+from support import CELL_NAMES, CELLS, B, H, I, T, random_params
 
 import jaxrnn
 
-pytestmark = pytest.mark.usefixtures(cheap_compiles.__name__)
 
 
 def shapes(tree):

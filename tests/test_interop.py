@@ -15,12 +15,11 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
-from support import CELLS, H, assert_trees_close, cheap_compiles, random_params
+from support import CELLS, H, assert_trees_close, random_params
 
 import jaxrnn
 from jaxrnn.interop import from_torch, to_torch
 
-pytestmark = pytest.mark.usefixtures(cheap_compiles.__name__)
 
 FIXTURES = pathlib.Path(__file__).parent / "fixtures"
 NAMES = sorted(path.stem for path in FIXTURES.glob("*.npz"))

@@ -31,16 +31,21 @@ CELLS = {
 }
 
 
-def _loss_and_grads(cell, path, reverse, lengths):
-    """Outputs, final carry and the gradient of a loss that weighs every output and carry entry differently."""
+def _loss_and_grads(cell, paths, reverse, lengths):
+    """For each path: outputs, final carry and the gradient of a loss that weighs every output and carry
+    entry differently; all paths in one program (one compile)."""
 
-    def loss(params, xs, carry):
+    def loss(params, xs, carry, path):
         final, ys = jaxrnn.scan(cell, params, xs, carry, reverse=reverse, lengths=lengths, path=path)
         weights = jnp.linspace(-1.0, 2.0, ys.size).reshape(ys.shape)
         carry_term = sum(jnp.sum(jnp.cos(leaf)) for leaf in jax.tree_util.tree_leaves(final))
         return jnp.sum(weights * jnp.sin(ys)) + carry_term, (final, ys)
 
-    return jax.jit(jax.value_and_grad(loss, argnums=(0, 1, 2), has_aux=True))
+    def all_paths(params, xs, carry):
+        grad = jax.value_and_grad(loss, argnums=(0, 1, 2), has_aux=True)
+        return [grad(params, xs, carry, path) for path in paths]
+
+    return jax.jit(all_paths)
 
 
 def _inputs(cell, key=0):
@@ -64,9 +69,9 @@ def test_fast_paths_match_plain_values_and_gradients(name, reverse, masked):
     cell = CELLS[name]
     params, xs, carry = _inputs(cell)
     lengths = jnp.array([T, 2, 0]) if masked else None
-    (_, reference), reference_grads = _loss_and_grads(cell, "plain", reverse, lengths)(params, xs, carry)
-    for path in FAST_PATHS:
-        (_, outputs), grads = _loss_and_grads(cell, path, reverse, lengths)(params, xs, carry)
+    ((_, reference), reference_grads), *fast = _loss_and_grads(cell, ("plain", *FAST_PATHS), reverse, lengths)(
+        params, xs, carry)
+    for (_, outputs), grads in fast:
         _assert_trees_close(outputs, reference)
         _assert_trees_close(grads, reference_grads)
 
@@ -90,8 +95,8 @@ def test_fused_path_in_bfloat16_matches_plain(name, precision):
         params, xs, carry = _inputs(cell)
         xs = xs.astype(jnp.bfloat16)
     lengths = jnp.array([T, 2, 0])
-    (_, reference), reference_grads = _loss_and_grads(cell, "plain", True, lengths)(params, xs, carry)
-    (_, outputs), grads = _loss_and_grads(cell, "fused", True, lengths)(params, xs, carry)
+    ((_, reference), reference_grads), ((_, outputs), grads) = _loss_and_grads(cell, ("plain", "fused"), True, lengths)(
+        params, xs, carry)
     _assert_trees_close(outputs, reference, atol=2e-2)
     _assert_trees_close(grads, reference_grads, atol=5e-2)
 
@@ -107,7 +112,7 @@ def test_fused_path_gradients_match_finite_differences(name):
 
     with jax.enable_x64(True):
         params, xs, carry = jax.tree_util.tree_map(lambda a: a.astype(jnp.float64), (params, xs, carry))
-        check_grads(f, (params, xs, carry), order=1, modes=["rev"], atol=1e-5, rtol=1e-5)
+        check_grads(jax.jit(f), (params, xs, carry), order=1, modes=["rev"], atol=1e-5, rtol=1e-5)
 
 
 def test_fused_path_under_vmap_matches_batch_axis():
@@ -115,17 +120,19 @@ def test_fused_path_under_vmap_matches_batch_axis():
     params, xs, _ = _inputs(cell)
     lengths = jnp.array([T, 4, 1])
 
-    def one(x, n):  # x: (T, I), one sequence
-        return jaxrnn.scan(cell, params, x, lengths=n, path="fused")[1]
+    def vmapped(p, path):  # one (T, I) sequence at a time
+        return jax.vmap(lambda x, n: jaxrnn.scan(cell, p, x, lengths=n, path=path)[1], in_axes=(1, 0), out_axes=1)(
+            xs, lengths)
 
-    by_vmap = jax.vmap(one, in_axes=(1, 0), out_axes=1)(xs, lengths)
-    batched = jaxrnn.scan(cell, params, xs, lengths=lengths, path="plain")[1]
-    _assert_trees_close(by_vmap, batched)
-    grad_vmap = jax.grad(lambda p: jnp.sum(jax.vmap(
-        lambda x, n: jaxrnn.scan(cell, p, x, lengths=n, path="fused")[1], in_axes=(1, 0))(xs, lengths) ** 2))(params)
-    grad_plain = jax.grad(lambda p: jnp.sum(jaxrnn.scan(cell, p, xs, lengths=lengths, path="plain")[1] ** 2))(params)
-    _assert_trees_close(grad_vmap, grad_plain)
+    @jax.jit
+    def both(params):
+        batched = lambda p: jaxrnn.scan(cell, p, xs, lengths=lengths, path="plain")[1]  # noqa: E731
+        grad = lambda f: jax.grad(lambda p: jnp.sum(f(p) ** 2))(params)  # noqa: E731
+        by_vmap = lambda p: vmapped(p, "fused")  # noqa: E731
+        return (by_vmap(params), grad(by_vmap)), (batched(params), grad(batched))
 
+    fused, plain = both(params)
+    _assert_trees_close(fused, plain)
 
 
 @pytest.mark.parametrize("name", ["rnn", "rnn_relu_nobias", "lstm", "gru_reset_after"])
@@ -186,7 +193,7 @@ def test_lengths_captured_inside_jit_are_still_range_checked():
             jax.jit(lambda p, x, bad=bad: jaxrnn.scan(cell, p, x, lengths=bad)[1])(params, xs)
 
 
-def test_remat_keeps_about_sqrt_t_carries_instead_of_every_step():
+def test_remat_keeps_about_sqrt_t_carries_instead_of_every_step(optimized_compiles):
     """The compiled training step's temporaries shrink several-fold with ``remat`` (chunked checkpoints)."""
     cell, steps = jaxrnn.lstm(16), 1024
     params = cell.init(jax.random.key(0), 4)

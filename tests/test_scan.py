@@ -13,12 +13,11 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 from jax.test_util import check_grads
-from support import (CELL_NAMES, CELLS, PROPERTY, B, H, I, T, assert_trees_close, cheap_compiles, random_carry,
+from support import (CELL_NAMES, CELLS, PROPERTY, B, H, I, T, assert_trees_close, random_carry,
                      random_inputs, random_params, run, step_loop)
 
 import jaxrnn
 
-pytestmark = pytest.mark.usefixtures(cheap_compiles.__name__)
 
 seeds = st.integers(0, 2**31 - 1)
 cell_names = st.sampled_from(CELL_NAMES)

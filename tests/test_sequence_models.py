@@ -11,6 +11,7 @@ import pytest
 
 import jaxrnn
 from jaxrnn import autoregressive, datasets, models
+from jaxrnn.experiment import registry
 from jaxrnn.experiments import sunspots
 
 from conftest import TINY, cli
@@ -169,6 +170,7 @@ def test_sunspots_ship_with_the_package():
     assert counts.mean() == pytest.approx(49.75, abs=0.05)
 
 
+@pytest.mark.slow
 def test_sunspots_experiment_beats_persistence(write_config, tmp_path):
     # A linear AR(8), briefly trained: its one-step forecasts of 1921-2008 beat "next year = this year".
     path = write_config(
@@ -196,6 +198,7 @@ def test_a_validation_split_never_sees_the_years_after_it():
     assert data.mean == pytest.approx(counts[:191].mean(), rel=1e-6)  # scaled by the training years alone
 
 
+@pytest.mark.slow
 def test_sunspots_latent_model_runs(write_config, tmp_path):
     path = write_config(
         experiment="sunspots",
@@ -222,7 +225,7 @@ WINDOW = {"kind": "window", "num_layers": 0}
     ({"model": {**WINDOW, "tau": 4, "hidden_size": 8}}, ["model.hidden_size", "num_layers 0", "remove it"]),
     ({"model": {"kind": "window", "tau": 4, "num_layers": 1}}, ["model.hidden_size", "expected a positive integer"]),
     ({"model": {"kind": "autoregressive", "tau": 4}}, ["unknown model.kind 'autoregressive'", "recurrent, window"]),
-    ({"model": {"cell": "ar", "tau": 4}}, ["unknown model.cell 'ar'", "rnn, lstm, gru"]),
+    ({"model": {"cell": "ar", "tau": 4}}, ["unknown model.cell 'ar'", ", ".join(registry.CELLS)]),
     ({"experiment": "adding", "data": {"seq_len": 10}, "model": {**WINDOW, "tau": 4}},
      ["model.kind 'window'", "experiment adding needs a recurrent model"]),
     ({"model": {**WINDOW, "tau": 300}}, ["model.tau", "221 training years", "300"]),

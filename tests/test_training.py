@@ -12,23 +12,21 @@ import pytest
 
 import jaxrnn
 from jaxrnn import models, training
+from jaxrnn.experiment import registry
 from jaxrnn.experiment.keys import Purpose, key
 from jaxrnn.tasks import adding, copying
 
-CELLS = {"rnn": jaxrnn.rnn, "lstm": jaxrnn.lstm, "gru": jaxrnn.gru}
-
-
 def tiny_adding(cell="lstm", seq_len=10, batch_size=16):
-    model = models.many_to_one(CELLS[cell](8), adding.OUTPUT_SIZE)
+    model = models.many_to_one(registry.CELLS[cell].factory(8), adding.OUTPUT_SIZE)
 
     def loss(params, batch, key):
         return adding.mse(model.apply(params, batch.xs, key=key), batch.ys), {}
 
-    sample = functools.partial(adding.sample, batch_size=batch_size, seq_len=seq_len)
+    sample = jax.jit(functools.partial(adding.sample, batch_size=batch_size, seq_len=seq_len))
     return model, loss, sample
 
 
-@pytest.mark.parametrize("cell", ["rnn", "lstm", "gru"])
+@pytest.mark.parametrize("cell", list(registry.CELLS))
 def test_train_step_lowers_the_loss(cell):
     model, loss, sample = tiny_adding(cell)
     tx = optax.adam(0.02)
@@ -176,7 +174,6 @@ def test_tbptt_rejects_a_ragged_stream():
 
 
 def test_every_registered_cell_name_builds_a_cell():
-    from jaxrnn.experiment import registry
     from jaxrnn.experiment.schema import Recurrent
 
     assert list(registry.CELLS) == list(Recurrent.model_fields["cell"].annotation.__args__)
