@@ -1,0 +1,42 @@
+"""The README's Python examples run as written (with the arrays they leave to the reader filled in)."""
+
+from __future__ import annotations
+
+import re
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+import jaxrnn
+from jaxrnn.tasks import adding
+
+from conftest import ROOT
+
+
+def examples() -> list[str]:
+    return re.findall(r"```python\n(.*?)```", (ROOT / "README.md").read_text(), flags=re.S)
+
+
+def test_the_readme_examples_run():
+    rng = np.random.default_rng(0)
+    T, B = 6, 3
+
+    class TorchModule:  # what nn.LSTM(8, 64, num_layers=2, bidirectional=True).state_dict() holds
+        def state_dict(self):
+            encoder = jaxrnn.stack([jaxrnn.bidirectional(jaxrnn.lstm(64), jaxrnn.lstm(64))] * 2)
+            return jaxrnn.interop.to_torch(encoder, encoder.init(jax.random.key(5), 8))
+
+    scope = {
+        "x_t": jnp.ones(8), "xs": jnp.ones((T, 8)), "batch": jnp.asarray(rng.normal(size=(T, B, 8)), jnp.float32),
+        "batch_first": jnp.ones((B, T, 8)), "lengths": jnp.array([T, 2, 4]), "dropout_key": jax.random.key(3),
+        "loss": lambda params: sum(jnp.sum(leaf) for leaf in jax.tree_util.tree_leaves(params)),
+        "torch_module": TorchModule(),
+        "batches": [adding.sample(jax.random.key(i), 4, 10) for i in range(2)],
+    }
+    found = examples()
+    assert len(found) >= 2
+    for code in found:
+        exec(compile(code, "README.md", "exec"), scope)
+    assert scope["ys"].shape == (T, B, 128)
+    assert int(scope["state"].step) == 2
