@@ -179,20 +179,21 @@ def _is_text(annotation: Any) -> bool:
 
 def _section_class(annotation: Any, raw: Any) -> type[BaseModel] | None:
     """The section model ``raw`` is validated as: a model, or the member of the ``model`` union its kind picks."""
-    members = [a for a in _members(annotation) if isinstance(a, type) and issubclass(a, BaseModel)]
-    if len(members) == 1:
-        return members[0]
-    kind = raw.get("kind", "recurrent") if isinstance(raw, dict) else None
-    return MODEL_KINDS.get(kind) if members else None
+    sections = _sections(annotation)
+    if not isinstance(sections, dict):
+        return sections
+    return sections.get(raw.get("kind", "recurrent") if isinstance(raw, dict) else None)
+
+
+def _sections(annotation: Any) -> type[BaseModel] | dict[str, type[BaseModel]] | None:
+    """The section model of a field, the ``model`` union's members by kind, or ``None`` for a value."""
+    models = [m for m in _members(annotation) if isinstance(m, type) and issubclass(m, BaseModel)]
+    return models[0] if len(models) == 1 else (MODEL_KINDS if models else None)
 
 
 def _members(annotation: Any) -> list[Any]:
     """The types an annotation admits, ``Annotated`` and unions unwrapped."""
-    while typing.get_origin(annotation) is Annotated:
-        annotation = typing.get_args(annotation)[0]
-    if typing.get_origin(annotation) in (Union, types.UnionType):
-        return [m for a in typing.get_args(annotation) for m in _members(a)]
-    return [annotation]
+    return [tp for tp, _ in _annotated_members(annotation, [])]
 
 
 # --- errors -------------------------------------------------------------------------------------------
@@ -258,8 +259,7 @@ def _locate(loc: tuple) -> tuple[list[str], type[BaseModel] | None, Any]:
             owner = None
             continue
         field = owner.model_fields[part]
-        sections = [m for m in _members(field.annotation) if isinstance(m, type) and issubclass(m, BaseModel)]
-        owner = sections[0] if len(sections) == 1 else (MODEL_KINDS if sections else None)
+        owner = _sections(field.annotation)
     return keys, parent, field
 
 
