@@ -29,7 +29,7 @@ from pydantic import Field
 from jaxrnn import gradient_flow, models
 from jaxrnn.experiment import plots
 from jaxrnn.experiment.keys import Purpose, key
-from jaxrnn.experiment.problem import Experiment, Problem, batches, needs_recurrent
+from jaxrnn.experiment.problem import Experiment, Figure, Problem, batches, needs_recurrent
 from jaxrnn.experiment.rundir import RunDir
 from jaxrnn.experiment.schema import Config, Int, Section
 from jaxrnn.tasks import adding
@@ -105,6 +105,29 @@ def plot_gradient_flow(curves: dict[str, jax.Array], folder: RunDir, config: Con
     plots.save(fig, folder.path / "gradient_flow.png")
 
 
+LOSS_CURVES = tuple(f"adding_t{T}_{cell}" for T in (50, 200) for cell in ("rnn", "lstm", "gru"))
+
+
+def draw_loss_curves(runs: dict[str, RunDir], path) -> None:
+    """The evaluation MSE of the rnn, lstm and gru against the training step, on one axis for each T."""
+    fig = plots.figure((11, 4.0))
+    axes = fig.subplots(1, 2, sharey=True)
+    for ax, T in zip(axes, (50, 200)):
+        for cell in ("rnn", "lstm", "gru"):
+            run = runs[f"adding_t{T}_{cell}"]
+            points = [(r["step"], r["eval_loss"]) for r in run.records() if "eval_loss" in r]
+            ax.plot(*zip(*points), "o-", ms=2, lw=1.2, label=run.read_summary()["model"])
+        ax.axhline(adding.BASELINE_MSE, color="k", ls="--", lw=1, label="baseline 1/6 (always answer 1)")
+        ax.set_yscale("log")
+        ax.set_xlabel("step")
+        ax.set_title(f"the adding problem, T = {T}")
+        ax.grid(True, which="major", alpha=0.3)
+    axes[0].set_ylabel("evaluation MSE")
+    axes[1].legend(fontsize=8)
+    fig.tight_layout()
+    plots.save(fig, path)
+
+
 EXPERIMENT = Experiment(
     name="adding",
     data=Data,
@@ -112,4 +135,5 @@ EXPERIMENT = Experiment(
     length=lambda config: config.data.seq_len,
     check=needs_recurrent,
     description="the adding problem: the sum of two marked values among T (Hochreiter & Schmidhuber 1997)",
+    figures=(Figure("adding.png", LOSS_CURVES, draw_loss_curves),),
 )

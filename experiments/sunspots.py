@@ -10,6 +10,10 @@ Models (``model``):
 * ``kind: window``: AR(``model.tau``), ``x^_t = f(x_{t-tau}, ..., x_{t-1})``; linear with
   ``num_layers: 0`` (``tau: 1`` is the Markov model), else an MLP. Trained
   on random windows of the training years.
+* ``kind: naive``: the naive model, a linear regression on the whole history
+  back to 1700 (zero-padded before it): one weight per year of the series.
+  Trained on every training year's full history; the weights of lags longer
+  than the training years never get a gradient and stay at their initial zero.
 * a recurrent model (``cell: rnn``, ``lstm``, ``gru``): the latent autoregressive model,
   ``h_t = g(h_{t-1}, x_{t-1})``, ``x^_t = h_t W + b``. Trained on random
   stretches of ``data.seq_len`` training years, a prediction at every step.
@@ -37,9 +41,9 @@ import jaxrnn
 from jaxrnn import autoregressive, datasets, models
 from jaxrnn.experiment import plots
 from jaxrnn.experiment.keys import Purpose, key
-from jaxrnn.experiment.problem import Experiment, Problem
+from jaxrnn.experiment.problem import Experiment, Figure, Problem
 from jaxrnn.experiment.rundir import RunDir
-from jaxrnn.experiment.schema import Config, ConfigError, Int, Section, Window, rule
+from jaxrnn.experiment.schema import Config, ConfigError, Int, Naive, Section, Window, rule
 
 YEARS, COUNTS = datasets.sunspots()
 
@@ -118,6 +122,17 @@ def check(config: Config) -> None:
 def predictor(config: Config, data: Series) -> Predictor:
     m, horizon, batch = config.model, config.data.horizon, config.train.batch_size
     train = data.values[: data.split]
+    if isinstance(m, Naive):
+        tau = data.values.shape[0] - 1  # every lag the series has
+        net = m.build(tau + 1)
+        inputs, targets = autoregressive.windows(train, tau, pad=True)
+
+        def loss(params, key, dropout=None):
+            i = jax.random.randint(key, (batch,), 0, targets.shape[0])
+            return jnp.mean((net.apply(params, inputs[i]) - targets[i]) ** 2)
+
+        forecast = lambda params, xs: autoregressive.forecast(net, params, xs, tau, horizon, pad=True)  # noqa: E731
+        return Predictor(functools.partial(net.init, input_size=1), loss, forecast)
     if isinstance(m, Window):
         net = m.build()
         inputs, targets = autoregressive.windows(train, m.tau)
@@ -169,8 +184,12 @@ def problem(config: Config) -> Problem:
         return {"loss": errors["mse_k1"], **errors}
 
     def report(params, folder: RunDir) -> None:
-        forecasts = jax.jit(model.forecast)(params, data.values)
-        plot_forecasts(np.asarray(forecasts) * data.scale + data.mean, data, folder, config)
+        forecasts = np.asarray(jax.jit(model.forecast)(params, data.values)) * data.scale + data.mean
+        plot_forecasts(forecasts, data, folder, config)
+        test = np.arange(data.split, data.values.shape[0])
+        # For the README's figure of every model: the k-step forecast of each test year, k = 1 .. horizon.
+        np.savez(folder.path / "forecasts.npz", years=YEARS[test], observed=COUNTS[test],
+                 forecasts=np.stack([forecasts[test - k, k - 1, 0] for k in range(1, config.data.horizon + 1)], 1))
 
     x = np.asarray(data.values[:, 0])
     persistence = float(np.mean((x[data.split :] - x[data.split - 1 : -1]) ** 2))
@@ -201,11 +220,59 @@ def plot_forecasts(forecasts: np.ndarray, data: Series, folder: RunDir, config: 
     plots.save(fig, folder.path / "forecasts.png")
 
 
+# --- the README's figure and table, from the runs of the shipped configs -------------------------------------
+
+MODELS = ("sunspots_markov", "sunspots_ar8", "sunspots_ar8_mlp", "sunspots_naive", "sunspots_rnn", "sunspots_lstm",
+          "sunspots_gru")
+
+
+def draw_forecasts(runs: dict[str, RunDir], path) -> None:
+    """Each model's 1-step and longest forecasts of the test years against the observed numbers."""
+    fig = plots.figure((12, 8.5))
+    axes = fig.subplots(4, 2, sharex=True, sharey=True).ravel()
+    for ax, name in zip(axes, MODELS):
+        saved = np.load(runs[name].path / "forecasts.npz")
+        horizon = saved["forecasts"].shape[1]
+        ax.plot(saved["years"], saved["observed"], "k-", lw=1.2, label="observed")
+        ax.plot(saved["years"], saved["forecasts"][:, 0], lw=1, label="1 year ahead")
+        ax.plot(saved["years"], saved["forecasts"][:, -1], lw=1, label=f"{horizon} years ahead")
+        ax.set_title(runs[name].read_summary()["model"], fontsize=10)
+        ax.set_ylim(-30, 260)
+        ax.grid(True, alpha=0.3)
+    axes[-1].axis("off")
+    axes[-3].xaxis.set_tick_params(labelbottom=True)  # above the empty panel
+    axes[0].legend(fontsize=8, loc="upper left")
+    axes[-2].set_xlabel("year")
+    fig.tight_layout()
+    plots.save(fig, path)
+
+
+def table(summaries: list[dict]) -> str:
+    """RMSE in sunspot counts of the k-step forecasts of the test years, every model beside persistence."""
+    ks = sorted(int(k.split("_k")[1]) for k in summaries[0]["metrics"] if k.startswith("eval_rmse_k"))
+    data = Data(**RunDir(summaries[0]["folder"]).read_config()["data"])
+    x, split = COUNTS[: len(series(data).values)], training_years(data)
+    test = np.arange(split, len(x))
+    persistence = [float(np.sqrt(np.mean((x[test] - x[test - k]) ** 2))) for k in ks]
+    rows = ["| model | " + " | ".join(f"k = {k}" for k in ks) + " |", "| --- |" + " ---: |" * len(ks),
+            "| persistence (`x^_s = x_{s-k}`) | " + " | ".join(f"{v:.1f}" for v in persistence) + " |"]
+    for s in summaries:
+        if s.get("diverged"):
+            continue
+        units = f" ({s['hidden_size']} units)" if s.get("hidden_size") else ""
+        rows.append(f"| {s['model']}{units} | " + " | ".join(f"{s['metrics'][f'eval_rmse_k{k}']:.1f}" for k in ks) + " |")
+    return "\n".join(rows) + "\n"
+
+
 EXPERIMENT = Experiment(
     name="sunspots",
     data=Data,
     problem=problem,
-    length=lambda config: config.model.tau if isinstance(config.model, Window) else config.data.seq_len,
+    length=lambda config: (config.model.tau if isinstance(config.model, Window)
+                           else series(config.data).values.shape[0] - 1 if isinstance(config.model, Naive)
+                           else config.data.seq_len),
     check=check,
     description="yearly sunspots 1700-2008: the lecture's sequence models forecast 1 to k years ahead",
+    figures=(Figure("sunspots.png", MODELS, draw_forecasts),),
+    table=table,
 )

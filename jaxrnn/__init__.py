@@ -10,7 +10,7 @@ the runner, checkpoints, plots, the ``jaxrnn`` command) is :mod:`jaxrnn.experime
 """
 
 from jaxrnn.cells.activations import ACTIVATIONS
-from jaxrnn.cells.elman import rnn
+from jaxrnn.cells.elman import irnn, rnn
 from jaxrnn.cells.gru import gru
 from jaxrnn.cells.lstm import lstm
 from jaxrnn.layers.bidirectional import bidirectional
@@ -35,6 +35,7 @@ __all__ = [
     "gradient_flow",
     "gru",
     "interop",
+    "irnn",
     "linear",
     "lstm",
     "models",

@@ -26,6 +26,7 @@ import jax
 import jax.numpy as jnp
 
 from jaxrnn import checks
+from jaxrnn.cells.kernels import Initializer, glorot_uniform
 from jaxrnn.layers.linear import linear
 from jaxrnn.models import Model
 
@@ -61,7 +62,8 @@ def windows(series: jax.Array, tau: int, *, pad: bool = False) -> tuple[jax.Arra
     return inputs, series[first:]
 
 
-def ar(tau: int, hidden: Sequence[int] = (), *, activation: Callable[[jax.Array], jax.Array] = jax.nn.relu) -> Model:
+def ar(tau: int, hidden: Sequence[int] = (), *, activation: Callable[[jax.Array], jax.Array] = jax.nn.relu,
+       kernel_init: Initializer = glorot_uniform) -> Model:
     """AR(tau): predict the next step from the last ``tau`` observations.
 
     ``x^_t = f([x_{t-tau}, ..., x_{t-1}])``: with ``hidden=()`` the classic
@@ -76,12 +78,13 @@ def ar(tau: int, hidden: Sequence[int] = (), *, activation: Callable[[jax.Array]
     tau = checks.size("tau", tau)
     hidden = tuple(checks.size("hidden", n) for n in hidden)
     checks.function("activation", activation)
+    checks.function("kernel_init", kernel_init)
 
     def init(key: jax.Array, input_size: int) -> dict[str, Any]:
         features = checks.size("input_size", input_size)
         sizes = (tau * features, *hidden, features)
         keys = jax.random.split(key, len(sizes) - 1)
-        return {"layers": [linear(n).init(k, m) for k, m, n in zip(keys, sizes[:-1], sizes[1:])]}
+        return {"layers": [linear(n, kernel_init=kernel_init).init(k, m) for k, m, n in zip(keys, sizes[:-1], sizes[1:])]}
 
     def apply(params: dict[str, Any], window: jax.Array, *, key: jax.Array | None = None) -> jax.Array:
         del key  # no dropout: the signature matches the other models'
@@ -113,13 +116,18 @@ def naive(max_len: int) -> Model:
     ``windows(series, max_len - 1, pad=True)`` so that the first step already
     has a (zero-padded) history. The parameters grow with ``max_len`` -- the
     reason the lecture turns to AR(tau) and to latent state.
+
+    The weights start at zero. A lag longer than every history seen in
+    training only ever multiplies the zero padding, gets no gradient and stays
+    at zero, so the model ignores history older than it has learnt from
+    (rather than answering with an untrained random weight).
     """
     if isinstance(max_len, bool) or not isinstance(max_len, int) or max_len < 2:
         raise ValueError(f"max_len: expected an integer >= 2, got {max_len}")
-    return ar(max_len - 1)
+    return ar(max_len - 1, kernel_init=jax.nn.initializers.zeros)
 
 
-def forecast(model: Model, params: Any, series: jax.Array, tau: int, steps: int) -> jax.Array:
+def forecast(model: Model, params: Any, series: jax.Array, tau: int, steps: int, *, pad: bool = False) -> jax.Array:
     """k-step-ahead predictions from every origin: feed the model its own predictions.
 
     ``F[t, j]`` predicts ``x_{t+j+1}`` from the observations ``x_0 .. x_t`` only:
@@ -132,17 +140,20 @@ def forecast(model: Model, params: Any, series: jax.Array, tau: int, steps: int)
       series: ``(N, D)``.
       tau: the model's window.
       steps: ``k``, how far ahead to predict.
+      pad: fill the window before the first observation with zeros (the naive
+        model's growing history), as ``windows(..., pad=True)`` does.
 
     Returns:
-      ``(N, steps, D)``; NaN for origins ``t < tau - 1``, whose window is not full.
+      ``(N, steps, D)``; without ``pad``, NaN for origins ``t < tau - 1``, whose window is not full.
     """
     series = jnp.asarray(series)
     if series.ndim != 2:
         raise ValueError(f"series: expected shape (N, D), got {series.shape}")
-    if steps < 1:
+    if isinstance(steps, bool) or not isinstance(steps, int) or steps < 1:
         raise ValueError(f"steps: expected an integer >= 1, got {steps}")
+    tau = checks.size("tau", tau)
     n, d = series.shape
-    padded = jnp.concatenate([jnp.full((tau - 1, d), jnp.nan, series.dtype), series])
+    padded = jnp.concatenate([jnp.full((tau - 1, d), 0.0 if pad else jnp.nan, series.dtype), series])
     origins = jax.vmap(lambda t: jax.lax.dynamic_slice_in_dim(padded, t, tau))(jnp.arange(n))  # (N, tau, D)
 
     def roll(window: jax.Array) -> jax.Array:

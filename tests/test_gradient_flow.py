@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import jax
+import jax.flatten_util
 import jax.numpy as jnp
 import numpy as np
 import pytest
@@ -51,3 +52,88 @@ def test_an_underflowed_gradient_gives_a_finite_bound():
     tiny = np.finfo(np.float32).tiny
     np.testing.assert_allclose(bound, np.log10(tiny) - np.log10(np.sqrt(H)), rtol=1e-5)
     assert np.isfinite(bound).all()
+
+
+# --- the product of Jacobians, ds_T/ds_{T-k} ----------------------------------------------------------------
+
+
+def linear_cell_and_params(W):
+    cell = jaxrnn.rnn(W.shape[0], activation=lambda z: z, use_bias=False)
+    return cell, {"input_kernel": jnp.eye(W.shape[0]), "recurrent_kernel": W}
+
+
+def test_state_jacobians_of_a_linear_rnn_are_powers_of_w():
+    """``h_t = h_{t-1} W + x_t U``: ``ds_T/ds_{T-k} = W^k`` exactly, for every k, whatever the inputs."""
+    W = jnp.asarray(np.random.default_rng(2).normal(size=(H, H)) * 0.6, jnp.float32)
+    cell, params = linear_cell_and_params(W)
+    xs = jnp.asarray(np.random.default_rng(3).normal(size=(T, H)), jnp.float32)
+    J = gradient_flow.state_jacobians(cell, params, xs)
+    assert J.shape == (T + 1, H, H)
+    for k in range(T + 1):
+        np.testing.assert_allclose(J[k], np.linalg.matrix_power(np.asarray(W, np.float64), k), rtol=1e-4, atol=1e-5)
+    norms = gradient_flow.state_gradient_norms(cell, params, xs[:, None].repeat(2, axis=1))
+    assert norms.shape == (T + 1, 2)
+    np.testing.assert_allclose(norms[:, 0], [np.linalg.norm(np.linalg.matrix_power(np.asarray(W), k), 2)
+                                             for k in range(T + 1)], rtol=1e-4)
+
+
+@pytest.mark.parametrize("cell", [jaxrnn.rnn(3), jaxrnn.lstm(2), jaxrnn.gru(3, reset_after=True)],
+                         ids=["rnn", "lstm", "gru"])
+def test_state_jacobians_match_finite_differences(cell):
+    """Each ``J[k]``, column by column, against central differences of the last carry in float64."""
+    with jax.enable_x64(True):
+        params = jax.tree_util.tree_map(lambda a: a.astype(jnp.float64), cell.init(jax.random.key(0), 2))
+        xs = jnp.asarray(np.random.default_rng(4).normal(size=(5, 2)))
+        carry = jax.tree_util.tree_map(lambda a: a + 0.3, cell.initial_carry((), jnp.float64))
+        J = gradient_flow.state_jacobians(cell, params, xs, carry)
+        flat, unravel = jax.flatten_util.ravel_pytree(carry)
+
+        def last_from(k, state):  # run the last k steps from state s_{T-k}
+            s = unravel(state)
+            for x in xs[len(xs) - k:]:
+                s, _ = cell.step(params, s, x)
+            return jax.flatten_util.ravel_pytree(s)[0]
+
+        states = [flat]
+        for x in xs:
+            states.append(jax.flatten_util.ravel_pytree(cell.step(params, unravel(states[-1]), x)[0])[0])
+        eps = 1e-6
+        for k in (0, 1, 3, 5):
+            s = states[len(xs) - k]
+            numeric = np.stack([(last_from(k, s.at[i].add(eps)) - last_from(k, s.at[i].add(-eps))) / (2 * eps)
+                                for i in range(s.size)])
+            np.testing.assert_allclose(J[k], numeric, rtol=1e-5, atol=1e-7)
+
+
+@pytest.mark.parametrize("radius", [0.5, 1.0, 1.5])
+def test_the_spectral_radius_initialiser_hits_the_radius(radius):
+    for cell in (jaxrnn.rnn(24, spectral_radius=radius), jaxrnn.irnn(24, spectral_radius=radius)):
+        kernel = cell.init(jax.random.key(7), 3)["recurrent_kernel"]
+        assert abs(float(gradient_flow.spectral_radius(kernel)) - radius) < 1e-4
+        assert abs(np.max(np.abs(np.linalg.eigvals(np.asarray(kernel, np.float64)))) - radius) < 1e-4
+    W = jnp.asarray(np.random.default_rng(5).normal(size=(6, 6)), jnp.float32)
+    scaled = jax.jit(gradient_flow.with_spectral_radius)(W, 0.9)
+    assert abs(float(jax.jit(gradient_flow.spectral_radius)(scaled)) - 0.9) < 1e-4
+    with pytest.raises(ValueError, match=r"spectral_radius: expected a positive number, got -1"):
+        jaxrnn.rnn(4, spectral_radius=-1)
+    with pytest.raises(ValueError, match=r"expected a square matrix, got shape \(2, 3\)"):
+        gradient_flow.spectral_radius(jnp.ones((2, 3)))
+
+
+def test_the_irnn_starts_as_the_identity_with_relu():
+    cell = jaxrnn.irnn(4)
+    params = cell.init(jax.random.key(0), 2)
+    np.testing.assert_array_equal(params["recurrent_kernel"], np.eye(4))
+    np.testing.assert_array_equal(params["bias"], 0.0)
+    _, y = cell.step(params, -jnp.ones(4), jnp.zeros(2))
+    np.testing.assert_array_equal(y, 0.0)  # relu(-1) = 0
+
+
+def test_decay_rate_fits_the_per_step_factor():
+    k = np.arange(30)
+    norms = np.stack([3.0 * 0.7 ** k, 0.5 * 0.7 ** k], axis=1)  # two sequences, same factor
+    assert float(gradient_flow.decay_rate(norms)) == pytest.approx(0.7, rel=1e-4)
+    growing = np.stack([1.2 ** k], axis=1)
+    assert float(gradient_flow.decay_rate(growing)) == pytest.approx(1.2, rel=1e-4)
+    underflowed = np.stack([np.where(k < 20, 0.5 ** k, 0.0)], axis=1)  # zeros are left out of the fit
+    assert float(gradient_flow.decay_rate(underflowed)) == pytest.approx(0.5, rel=1e-4)

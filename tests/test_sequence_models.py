@@ -246,3 +246,34 @@ def test_bad_sequence_model_configs_exit_2_before_a_run_folder(write_config, cap
     for text in expected:
         assert text in err, (text, err)
     assert not (path.parent / "run").exists()
+
+
+def test_the_naive_model_leaves_the_lags_it_never_saw_at_zero():
+    """Trained on histories of at most 6 steps, the weights of lags 7 and beyond get no gradient and stay 0."""
+    import optax
+
+    from jaxrnn import training
+
+    net = autoregressive.naive(12)  # lags 1 .. 11
+    series = jnp.asarray(np.sin(np.arange(7) * 0.7), jnp.float32)[:, None]
+    inputs, targets = autoregressive.windows(series, 11, pad=True)  # 6 zero-padded histories
+    params = net.init(jax.random.key(0), 1)
+    assert not np.any(params["layers"][0]["kernel"])  # zeros at the start
+    tx = optax.adam(0.05)
+    step = training.train_step(lambda p, b, k: (jnp.mean((net.apply(p, b[0]) - b[1]) ** 2), {}), tx)
+    state = training.init(params, tx)
+    for _ in range(30):
+        state, _ = step(state, (inputs, targets))
+    kernel = np.asarray(state.params["layers"][0]["kernel"][:, 0])  # oldest lag first
+    assert np.all(kernel[:5] == 0.0) and np.any(kernel[5:] != 0.0)  # lags 11 .. 7 untouched; 6 .. 1 learnt
+    table = autoregressive.forecast(net, state.params, series, 11, 2, pad=True)
+    assert not np.isnan(table).any()  # a zero-padded history from the first step on
+    np.testing.assert_allclose(table[0, 0], net.apply(state.params, inputs[:1])[0], rtol=1e-6)
+
+
+def test_the_naive_config_reads_the_whole_series():
+    from jaxrnn.experiment import catalog, config as config_lib
+
+    loaded = config_lib.load("sunspots_naive")
+    assert loaded.model.kind == "naive" and loaded.model.label == "naive"
+    assert catalog.experiment("sunspots").length(loaded) == 308  # 309 years, every lag

@@ -1,4 +1,4 @@
-"""The vanilla (Elman) recurrent cell of the lecture.
+"""The vanilla (Elman) recurrent cell of the lecture, and the IRNN (Le et al. 2015).
 
     h_t = phi(h_{t-1} W + x_t U + b)
 
@@ -16,7 +16,7 @@ import jax.numpy as jnp
 
 from jaxrnn import checks
 from jaxrnn.cells.activations import resolve_activation
-from jaxrnn.cells.kernels import Initializer, glorot_uniform, matmul, orthogonal
+from jaxrnn.cells.kernels import Initializer, glorot_uniform, identity, matmul, orthogonal, scaled_to_radius
 from jaxrnn.checks import check_carry, check_hidden, check_input
 from jaxrnn.parts import BatchShape, Cell, SplitStep, zeros_carry
 
@@ -30,6 +30,7 @@ def rnn(
     dtype: Any | None = None,
     kernel_init: Initializer = glorot_uniform,
     recurrent_init: Initializer = orthogonal,
+    spectral_radius: float | None = None,
 ) -> Cell:
     """Elman cell ``h_t = phi(h_{t-1} @ W + x_t @ U + b)``; carry and output are ``h_t``.
 
@@ -42,6 +43,9 @@ def rnn(
       dtype: dtype the matrix products are computed in (e.g. ``jnp.bfloat16``);
         ``None`` computes in the parameters' dtype. The carry keeps its dtype.
       kernel_init, recurrent_init: initialisers of ``U`` and ``W``.
+      spectral_radius: scale the initial ``W`` to this spectral radius
+        ``rho(W) = max |lambda_i(W)|`` (an orthogonal ``W`` has radius 1): below 1
+        the gradient through time vanishes geometrically, above 1 it can explode.
 
     Params: ``input_kernel: (I, H)`` (``U``), ``recurrent_kernel: (H, H)``
     (``W``), ``bias: (H,)`` (``b``, when ``use_bias``).
@@ -52,6 +56,10 @@ def rnn(
     hidden_size = checks.cell_arguments(hidden_size, param_dtype, dtype, kernel_init, recurrent_init)
     phi = resolve_activation(activation)
     checks.flag("use_bias", use_bias)
+    if spectral_radius is not None:
+        if checks.number("spectral_radius", spectral_radius) <= 0:
+            raise ValueError(f"spectral_radius: expected a positive number, got {spectral_radius!r}")
+        recurrent_init = scaled_to_radius(recurrent_init, spectral_radius)
 
     def init(key: jax.Array, input_size: int) -> dict[str, jax.Array]:
         input_size = checks.size("input_size", input_size)
@@ -82,3 +90,14 @@ def rnn(
         return h, h
 
     return Cell(init, initial_carry, SplitStep.from_sum(project, product, update))
+
+
+def irnn(hidden_size: int, **options) -> Cell:
+    """The IRNN of Le et al. (2015): a ReLU Elman cell whose recurrent kernel starts as the identity.
+
+    ``h_t = relu(h_{t-1} W + x_t U + b)`` with ``W = I`` and ``b = 0`` at
+    initialisation: the state is copied forward unchanged until training says
+    otherwise, so the gradient neither vanishes nor explodes at first.
+    ``options`` are :func:`rnn`'s (``spectral_radius`` scales ``I``).
+    """
+    return rnn(hidden_size, activation="relu", recurrent_init=identity, **options)

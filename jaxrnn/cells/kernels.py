@@ -13,6 +13,7 @@ from typing import Any, Callable
 
 import jax
 import jax.numpy as jnp
+import numpy as np
 
 Initializer = Callable[[jax.Array, tuple[int, ...], Any], jax.Array]
 
@@ -39,3 +40,43 @@ def matmul(x: jax.Array, kernel: jax.Array, dtype: Any | None) -> jax.Array:
     if dtype is not None:
         x, kernel = x.astype(dtype), kernel.astype(dtype)
     return x @ kernel
+
+
+def identity(key: jax.Array, shape: tuple[int, ...], dtype: Any = jnp.float32) -> jax.Array:
+    """The identity matrix (``key`` unused): the IRNN's recurrent kernel (Le et al. 2015)."""
+    del key
+    rows, columns = shape
+    return jnp.eye(rows, columns, dtype=dtype)
+
+
+def spectral_radius(kernel: jax.Array) -> jax.Array:
+    """``rho(W) = max |lambda_i(W)|`` of a square kernel, a float32 scalar.
+
+    ``W^k`` grows or shrinks like ``rho(W)^k``: above 1 the gradient through
+    ``h_t = phi(h_{t-1} W + ...)`` can explode, below 1 it vanishes. The
+    eigenvalues of a non-symmetric matrix are computed on the host (numpy),
+    through ``jax.pure_callback``, so this works under ``jit`` on any backend.
+    """
+    kernel = jnp.asarray(kernel)
+    if kernel.ndim != 2 or kernel.shape[0] != kernel.shape[1]:
+        raise ValueError(f"kernel: expected a square matrix, got shape {kernel.shape}")
+
+    def host(w):
+        return np.asarray(np.max(np.abs(np.linalg.eigvals(np.asarray(w, np.float64)))), np.float32)
+
+    return jax.pure_callback(host, jax.ShapeDtypeStruct((), jnp.float32), kernel, vmap_method="sequential")
+
+
+def with_spectral_radius(kernel: jax.Array, radius: float) -> jax.Array:
+    """``W * radius / rho(W)``: the kernel scaled to spectral radius ``radius`` (same eigenvectors)."""
+    return (kernel * (radius / spectral_radius(kernel))).astype(kernel.dtype)
+
+
+def scaled_to_radius(init: Initializer, radius: float) -> Initializer:
+    """``init``, then scaled to spectral radius ``radius`` (an orthogonal or identity kernel has radius 1)."""
+
+    def scaled(key: jax.Array, shape: tuple[int, ...], dtype: Any = jnp.float32) -> jax.Array:
+        wide = jnp.promote_types(dtype, jnp.float32)
+        return with_spectral_radius(init(key, shape, wide), radius).astype(dtype)
+
+    return scaled

@@ -22,10 +22,10 @@ import yaml
 from pydantic import BaseModel, Discriminator, Tag, TypeAdapter, ValidationError, create_model
 
 from jaxrnn.experiment import catalog
-from jaxrnn.experiment.schema import Config, ConfigError, Recurrent, Window
+from jaxrnn.experiment.schema import Config, ConfigError, Naive, Recurrent, Window
 
 SECTIONS = ("model", "optim", "train", "data")
-MODEL_KINDS = {"recurrent": Recurrent, "window": Window}
+MODEL_KINDS = {"recurrent": Recurrent, "window": Window, "naive": Naive}
 
 
 def load(name_or_path: str | Path, overrides: Iterable[str] = ()) -> Config:

@@ -54,12 +54,18 @@ def metric_curve(records: Sequence[dict[str, Any]], name: str, path: str | Path,
     return save(fig, path)
 
 
+def figure(size: tuple[float, float] = (6.4, 4.0)) -> Figure:
+    """A new figure on its own Agg canvas (no display, no global backend)."""
+    fig = Figure(figsize=size)
+    FigureCanvasAgg(fig)
+    return fig
+
+
 def axes(size: tuple[float, float] = (6.4, 4.0), margins: tuple[float, float, float, float] = (0.15, 0.97, 0.12, 0.92)):
     """``(figure, axes)`` of a new figure on its own Agg canvas; ``margins``: left, right, bottom, top."""
-    fig = Figure(figsize=size)
+    fig = figure(size)
     left, right, bottom, top = margins
     fig.subplots_adjust(left=left, right=right, bottom=bottom, top=top)
-    FigureCanvasAgg(fig)
     return fig, fig.add_subplot()
 
 

@@ -8,6 +8,7 @@ everything they share (training, evaluation, files, checkpoints, resume).
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any, Callable, NamedTuple, Sequence
 
 import jax
@@ -30,8 +31,9 @@ class Problem(NamedTuple):
         function of the seed and the step).
       eval_batches: the fixed evaluation set.
       baseline: the loss of the task's trivial strategy, for comparison.
-      report: ``report(params, folder)``: the experiment's own plots of the
-        trained model, written into the run folder after training; or ``None``.
+      report: ``report(params, folder) -> extra | None``: the experiment's own
+        plots and analyses of the trained model, written into the run folder
+        after training; a dict it returns joins the summary's metrics. Or ``None``.
     """
 
     init: Callable[[jax.Array], Any]
@@ -40,7 +42,21 @@ class Problem(NamedTuple):
     batch: Callable[[int], Any]
     eval_batches: Sequence[Any]
     baseline: float
-    report: Callable[[Any, RunDir], None] | None = None
+    report: Callable[[Any, RunDir], dict[str, float] | None] | None = None
+
+
+class Figure(NamedTuple):
+    """A figure of the README, drawn from the run folders of shipped configs (``jaxrnn table --figures DIR``).
+
+    Attributes:
+      name: its file name, e.g. ``gradient_flow.png``.
+      needs: the config names whose runs it draws.
+      draw: ``draw(runs, path)``, ``runs`` the run folders by config name.
+    """
+
+    name: str
+    needs: tuple[str, ...]
+    draw: Callable[[dict[str, RunDir], Path], None]
 
 
 def _no_check(config: Config) -> None:
@@ -60,6 +76,10 @@ class Experiment(NamedTuple):
         for what the section schemas cannot see (keys of two sections that must
         agree), so a bad config fails at load time, before a run folder exists.
       description: one line for ``jaxrnn list`` and the README.
+      figures: the README's figures drawn from this experiment's runs.
+      table: ``table(summaries) -> markdown``: the experiment's own table of its
+        runs, for the block ``<!-- <name>:start -->`` ... ``<!-- <name>:end -->``
+        of a README (``jaxrnn table --into``); or ``None``.
     """
 
     name: str
@@ -68,6 +88,8 @@ class Experiment(NamedTuple):
     length: Callable[[Config], int]
     check: Callable[[Config], None] = _no_check
     description: str = ""
+    figures: tuple[Figure, ...] = ()
+    table: Callable[[list[dict[str, Any]]], str] | None = None
 
 
 def batches(sample: Callable[[jax.Array], Any], seed: int, eval_batches: int) -> tuple[Callable[[int], Any], list[Any]]:

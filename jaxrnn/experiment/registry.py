@@ -28,13 +28,15 @@ class CellEntry(NamedTuple):
 
 
 CELLS: dict[str, CellEntry] = {
-    "rnn": CellEntry(jaxrnn.rnn),
+    "rnn": CellEntry(jaxrnn.rnn, options=("spectral_radius",)),
     "lstm": CellEntry(jaxrnn.lstm, options=("chrono",)),
     "gru": CellEntry(jaxrnn.gru),
+    "irnn": CellEntry(jaxrnn.irnn, options=("spectral_radius",)),
 }
 
-# Every cell option any entry takes, in a fixed order (labels: "lstm chrono(70)").
-CELL_OPTIONS: tuple[str, ...] = tuple(dict.fromkeys(option for entry in CELLS.values() for option in entry.options))
+# How each cell option shows in a label ("lstm chrono(70)", "rnn radius 1.5"); every option any entry takes.
+OPTION_LABELS: dict[str, str] = {"chrono": "chrono({})", "spectral_radius": "radius {}"}
+CELL_OPTIONS: tuple[str, ...] = tuple(OPTION_LABELS)
 
 # name -> factory(learning_rate, *, momentum, weight_decay)
 OPTIMIZERS: dict[str, Callable[..., optax.GradientTransformation]] = {

@@ -1,12 +1,18 @@
-"""The results table: one row per run folder, made from its ``summary.json``, never typed by hand.
+"""The results: tables and figures made from run folders, never typed or drawn by hand.
 
     | experiment | T | cell | hidden | eval loss | baseline | loss / baseline | eval accuracy | grad decay | steps | wall time | machine |
 
-``grad decay`` is ``eval_grad_decay`` where an experiment reports it (see :mod:`jaxrnn.gradient_flow`),
-``≤ x`` when the first step's gradient underflowed in every evaluated sequence.
+One row per run folder, from its ``summary.json`` (or its ``diverged.json``
+when the NaN guard stopped it). ``grad decay`` is ``eval_grad_decay`` where
+an experiment reports it (see :mod:`jaxrnn.gradient_flow`), ``≤ x`` when the
+first step's gradient underflowed in every evaluated sequence.
 
 ``jaxrnn table runs/`` prints it as Markdown; ``--into FILE`` replaces the
-block between ``<!-- results:start -->`` and ``<!-- results:end -->`` in FILE.
+block between ``<!-- results:start -->`` and ``<!-- results:end -->`` in FILE,
+and each experiment's own table (its ``table``) in the block
+``<!-- <experiment>:start -->`` ... ``<!-- <experiment>:end -->`` where FILE
+has one; ``--figures DIR`` draws every experiment's figures into DIR from the
+runs of the configs they need.
 """
 
 from __future__ import annotations
@@ -15,7 +21,11 @@ import json
 from pathlib import Path
 from typing import Any, Iterable
 
+from jaxrnn.experiment import catalog
+from jaxrnn.experiment import config as config_lib
 from jaxrnn.experiment.registry import CELLS
+from jaxrnn.experiment.rundir import RunDir
+from jaxrnn.experiment.schema import ConfigError
 
 START = "<!-- results:start -->"
 END = "<!-- results:end -->"
@@ -25,20 +35,35 @@ def _order(summary: dict[str, Any]) -> tuple:
     """Window models first, then the cells in the registry's order, then by config name."""
     cells = list(CELLS)
     cell = summary.get("cell")
-    return (summary.get("experiment", ""), summary.get("seq_len") or 0, summary.get("kind") != "window",
+    return (summary.get("experiment", ""), summary.get("seq_len") or 0, summary.get("kind") == "recurrent",
             cells.index(cell) if cell in cells else len(cells), summary["config"])
 
 
-def collect(paths: Iterable[str | Path]) -> list[dict[str, Any]]:
-    """The summaries of the run folders in ``paths`` (each a run folder or a folder of them)."""
-    summaries = []
+def run_folders(paths: Iterable[str | Path]) -> list[RunDir]:
+    """The run folders in ``paths``: each a run folder, or a folder of them."""
+    found = []
     for path in map(Path, paths):
-        files = [path / "summary.json"] if (path / "summary.json").exists() else sorted(path.glob("*/summary.json"))
-        for file in files:
-            summary = json.loads(file.read_text())
-            summary.setdefault("config", file.parent.name)
-            summary["folder"] = str(file.parent)
-            summaries.append(summary)
+        candidates = [path] if (path / "config.yaml").exists() else sorted(p for p in path.glob("*") if p.is_dir())
+        found += [RunDir(p) for p in candidates if (p / "summary.json").exists() or (p / "diverged.json").exists()]
+    return found
+
+
+def collect(paths: Iterable[str | Path]) -> list[dict[str, Any]]:
+    """The summaries of the run folders in ``paths``; a diverged run's has ``"diverged"`` and no metrics."""
+    summaries = []
+    for run in run_folders(paths):
+        if run.summary_file.exists():
+            summary = run.read_summary()
+        else:
+            config = config_lib.from_dict(run.read_config())
+            summary = {"config": config.name, "experiment": config.experiment, "model": config.model.label,
+                       "kind": config.model.kind, "cell": getattr(config.model, "cell", None),
+                       "hidden_size": config.model.hidden_size, "clip_norm": config.optim.clip_norm,
+                       "seq_len": catalog.experiment(config.experiment).length(config), "steps": config.train.steps,
+                       "metrics": {}, "diverged": json.loads(run.diverged_file.read_text())}
+        summary.setdefault("config", run.path.name)
+        summary["folder"] = str(run.path)
+        summaries.append(summary)
     summaries.sort(key=_order)
     return summaries
 
@@ -51,12 +76,13 @@ def markdown(summaries: list[dict[str, Any]]) -> str:
     for s in summaries:
         m = s["metrics"]
         loss, baseline = m.get("eval_loss"), m.get("baseline")
+        diverged = s.get("diverged")
         rows.append([
             s.get("experiment", "?"),
             str(s.get("seq_len", "")),
-            s.get("model", s.get("cell", "?")),
+            s.get("model", s.get("cell", "?")) + ("" if s.get("clip_norm", 1.0) is not None else ", no clipping"),
             str(s.get("hidden_size") or ""),
-            _number(loss),
+            f"diverged at step {diverged['step']}" if diverged else _number(loss),
             _number(baseline),
             _number(loss / baseline) if loss is not None and baseline else "",
             _number(m["eval_accuracy"]) if "eval_accuracy" in m else "",
@@ -68,15 +94,55 @@ def markdown(summaries: list[dict[str, Any]]) -> str:
     return "\n".join("| " + " | ".join(row) + " |" for row in rows) + "\n"
 
 
-def embed(table: str, path: str | Path) -> None:
-    """Replace the text between the ``START`` and ``END`` markers of ``path`` with ``table``."""
+def experiment_tables(summaries: list[dict[str, Any]]) -> dict[str, str]:
+    """Each experiment's own table of its runs, by experiment name (the name of its README block)."""
+    tables = {}
+    for name, experiment in catalog.experiments().items():
+        own = [s for s in summaries if s.get("experiment") == name]
+        if experiment.table is not None and own:
+            tables[name] = experiment.table(own)
+    return tables
+
+
+def embed(table: str, path: str | Path, block: str = "results", *, required: bool = True) -> bool:
+    """Replace the text between ``<!-- block:start -->`` and ``<!-- block:end -->`` of ``path`` with ``table``.
+
+    Returns whether the block was there; a missing block is an error when ``required``.
+    """
+    start, end = f"<!-- {block}:start -->", f"<!-- {block}:end -->"
     path = Path(path)
     text = path.read_text()
-    if START not in text or END not in text:
-        raise ValueError(f"{path} has no {START} ... {END} block to fill")
-    before, rest = text.split(START, 1)
-    _, after = rest.split(END, 1)
-    path.write_text(f"{before}{START}\n{table}{END}{after}")
+    if start not in text or end not in text:
+        if required:
+            raise ValueError(f"{path} has no {start} ... {end} block to fill")
+        return False
+    before, rest = text.split(start, 1)
+    _, after = rest.split(end, 1)
+    path.write_text(f"{before}{start}\n{table}{end}{after}")
+    return True
+
+
+def figures(paths: Iterable[str | Path], folder: str | Path) -> list[Path]:
+    """Draw every experiment's figures into ``folder`` from the runs in ``paths``; the files written.
+
+    Raises:
+      ConfigError: a figure needs the run of a config that is not there (it names the config and how to run it).
+    """
+    paths = list(map(Path, paths))
+    runs = {run.path.name: run for run in run_folders(paths)}
+    folder = Path(folder)
+    folder.mkdir(parents=True, exist_ok=True)
+    written = []
+    for experiment in catalog.experiments().values():
+        for figure in experiment.figures:
+            missing = [name for name in figure.needs if name not in runs]
+            if missing:
+                where = ", ".join(map(str, paths))
+                raise ConfigError(f"figure {figure.name} needs the run of config {missing[0]} (not in {where}): "
+                                  f"jaxrnn run {missing[0]}" + (f" and {len(missing) - 1} more" if len(missing) > 1 else ""))
+            figure.draw({name: runs[name] for name in figure.needs}, folder / figure.name)
+            written.append(folder / figure.name)
+    return written
 
 
 def _number(x: float | None) -> str:

@@ -5,6 +5,8 @@
                          {"step", "loss", "grad_norm", "lr", "steps_per_sec", "time", ...}
                          and evaluation records {"step", "eval_loss", ..., "time"}
     DIR/summary.json     {"metrics": {"eval_loss", "baseline", ...}, "steps", "wall_time_s", "machine", ...}
+    DIR/diverged.json    instead of a summary, when the NaN guard stopped the run:
+                         {"step", "loss", "grad_norm", "last_checkpoint"}
     DIR/*.png            plots
     DIR/checkpoints/     orbax checkpoints, by step
 
@@ -31,6 +33,7 @@ class RunDir:
         self.config_file = self.path / "config.yaml"
         self.metrics_file = self.path / "metrics.jsonl"
         self.summary_file = self.path / "summary.json"
+        self.diverged_file = self.path / "diverged.json"
         self.checkpoints = self.path / "checkpoints"
 
     def __repr__(self) -> str:
@@ -85,6 +88,19 @@ class RunDir:
 
     def read_summary(self) -> dict[str, Any]:
         return json.loads(self.summary_file.read_text())
+
+    def write_diverged(self, record: dict[str, Any]) -> None:
+        _write_atomic(self.diverged_file, json.dumps(record, indent=2) + "\n")
+
+    def outcome(self) -> str:
+        """What became of the run, in a few words: its final loss, or where the NaN guard stopped it."""
+        if self.diverged_file.exists():
+            d = json.loads(self.diverged_file.read_text())
+            return f"diverged at step {d['step']} (loss {d['loss']:.3g}), stopped by the NaN guard"
+        if self.summary_file.exists():
+            s = self.read_summary()
+            return f"eval loss {s['metrics']['eval_loss']:.3g} after {s['steps']} steps"
+        return "unfinished"
 
 
 def _write_atomic(path: Path, text: str) -> None:

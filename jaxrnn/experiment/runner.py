@@ -46,8 +46,10 @@ def run(config: Config, folder: RunDir, *, resume: bool = False, interactive: bo
     problem = experiment.problem(config)
     state, summary = fit(config, problem, folder, resume=resume, interactive=interactive,
                          length=experiment.length(config))
-    if problem.report is not None:
-        problem.report(state.params, folder)
+    extra = problem.report(state.params, folder) if problem.report is not None else None
+    if extra:
+        summary["metrics"].update(extra)
+        folder.write_summary(summary)
     return summary
 
 
@@ -69,7 +71,7 @@ def prepare(config: Config, folder: RunDir, *, resume: bool = False, overwrite: 
                 "afresh, or --out for another folder"
             )
         # Overwritten, or a run that stopped before its first checkpoint: nothing in it to keep.
-        for path in (folder.metrics_file, folder.summary_file):
+        for path in (folder.metrics_file, folder.summary_file, folder.diverged_file):
             path.unlink(missing_ok=True)
         if folder.checkpoints.exists():
             shutil.rmtree(folder.checkpoints)
@@ -122,6 +124,7 @@ def fit(
             start = int(state.step)
         # A resumed run rewrites what came after its checkpoint (and a finished run its final evaluation).
         kept = folder.truncate(start, final_eval=start < train.steps)
+        folder.diverged_file.unlink(missing_ok=True)  # a resumed run goes on from its last good checkpoint
         elapsed = max((r.get("time", 0.0) for r in kept), default=0.0)
         progress = Progress(train.steps, start, interactive)
         if start:
@@ -138,7 +141,10 @@ def fit(
                 state, metrics = step_fn(state, batch, key(train.seed, Purpose.DROPOUT, step) if dropout else None)
                 metrics = jax.device_get(metrics)
                 if not metrics.pop("finite"):
-                    raise training.Diverged(_diverged_message(step + 1, metrics, checkpoints))
+                    message = _diverged_message(step + 1, metrics, checkpoints)
+                    folder.write_diverged({"step": step + 1, "loss": float(metrics["loss"]),
+                                           "grad_norm": float(metrics["grad_norm"]), "last_checkpoint": checkpoints.latest()})
+                    raise training.Diverged(message)
                 window.append(metrics)
                 done = step + 1
                 if done > start + 1:  # the first step compiles the step function: not timed
@@ -217,10 +223,11 @@ def _summary(config: Config, final: dict[str, float], baseline: float, wall_time
         "config": config.name,
         "experiment": config.experiment,
         "kind": model.kind,
-        "cell": None if isinstance(model, Window) else model.cell,
+        "cell": getattr(model, "cell", None),
         "model": model.label,
         "hidden_size": model.hidden_size,
         "num_layers": model.num_layers,
+        "clip_norm": config.optim.clip_norm,
         "seq_len": length,  # what the model reads: AR(tau) reads tau steps
         "steps": config.train.steps,
         "wall_time_s": round(wall_time, 2),

@@ -63,9 +63,10 @@ class Recurrent(Section):
     """A recurrent model: ``num_layers`` cells of ``hidden_size`` units (a stack when more than one).
 
     ``dropout`` drops the input of every layer but the first (so it needs two
-    layers or more); ``chrono: T_max`` starts an lstm's forget and input biases
-    with the chrono initialisation (see ``jaxrnn.lstm``): a cell option, for the
-    cells whose registry entry lists it.
+    layers or more). Cell options, for the cells whose registry entry lists
+    them: ``chrono: T_max`` starts an lstm's forget and input biases with the
+    chrono initialisation (see ``jaxrnn.lstm``); ``spectral_radius`` scales an
+    rnn's initial recurrent kernel to that radius (see ``jaxrnn.rnn``).
     """
 
     kind: Literal["recurrent"] = "recurrent"
@@ -75,14 +76,16 @@ class Recurrent(Section):
     dropout: Rate = 0.0
     residual: bool = False
     chrono: Annotated[Int, Field(gt=2)] | None = None
+    spectral_radius: PositiveFloat | None = None
 
     @model_validator(mode="after")
     def _rules(self) -> "Recurrent":
         accepts = registry.CELLS[self.cell].options
         for option in registry.CELL_OPTIONS:
             if getattr(self, option) is not None and option not in accepts:
-                having = ", ".join(name for name, entry in registry.CELLS.items() if option in entry.options)
-                raise rule(option, f"only cell {having} has this option; remove it for cell {self.cell}")
+                having = [name for name, entry in registry.CELLS.items() if option in entry.options]
+                cells = f"cells {', '.join(having)} have" if len(having) > 1 else f"cell {having[0]} has"
+                raise rule(option, f"only {cells} this option; remove it for cell {self.cell}")
         if self.dropout and self.num_layers < 2:
             raise rule("dropout", f"expected 0.0 for num_layers 1 (dropout acts between layers), got {self.dropout}")
         if self.residual and self.num_layers < 2:
@@ -91,8 +94,9 @@ class Recurrent(Section):
 
     @property
     def label(self) -> str:
-        """``lstm``, ``lstm chrono(70)``, ...: the model in a table or a title."""
-        options = [f" {o}({getattr(self, o)})" for o in registry.CELL_OPTIONS if getattr(self, o) is not None]
+        """``lstm``, ``lstm chrono(70)``, ``rnn radius 1.5``, ...: the model in a table or a title."""
+        options = [" " + registry.OPTION_LABELS[o].format(getattr(self, o)) for o in registry.CELL_OPTIONS
+                   if getattr(self, o) is not None]
         return self.cell + "".join(options)
 
     def build(self) -> jaxrnn.Cell:
@@ -135,13 +139,40 @@ class Window(Section):
         return jaxrnn.autoregressive.ar(self.tau, (self.hidden_size,) * self.num_layers)
 
 
+class Naive(Section):
+    """The lecture's naive model: a linear regression on the whole history, ``x^_t = b + sum_k A_k x_{t-k}``.
+
+    No keys of its own: the history reaches back to the first observation, so
+    its weights grow with the longest series it reads (see ``jaxrnn.autoregressive.naive``).
+    """
+
+    kind: Literal["naive"]
+
+    @property
+    def label(self) -> str:
+        return "naive"
+
+    @property
+    def num_layers(self) -> int:
+        return 0
+
+    @property
+    def hidden_size(self) -> None:
+        return None
+
+    def build(self, max_len: int) -> jaxrnn.models.Model:
+        """The naive model of sequences up to ``max_len`` steps long."""
+        return jaxrnn.autoregressive.naive(max_len)
+
+
 def _kind(value: Any) -> str | None:
     if isinstance(value, dict):
         return value.get("kind", "recurrent")
     return getattr(value, "kind", None)
 
 
-Model = Annotated[Union[Annotated[Recurrent, Tag("recurrent")], Annotated[Window, Tag("window")]], Discriminator(_kind)]
+Model = Annotated[Union[Annotated[Recurrent, Tag("recurrent")], Annotated[Window, Tag("window")],
+                        Annotated[Naive, Tag("naive")]], Discriminator(_kind)]
 
 
 class Optim(Section):
