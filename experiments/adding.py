@@ -31,7 +31,8 @@ from jaxrnn.experiment import plots
 from jaxrnn.experiment.keys import Purpose, key
 from jaxrnn.experiment.problem import Experiment, Figure, Problem, batches, needs_recurrent
 from jaxrnn.experiment.rundir import RunDir
-from jaxrnn.experiment.schema import Config, Int, Section
+from jaxrnn.experiment.fields import Int
+from jaxrnn.experiment.schema import Config, Section
 from jaxrnn.tasks import adding
 
 

@@ -22,7 +22,8 @@ from jaxrnn import models
 from jaxrnn.experiment import plots
 from jaxrnn.experiment.problem import Experiment, Problem, batches, needs_recurrent
 from jaxrnn.experiment.rundir import RunDir
-from jaxrnn.experiment.schema import Config, PositiveInt, Section
+from jaxrnn.experiment.fields import PositiveInt
+from jaxrnn.experiment.schema import Config, Section
 from jaxrnn.tasks import copying
 
 

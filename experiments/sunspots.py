@@ -43,7 +43,8 @@ from jaxrnn.experiment import plots
 from jaxrnn.experiment.keys import Purpose, key
 from jaxrnn.experiment.problem import Experiment, Figure, Problem
 from jaxrnn.experiment.rundir import RunDir
-from jaxrnn.experiment.schema import Config, ConfigError, Int, Naive, Section, Window, rule
+from jaxrnn.experiment.fields import Int
+from jaxrnn.experiment.schema import Config, ConfigError, Naive, Section, Window, rule
 
 YEARS, COUNTS = datasets.sunspots()
 

@@ -24,6 +24,7 @@ from typing import Any, Callable, Sequence
 
 import jax
 import jax.numpy as jnp
+import numpy as np
 
 from jaxrnn import checks
 from jaxrnn.cells.kernels import Initializer, glorot_uniform
@@ -50,8 +51,8 @@ def windows(series: jax.Array, tau: int, *, pad: bool = False) -> tuple[jax.Arra
     series = jnp.asarray(series)
     if series.ndim != 2:
         raise ValueError(f"series: expected shape (N, D), got {series.shape}")
-    if tau < 1:
-        raise ValueError(f"tau: expected an integer >= 1, got {tau}")
+    tau = checks.size("tau", tau)
+    checks.flag("pad", pad)
     first = 1 if pad else tau  # the first target
     n = series.shape[0] - first
     if n < 1:
@@ -76,12 +77,15 @@ def ar(tau: int, hidden: Sequence[int] = (), *, activation: Callable[[jax.Array]
       "bias"}, ...]}``, the first kernel ``(tau * D, ...)`` with the oldest lag first.
     """
     tau = checks.size("tau", tau)
+    if isinstance(hidden, (int, np.integer)) or not all(isinstance(n, (int, np.integer)) for n in _iterable(hidden)):
+        raise TypeError(f"hidden: expected a sequence of layer sizes (e.g. (32,), or () for the linear AR), got {hidden!r}")
     hidden = tuple(checks.size("hidden", n) for n in hidden)
     checks.function("activation", activation)
     checks.function("kernel_init", kernel_init)
 
     def init(key: jax.Array, input_size: int) -> dict[str, Any]:
         features = checks.size("input_size", input_size)
+        checks.random_key("key", key)
         sizes = (tau * features, *hidden, features)
         keys = jax.random.split(key, len(sizes) - 1)
         return {"layers": [linear(n, kernel_init=kernel_init).init(k, m) for k, m, n in zip(keys, sizes[:-1], sizes[1:])]}
@@ -98,6 +102,13 @@ def ar(tau: int, hidden: Sequence[int] = (), *, activation: Callable[[jax.Array]
         return _dense(last, z)
 
     return Model(init, apply)
+
+
+def _iterable(value: Any) -> Any:
+    try:
+        return list(value)
+    except TypeError:
+        return [None]
 
 
 def _dense(params: dict[str, jax.Array], x: jax.Array) -> jax.Array:
@@ -122,8 +133,7 @@ def naive(max_len: int) -> Model:
     at zero, so the model ignores history older than it has learnt from
     (rather than answering with an untrained random weight).
     """
-    if isinstance(max_len, bool) or not isinstance(max_len, int) or max_len < 2:
-        raise ValueError(f"max_len: expected an integer >= 2, got {max_len}")
+    max_len = checks.size("max_len", max_len, minimum=2)
     return ar(max_len - 1, kernel_init=jax.nn.initializers.zeros)
 
 
@@ -146,11 +156,13 @@ def forecast(model: Model, params: Any, series: jax.Array, tau: int, steps: int,
     Returns:
       ``(N, steps, D)``; without ``pad``, NaN for origins ``t < tau - 1``, whose window is not full.
     """
+    if not isinstance(model, Model):
+        raise TypeError(f"model: expected a window model (jaxrnn.autoregressive.ar, markov, naive), got "
+                        f"{type(model).__name__}")
     series = jnp.asarray(series)
     if series.ndim != 2:
         raise ValueError(f"series: expected shape (N, D), got {series.shape}")
-    if isinstance(steps, bool) or not isinstance(steps, int) or steps < 1:
-        raise ValueError(f"steps: expected an integer >= 1, got {steps}")
+    steps = checks.size("steps", steps)
     tau = checks.size("tau", tau)
     n, d = series.shape
     padded = jnp.concatenate([jnp.full((tau - 1, d), 0.0 if pad else jnp.nan, series.dtype), series])

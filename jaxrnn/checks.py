@@ -14,6 +14,8 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+from jaxrnn.parts import Cell, Layer
+
 
 # --- arguments ------------------------------------------------------------------------------------
 
@@ -41,9 +43,23 @@ def flag(name: str, value: Any) -> bool:
 
 def number(name: str, value: Any) -> float:
     """``value`` as a float, if it is a finite real number."""
-    if isinstance(value, (bool, np.bool_)) or not isinstance(value, numbers.Real) or not np.isfinite(value):
+    if isinstance(value, (bool, np.bool_)) or not isinstance(value, numbers.Real):
         raise TypeError(f"{name}: expected a finite number, got {value!r}")
+    if not np.isfinite(value):
+        raise ValueError(f"{name}: expected a finite number, got {value!r}")
     return float(value)
+
+
+def random_key(name: str, value: Any, *, optional: bool = False) -> Any:
+    """``value`` if it is a JAX random key (``jax.random.key(seed)``, or a legacy ``PRNGKey``)."""
+    if value is None and optional:
+        return None
+    typed = isinstance(value, jax.Array) and jnp.issubdtype(value.dtype, jax.dtypes.prng_key)
+    legacy = hasattr(value, "dtype") and getattr(value, "shape", None) == (2,) and value.dtype == jnp.uint32
+    if not (typed or legacy):
+        got = f"an array of shape {value.shape} and dtype {value.dtype}" if hasattr(value, "dtype") else repr(value)
+        raise TypeError(f"{name}: expected a random key (jax.random.key(seed)){' or None' if optional else ''}, got {got}")
+    return value
 
 
 def rate(name: str, value: Any) -> float:
@@ -75,6 +91,13 @@ def function(name: str, value: Any) -> Callable:
     return value
 
 
+def part(name: str, value: Any) -> Any:
+    """``value`` if it is a part (a :class:`~jaxrnn.Cell` or :class:`~jaxrnn.Layer`)."""
+    if not isinstance(value, (Cell, Layer)):
+        raise TypeError(f"{name}: expected a jaxrnn.Cell or jaxrnn.Layer, got {type(value).__name__}")
+    return value
+
+
 def cell_arguments(hidden_size: Any, param_dtype: Any, dtype: Any, kernel_init: Any, recurrent_init: Any) -> int:
     """The arguments every cell factory shares; returns ``hidden_size`` as an int."""
     floating_dtype("param_dtype", param_dtype)
@@ -85,6 +108,13 @@ def cell_arguments(hidden_size: Any, param_dtype: Any, dtype: Any, kernel_init: 
 
 
 # --- arrays, at trace time ------------------------------------------------------------------------
+
+
+def check_kernel(params: Any, name: str, shape: tuple[int, ...]) -> None:
+    """Raise unless ``params[name]`` has ``shape`` (a cell handed another cell's params)."""
+    got = tuple(jnp.shape(params[name]))
+    if got != tuple(shape):
+        raise ValueError(f"{name}: expected shape {tuple(shape)}, got {got} (params of another cell or size?)")
 
 
 def check_input(x: jax.Array, input_size: int) -> None:
@@ -135,3 +165,24 @@ def check_hidden(carry: Any, hidden_size: int, n: int) -> None:
     first = carry[0] if n != 1 and isinstance(carry, (tuple, list)) and carry else carry
     batch_shape = tuple(getattr(first, "shape", (None,))[:-1])
     check_carry(carry, batch_shape + (hidden_size,), n)
+
+
+def check_params_fit(part: Any, params: Any, input_size: int) -> None:
+    """Raise unless ``params`` has the structure (the keys, the layers) ``part.init(key, input_size)`` gives.
+
+    Params of another kind of part fail here, with both structures, instead of
+    inside the step; shapes are left to the steps' checks (which say "input
+    size" where that is what differs), and dtypes may differ (cast params).
+    """
+    expected = jax.eval_shape(lambda key: part.init(key, input_size), jax.random.key(0))
+    if jax.tree_util.tree_structure(params) != jax.tree_util.tree_structure(expected):
+        shapes = jax.tree_util.tree_map(lambda a: tuple(a.shape), expected)
+        raise ValueError(f"params do not fit this part: expected the structure of {shapes}, "
+                         f"got {_describe_params(params)}")
+
+
+def _describe_params(params: Any) -> str:
+    try:
+        return str(jax.tree_util.tree_map(lambda a: tuple(jnp.shape(a)), params))
+    except TypeError:
+        return f"a {type(params).__name__}"

@@ -23,9 +23,14 @@ from typing import Any, Mapping
 import jax
 import numpy as np
 
+from jaxrnn import checks
 from jaxrnn.layers.bidirectional import Bidirectional
-from jaxrnn.layers.stack import layers_of
+from jaxrnn.layers.stack import check_layers, layers_of
 from jaxrnn.parts import Cell, Layer, Params, Part, SplitStep
+
+
+SUPPORTED = ("interop supports jaxrnn.rnn, jaxrnn.lstm, jaxrnn.gru(reset_after=True), and stacks and "
+             "bidirectional layers of them")
 
 
 def from_torch(part: Part, state_dict: Mapping[str, Any], layer: int = 0, *, reverse: bool = False) -> Params:
@@ -50,6 +55,11 @@ def from_torch(part: Part, state_dict: Mapping[str, Any], layer: int = 0, *, rev
       KeyError: the state dict lacks a layer.
       ValueError: a part PyTorch has no counterpart for, or shapes that do not fit.
     """
+    checks.part("part", part)
+    if not isinstance(state_dict, Mapping):
+        raise TypeError(f"state_dict: expected a mapping of names to arrays (module.state_dict()), "
+                        f"got {type(state_dict).__name__}")
+    layer, reverse = checks.size("layer", layer, minimum=0), checks.flag("reverse", reverse)
     arrays = {name: _numpy(value) for name, value in state_dict.items()}
     first = _get(arrays, "weight_ih", layer, reverse)
     input_size = int(first.shape[1])  # static: a traced size could not shape the params
@@ -65,9 +75,29 @@ def to_torch(part: Part, params: Params, layer: int = 0, *, reverse: bool = Fals
     layers ``layer``, ``layer + 1``, ...; a bidirectional layer fills a layer
     and its ``_reverse``.
     """
+    checks.part("part", part)
+    layer, reverse = checks.size("layer", layer, minimum=0), checks.flag("reverse", reverse)
+    first = jax.tree_util.tree_leaves(params)
+    kernel = _first_input_kernel(params)
+    if kernel is None or not first:
+        raise ValueError(SUPPORTED)
+    checks.check_params_fit(part, params, int(np.shape(kernel)[0]))
+    expected = jax.eval_shape(lambda key: part.init(key, int(np.shape(kernel)[0])), jax.random.key(0))
+    shapes = lambda tree: jax.tree_util.tree_map(lambda a: tuple(np.shape(a)), tree)  # noqa: E731
+    if shapes(params) != shapes(expected):
+        raise ValueError(f"params do not fit this part: expected shapes {shapes(expected)}, got {shapes(params)}")
     out: dict[str, np.ndarray] = {}
     _walk(part, params, layer, reverse, lambda p, n, r: out.update(_layer_to_torch(p, n, r)))
     return out
+
+
+def _first_input_kernel(params: Any) -> Any:
+    """The ``input_kernel`` of the first cell of ``params`` (its input size), or ``None``."""
+    while isinstance(params, (tuple, list)) and params:
+        params = params[0]
+    if isinstance(params, Mapping) and "forward" in params:
+        return _first_input_kernel(params["forward"])
+    return params.get("input_kernel") if isinstance(params, Mapping) else None
 
 
 def torch_layers(part: Part) -> int:
@@ -77,14 +107,50 @@ def torch_layers(part: Part) -> int:
 
 
 def _walk(part: Part, tree: Any, layer: int, reverse: bool, visit) -> Any:
-    """``visit(cell_params, torch_layer, reverse)`` for each cell of ``part``, in PyTorch's layer order."""
+    """``visit(cell_params, torch_layer, reverse)`` for each cell of ``part``, in PyTorch's layer order.
+
+    Checks first that ``part`` is what one PyTorch module holds: one cell kind
+    and size in every layer and direction, every layer bidirectional or none.
+    """
+    kinds = {(_cell_kind(cell), _hidden(cell)) for cell in _cells(part)}
+    if len(kinds) > 1:
+        raise ValueError(f"a PyTorch module holds one kind and size of cell in every layer; this part mixes "
+                         f"{', '.join(f'{k}({h})' for k, h in sorted(kinds))}")
+    layers = layers_of(part).parts if layers_of(part) is not None else (part,)
+    if len({isinstance(p, Layer) for p in layers}) > 1:
+        raise ValueError("a PyTorch module's layers are all bidirectional or none; this stack mixes them")
+    return _walk_unchecked(part, tree, layer, reverse, visit)
+
+
+def _cells(part: Part) -> list[Part]:
+    """The cells of ``part``, through stacks and bidirectional layers."""
+    stacked = layers_of(part)
+    if stacked is not None:
+        return [cell for p in stacked.parts for cell in _cells(p)]
+    if isinstance(part, Layer) and isinstance(part.apply, Bidirectional):
+        return _cells(part.apply.forward) + _cells(part.apply.backward)
+    return [part]
+
+
+def _cell_kind(cell: Part) -> str:
+    shapes = jax.eval_shape(lambda key: cell.init(key, 1), jax.random.key(0)) if isinstance(cell, Cell) else None
+    return _kind(shapes) if isinstance(shapes, Mapping) and "recurrent_kernel" in shapes else type(cell).__name__
+
+
+def _hidden(cell: Part) -> int:
+    shapes = jax.eval_shape(lambda key: cell.init(key, 1), jax.random.key(0)) if isinstance(cell, Cell) else None
+    return int(shapes["recurrent_kernel"].shape[0]) if isinstance(shapes, Mapping) and "recurrent_kernel" in shapes else 0
+
+
+def _walk_unchecked(part: Part, tree: Any, layer: int, reverse: bool, visit) -> Any:
     stacked = layers_of(part)
     if stacked is not None:
         if stacked.residual:
             raise ValueError("PyTorch's recurrent modules have no residual connections: build the stack with residual=False")
+        check_layers(tree, tree, len(stacked.parts))
         out = []
         for sub, subtree in zip(stacked.parts, tree):
-            out.append(_walk(sub, subtree, layer, reverse, visit))
+            out.append(_walk_unchecked(sub, subtree, layer, reverse, visit))
             layer += torch_layers(sub)
         return tuple(out)
     if isinstance(part, Layer) and isinstance(part.apply, Bidirectional):
@@ -93,12 +159,11 @@ def _walk(part: Part, tree: Any, layer: int, reverse: bool, visit) -> Any:
             raise ValueError(f"PyTorch's bidirectional layers concatenate the directions; this one merges by {directions.merge!r}")
         if reverse or layers_of(directions.forward) or layers_of(directions.backward):
             raise ValueError("a PyTorch bidirectional layer is one cell per direction; stack bidirectional layers instead")
-        return {"forward": _walk(directions.forward, tree["forward"], layer, False, visit),
-                "backward": _walk(directions.backward, tree["backward"], layer, True, visit)}
+        return {"forward": _walk_unchecked(directions.forward, tree["forward"], layer, False, visit),
+                "backward": _walk_unchecked(directions.backward, tree["backward"], layer, True, visit)}
     if isinstance(part, Cell) and isinstance(part.step, SplitStep):
         return visit(tree, layer, reverse)
-    raise ValueError("interop supports jaxrnn.rnn, jaxrnn.lstm, jaxrnn.gru(reset_after=True), and stacks "
-                     "and bidirectional layers of them")
+    raise ValueError(SUPPORTED)
 
 
 def _layer_from_torch(template: dict, arrays: dict[str, np.ndarray], layer: int, reverse: bool) -> dict:
@@ -138,7 +203,7 @@ def _layer_to_torch(params: dict, layer: int, reverse: bool) -> dict[str, np.nda
 def _kind(params: Mapping[str, Any]) -> str:
     """Which PyTorch module a layer's params correspond to, read off their keys and shapes."""
     if not isinstance(params, Mapping) or "recurrent_kernel" not in params:
-        raise ValueError("interop supports jaxrnn.rnn, jaxrnn.lstm, jaxrnn.gru(reset_after=True) and stacks of them")
+        raise ValueError(SUPPORTED)
     if "candidate_kernel" in params:
         raise ValueError("PyTorch's nn.GRU is the reset-after variant: build the cell with jaxrnn.gru(H, reset_after=True)")
     if "recurrent_bias" in params:

@@ -91,7 +91,9 @@ def scan(
         ``O(T)`` activations, for long sequences, at the cost of one more
         forward pass.
       key: random key for the parts that draw random numbers (the dropout of
-        :func:`~jaxrnn.stack`); the others ignore it.
+        :func:`~jaxrnn.stack`; a stack hands each layer a key of its own); the
+        others ignore it. A cell's ``step`` is not given a key: a cell that
+        draws random numbers per step needs them in its input or carry.
       path: ``"auto"``, ``"plain"``, ``"projected"`` or ``"fused"`` (module
         docstring); a path the cell does not support falls back to the next
         simpler one, and ``remat`` never takes ``"fused"``. ``"fused"``
@@ -125,6 +127,9 @@ def scan(
         key=key,
     )
     checked = checks.flag("checked", checked)
+    checks.random_key("key", key, optional=True)
+    if isinstance(cell, Cell) and not isinstance(cell.step, Composite) and jnp.issubdtype(xs.dtype, jnp.floating):
+        checks.check_params_fit(cell, params, xs.shape[-1])  # a stack or a layer checks each of its parts
     if lengths is not None:
         lengths = check_lengths(lengths, xs.shape[1:-1], xs.shape[0], checked=checked)
     final, ys = _scan(cell, params, xs, carry, lengths, **options)
@@ -158,16 +163,26 @@ def _scan(part: Part, params, xs, carry, lengths, **options):
 
 
 def resolve_path(path: str, cell: Cell, *, remat: bool = False) -> str:
-    """The path ``scan(cell, ..., path=path, remat=remat)`` takes on this backend.
+    """The path ``scan(cell, ..., path=path, remat=remat)`` takes on this backend, for one cell.
 
     ``"auto"`` is ``"plain"`` on CPU and ``"fused"`` elsewhere; a path the cell's
     step does not support falls back to the next simpler one (``"fused"`` needs
     a :class:`~jaxrnn.parts.SplitStep` with ``product``, ``"projected"`` a
     ``SplitStep``), and ``remat`` (which stores no per-step residuals) never
-    takes ``"fused"``. The backend is ``jax.default_backend()``.
+    takes ``"fused"``. The backend is ``jax.default_backend()``. A stack or a
+    layer runs each of its cells on that cell's own path: ask of those.
+
+    Raises:
+      TypeError: ``cell`` is not a cell, or is a stack (composite) of parts.
     """
     path = check_path(path)
+    if not isinstance(cell, Cell):
+        raise TypeError(f"resolve_path: expected a jaxrnn.Cell, got {type(cell).__name__}; a layer runs each of "
+                        "its cells on its own path")
     step = cell.step
+    if isinstance(step, (Composite, Pointwise)):
+        raise TypeError("resolve_path: a stack runs each of its cells on its own path (and a stateless part "
+                        "has no loop); ask of the cells")
     if path == "auto":
         path = "plain" if jax.default_backend() == "cpu" else "fused"
     if path == "fused" and (remat or not isinstance(step, SplitStep) or step.product is None):
@@ -200,7 +215,7 @@ def check_unroll(unroll: int | bool, steps: int) -> int:
         warnings.warn(
             f"scan: unroll={unroll!r} would unroll {wanted} steps per iteration; capped at "
             f"jaxrnn.loop.MAX_UNROLL = {MAX_UNROLL}, as compile time grows much faster than the unroll factor",
-            stacklevel=4,
+            stacklevel=3,
         )
         wanted = MAX_UNROLL
     return wanted

@@ -29,5 +29,6 @@ def expand(mask: jax.Array, like: jax.Array) -> jax.Array:
 
 def valid_mask(time: int, lengths: jax.Array) -> jax.Array:
     """``valid[t, b] = t < lengths[b]``, shape ``(T, *batch)``."""
-    steps = jnp.arange(time, dtype=lengths.dtype).reshape((time,) + (1,) * lengths.ndim)
-    return steps < lengths
+    # int32 steps: an arange in a narrow dtype of the lengths (uint8, int8) would wrap around past 127 or 255
+    steps = jnp.arange(time, dtype=jnp.int32).reshape((time,) + (1,) * lengths.ndim)
+    return steps < lengths.astype(jnp.int32)

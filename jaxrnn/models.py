@@ -47,7 +47,7 @@ def many_to_many(core: Part, output_size: int) -> Cell | Layer:
     ``stack([core, linear(output_size)])``: params ``(core_params, {"kernel", "bias"})``;
     a :class:`~jaxrnn.Cell` when ``core`` is one.
     """
-    return stack([core, linear(output_size)])
+    return stack([checks.part("core", core), linear(output_size)])
 
 
 def latent_autoregressive(core: Part, features: int = 1) -> Cell | Layer:
@@ -64,18 +64,24 @@ def many_to_one(core: Part, output_size: int) -> Model:
     """Read a whole sequence, answer once: ``xs: (T, *batch, I) -> y: (*batch, O)`` from the last output.
 
     With ``lengths``, the answer reads each sequence's output at its own last
-    step (a sequence of length 0 answers ``b``). Params ``{"cell", "readout"}``.
+    step (a sequence of length 0 answers ``b``). ``time_major=False`` reads
+    ``xs: (*batch, T, I)``. Params ``{"cell", "readout"}``. (Over a
+    bidirectional core the last output holds the backward direction after one
+    step; such a model usually reads the final carries instead.)
     """
+    checks.part("core", core)
     readout = linear(checks.size("output_size", output_size))
 
     def init(key: jax.Array, input_size: int) -> dict[str, Any]:
+        checks.random_key("key", key)
         k_cell, k_out = jax.random.split(key)
         params = core.init(k_cell, input_size)
         return {"cell": params, "readout": readout.init(k_out, output_features(core, params, input_size))}
 
     def apply(params: dict[str, Any], xs: jax.Array, *, lengths: jax.Array | None = None,
-              key: jax.Array | None = None) -> jax.Array:
-        _, ys = scan(core, params["cell"], xs, lengths=lengths, key=key)
+              key: jax.Array | None = None, time_major: bool = True) -> jax.Array:
+        _, ys = scan(core, params["cell"], xs, lengths=lengths, key=key, time_major=time_major)
+        ys = ys if time_major else jnp.moveaxis(ys, -2, 0)
         return readout.step.fn(params["readout"], last(ys, lengths))
 
     return Model(init, apply)
@@ -114,8 +120,7 @@ def latent_forecast(model: Cell, params: Any, series: jax.Array, steps: int) -> 
     series = jnp.asarray(series)
     if series.ndim != 2:
         raise ValueError(f"series: expected shape (N, D), got {series.shape}")
-    if isinstance(steps, bool) or not isinstance(steps, int) or steps < 1:
-        raise ValueError(f"steps: expected an integer >= 1, got {steps}")
+    steps = checks.size("steps", steps)
 
     def observe(carry, x):
         carry, prediction = model.step(params, carry, x)

@@ -98,7 +98,10 @@ class SplitStep:
     Cells whose carry enters the step through one linear map are built with
     :meth:`from_product` or :meth:`from_sum`; then ``scan`` can differentiate
     the recurrence with a custom VJP that forms the weight gradient after the
-    loop, as one product over all time steps (:mod:`jaxrnn.fused`).
+    loop, as one product over all time steps (:mod:`jaxrnn.fused`). Only those
+    constructors set ``product``, ``update`` and ``update_sum``, so ``recur``
+    always is the step they describe: ``SplitStep(project, recur)`` builds a
+    step without them.
 
     Attributes:
       project: ``project(params, x[..., I]) -> xp[..., G]``.
@@ -113,9 +116,16 @@ class SplitStep:
 
     project: Callable[[Params, Array], Array]
     recur: Callable[[Params, Carry, Array], tuple[Carry, Array]]
-    product: Callable[[Params, Carry], Array] | None = None
-    update: Callable[[Carry, Array, Array], tuple[Carry, Array]] | None = None
-    update_sum: Callable[[Carry, Array], tuple[Carry, Array]] | None = None
+    product: Callable[[Params, Carry], Array] | None = dataclasses.field(default=None, init=False)
+    update: Callable[[Carry, Array, Array], tuple[Carry, Array]] | None = dataclasses.field(default=None, init=False)
+    update_sum: Callable[[Carry, Array], tuple[Carry, Array]] | None = dataclasses.field(default=None, init=False)
+
+    @classmethod
+    def _with(cls, project, recur, **halves) -> "SplitStep":
+        step = cls(project, recur)
+        for name, value in halves.items():
+            object.__setattr__(step, name, value)  # frozen: set once, here
+        return step
 
     @classmethod
     def from_product(cls, project, product, update) -> "SplitStep":
@@ -124,7 +134,7 @@ class SplitStep:
         def recur(params: Params, carry: Carry, xp: Array) -> tuple[Carry, Array]:
             return update(carry, xp, product(params, carry))
 
-        return cls(project, recur, product, update)
+        return cls._with(project, recur, product=product, update=update)
 
     @classmethod
     def from_sum(cls, project, product, update_sum) -> "SplitStep":
@@ -142,7 +152,7 @@ class SplitStep:
         def recur(params: Params, carry: Carry, xp: Array) -> tuple[Carry, Array]:
             return update(carry, xp, product(params, carry))
 
-        return cls(project, recur, product, update, update_sum)
+        return cls._with(project, recur, product=product, update=update, update_sum=update_sum)
 
     @property
     def additive(self) -> bool:
@@ -205,5 +215,11 @@ def batch_tuple(batch_shape: BatchShape) -> tuple[int, ...]:
 def zeros_carry(hidden_size: int, batch_shape: BatchShape, dtype: Any, n: int) -> Carry:
     """``n`` zero arrays of shape ``batch_shape + (hidden_size,)``; one array if ``n == 1``."""
     batch_shape = batch_tuple(batch_shape)
+    try:
+        floating = jnp.issubdtype(jnp.dtype(dtype), jnp.floating)
+    except TypeError:
+        floating = False
+    if not floating:
+        raise TypeError(f"dtype: expected a floating-point dtype for the carry, got {dtype!r}")
     zeros = tuple(jnp.zeros(batch_shape + (hidden_size,), dtype) for _ in range(n))
     return zeros[0] if n == 1 else zeros

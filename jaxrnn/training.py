@@ -24,6 +24,8 @@ import jax.numpy as jnp
 import numpy as np
 import optax
 
+from jaxrnn import checks
+
 Params = Any
 Batch = Any
 Metrics = dict[str, jax.Array]
@@ -50,7 +52,13 @@ class Diverged(FloatingPointError):
 
 def init(params: Params, tx: optax.GradientTransformation) -> TrainState:
     """The state before the first update: ``step = 0``, ``tx.init(params)``."""
+    _check_optimizer(tx)
     return TrainState(jnp.zeros((), jnp.int32), params, tx.init(params))
+
+
+def _check_optimizer(tx: Any) -> None:
+    if not (callable(getattr(tx, "init", None)) and callable(getattr(tx, "update", None))):
+        raise TypeError(f"tx: expected an Optax GradientTransformation (e.g. optax.adam(1e-3)), got {tx!r}")
 
 
 def apply_gradients(
@@ -102,6 +110,10 @@ def train_step(
     ``metrics`` holds ``loss``, ``grad_norm``, ``finite``, ``lr`` and ``aux``.
     """
 
+    checks.function("loss_fn", loss_fn)
+    _check_optimizer(tx)
+    checks.flag("jit", jit)
+
     def step(state: TrainState, batch: Batch, key: jax.Array | None = None):
         (loss, aux), grads = jax.value_and_grad(loss_fn, has_aux=True)(state.params, batch, key)
         state, metrics = apply_gradients(state, grads, loss, tx, learning_rate)
@@ -140,8 +152,10 @@ def truncated_bptt_step(
       and metrics with a leading axis of one entry per chunk. The chunks run in
       one ``lax.scan``, so the step compiles once whatever ``T / k``.
     """
-    if chunk_length < 1:
-        raise ValueError(f"expected chunk_length >= 1, got {chunk_length}")
+    checks.function("loss_fn", loss_fn)
+    _check_optimizer(tx)
+    chunk_length = checks.size("chunk_length", chunk_length)
+    checks.flag("jit", jit)
 
     def step(state: TrainState, carry: Any, stream: Any, key: jax.Array | None = None):
         lengths = {leaf.shape[0] for leaf in jax.tree_util.tree_leaves(stream)}

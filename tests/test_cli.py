@@ -137,7 +137,7 @@ def test_an_existing_run_is_not_overwritten_by_accident(write_config, tmp_path, 
     assert config_lib.load(out / "config.yaml").optim.learning_rate == 0.5
     other = write_config(name="other", train={"steps": 2})
     assert cli("run", other, "--out", out, "--resume") == 2
-    assert "holds a run of config 'tiny', not 'other'" in capsys.readouterr().err
+    assert "--resume: name is 'other' but the run in" in capsys.readouterr().err
 
 
 @pytest.mark.slow
@@ -227,6 +227,55 @@ def test_resume_with_nothing_to_resume_says_so(write_config, tmp_path, capsys):
 
 
 @pytest.mark.slow
+def test_the_resume_hint_works_without_out_and_a_changed_config_is_refused(write_config, tmp_path, monkeypatch,
+                                                                             capsys):
+    """A run into the default folder (its name from --set) is interrupted; the printed command resumes it.
+    Resuming with a config file that differs from the run's is an error naming the key."""
+    monkeypatch.chdir(tmp_path)
+    path = write_config(train={"steps": 4, "checkpoint_every": 2})
+    advance, calls = progress.Progress.advance, []
+
+    def killed_after_step_3(self, n=1):
+        advance(self, n)
+        calls.append(n)
+        if len(calls) == 3:
+            raise KeyboardInterrupt
+
+    monkeypatch.setattr(progress.Progress, "advance", killed_after_step_3)
+    assert cli("run", path, "--set", "name=renamed", "--set", "optim.learning_rate=0.02") == 130
+    hint = capsys.readouterr().err
+    monkeypatch.undo()
+    monkeypatch.chdir(tmp_path)
+    assert "--out runs/renamed" in hint
+    assert cli(*hint.split("continue with: jaxrnn ")[1].split()) == 0
+    assert "resumed from the checkpoint of step 2" in capsys.readouterr().out
+    assert config_lib.load(tmp_path / "runs" / "renamed" / "config.yaml").optim.learning_rate == 0.02
+    assert cli("run", path, "--out", "runs/renamed", "--resume", "--set", "name=renamed") == 2  # lr 0.01 vs 0.02
+    err = capsys.readouterr().err
+    assert "optim.learning_rate is 0.01 but the run in runs/renamed used 0.02" in err and err.count("\n") == 1
+
+
+@pytest.mark.slow
+def test_ctrl_c_stops_a_real_run_between_steps(write_config, tmp_path):
+    """SIGINT to a real process: exit 130 with the resume command, no crash; the command resumes it."""
+    import signal
+    import time
+
+    path = write_config(train={"steps": 100000, "checkpoint_every": 5, "log_every": 5, "eval_every": 100000})
+    out = tmp_path / "run"
+    proc = subprocess.Popen([sys.executable, "-m", "jaxrnn", "run", str(path), "--out", str(out), "--progress", "lines"],
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, cwd=tmp_path)
+    deadline = time.time() + 120
+    while not (out / "checkpoints" / "5").exists() and time.time() < deadline:
+        time.sleep(0.2)
+    proc.send_signal(signal.SIGINT)
+    _, err = proc.communicate(timeout=120)
+    assert proc.returncode == 130, err
+    assert "Traceback" not in err and err.strip().endswith(f"jaxrnn run --resume --out {out}")
+    assert not (out / "summary.json").exists()
+
+
+@pytest.mark.slow
 def test_resume_needs_only_the_run_folder(write_config, tmp_path, capsys):
     path = write_config(train={"steps": 4, "checkpoint_every": 2})
     out = tmp_path / "run"
@@ -241,9 +290,10 @@ def test_a_run_that_failed_before_its_first_checkpoint_can_be_run_again(write_co
     out = tmp_path / "run"
     out.mkdir()
     (out / "config.yaml").write_text("experiment: adding\n")  # what a run that died at once leaves
-    (out / "metrics.jsonl").write_text('{"step": 1, "loss": 1.0}\n')
+    (out / "metrics.jsonl").write_text('{"step": 1, "loss": 123.0, "stale": true}\n')
     assert cli("run", path, "--out", out) == 0
-    assert [json.loads(line)["step"] for line in (out / "metrics.jsonl").read_text().splitlines()][0] == 1
+    records = [json.loads(line) for line in (out / "metrics.jsonl").read_text().splitlines()]
+    assert records[0]["step"] == 1 and not any("stale" in r for r in records)
     assert (out / "summary.json").exists()
 
 

@@ -22,7 +22,7 @@ def required_keys(raw: dict) -> list[str]:
     keys = ["experiment"]
     for section in config.SECTIONS:
         field = schema.model_fields[section]
-        cls = config._section_class(field.annotation, raw.get(section, {}))
+        cls = config.section_class(field.annotation, raw.get(section, {}))
         keys += [f"{section}.{name}" for name, f in cls.model_fields.items() if f.is_required()]
     return keys
 
@@ -106,6 +106,15 @@ def test_defaults_fill_optional_keys(write_config):
     ({}, ["model.dropout=0.5"], ["model.dropout", "num_layers 1", "0.5"]),
     ({"model": {"residual": True}}, [], ["model.residual", "num_layers 1"]),
     ({"model": {"kind": "lstm"}}, [], ["unknown model.kind 'lstm'", "recurrent, window"]),
+    ({"model": {"kind": None}}, [], ["unknown model.kind 'None'", "recurrent, window"]),
+    ({"model": {"hidden_size": "8"}}, [], ["model.hidden_size", "expected an integer", "'8'"]),
+    ({"model": {"hidden_size": 8.0}}, [], ["model.hidden_size", "expected an integer", "8.0"]),
+    ({"model": {"residual": 1}}, [], ["model.residual", "true or false", "got 1"]),
+    ({}, ["train.seed=99999999999999999999999"], ["train.seed", "0..4294967295"]),
+    ({}, ["model.hidden_size=10000000000000"], ["model.hidden_size", "2147483647"]),
+    ({}, ["name=../../x"], ["name", "letters, digits", "'../../x'"]),
+    ({}, [".x=1"], ["--set .x", "empty key"]),
+    ({}, ["model..cell=gru"], ["--set model..cell", "empty key"]),
 ])
 def test_config_errors_exit_2_with_one_line(write_config, capsys, updates, overrides, expected):
     path = write_config(**updates)
@@ -137,6 +146,14 @@ def test_missing_key_is_named(write_config, capsys):
     assert cli("run", path) == 2
     err = capsys.readouterr().err
     assert "missing key optim.clip_norm" in err and "positive number or null" in err
+
+
+def test_a_key_written_twice_is_an_error(tmp_path, capsys):
+    path = tmp_path / "twice.yaml"
+    path.write_text(yaml.safe_dump(TINY).replace("  cell: lstm\n", "  cell: lstm\n  cell: gru\n"))
+    assert cli("run", path) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "duplicate key 'cell'" in err and "line" in err
 
 
 def test_missing_file_and_bad_yaml(tmp_path, capsys):
@@ -181,7 +198,7 @@ def test_a_config_anywhere_runs_a_shipped_experiment(tmp_path, monkeypatch):
 
 def _field_values(annotation, metadata=()):
     """A strategy for the values a field admits, read off its annotation (the schema, not a copy of it)."""
-    members = config._annotated_members(annotation, list(metadata))
+    members = config.annotated_members(annotation, list(metadata))
     options = []
     for tp, meta in members:
         bounds = {type(m).__name__: getattr(m, type(m).__name__.lower()) for m in meta if hasattr(m, type(m).__name__.lower())}
@@ -192,7 +209,7 @@ def _field_values(annotation, metadata=()):
         elif tp is str:
             options.append(st.text("abcxyz_0123", min_size=1, max_size=8))
         elif getattr(tp, "__origin__", None) is not None or str(tp).startswith("typing.Literal"):
-            options.append(st.sampled_from(list(config._literal_choices(tp))))
+            options.append(st.sampled_from(list(config.literal_choices(tp))))
         elif tp is int:
             low = bounds.get("Ge", bounds.get("Gt", -10**6 - 1) + 1)
             options.append(st.integers(low, bounds.get("Le", max(low, 0) + 10**4)))

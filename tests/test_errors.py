@@ -229,3 +229,95 @@ def test_scan_checks_its_flags():
     for option in ("reverse", "time_major", "remat", "checked"):
         with pytest.raises(TypeError, match=rf"{option}: expected True or False, got 'no'"):
             jaxrnn.scan(cell, init(cell, I), jnp.zeros((T, I)), **{option: "no"})
+
+
+def test_a_split_step_cannot_claim_halves_it_was_not_built_from():
+    """``additive`` (the fused path's licence to save only ``xp + hp``) comes from ``SplitStep.from_sum``
+    alone: the constructor takes no ``update_sum``, so a step cannot say it reads only the sum when it does not."""
+    s = jaxrnn.gru(3, reset_after=True).step
+    with pytest.raises(TypeError, match="update_sum"):
+        jaxrnn.SplitStep(s.project, s.recur, update_sum=lambda c, z: s.update(c, z, 0 * z))
+    with pytest.raises(TypeError):
+        jaxrnn.SplitStep(s.project, s.recur, s.product, s.update)
+    assert not s.additive and jaxrnn.lstm(3).step.additive
+
+
+def test_narrow_integer_lengths_mask_the_same_steps():
+    cell = CELLS["rnn_tanh"]
+    xs = jnp.ones((300, 1, I))
+    params = init(cell, I)
+    length = 100  # T = 300 steps: an arange in uint8 or int8 would wrap around
+    for dtype in (np.uint8, np.int8, np.int16):
+        final, ys = jaxrnn.scan(cell, params, xs, lengths=np.array([length], dtype))
+        final32, ys32 = jaxrnn.scan(cell, params, xs, lengths=np.array([length], np.int32))
+        np.testing.assert_array_equal(ys, ys32)
+        np.testing.assert_array_equal(final, final32)
+        np.testing.assert_array_equal(ys[length:], 0.0)
+
+
+def test_resolve_path_is_for_one_cell():
+    from jaxrnn.loop import resolve_path
+
+    with pytest.raises(TypeError, match="a layer runs each of its cells on its own path"):
+        resolve_path("fused", jaxrnn.bidirectional(CELLS["lstm"], CELLS["lstm"]))
+    with pytest.raises(TypeError, match="a stack runs each of its cells on its own path"):
+        resolve_path("fused", jaxrnn.stack([CELLS["lstm"], CELLS["lstm"]]))
+    assert resolve_path("fused", CELLS["lstm"]) == "fused"
+
+
+def test_padding_outputs_are_zero_whatever_the_merge():
+    layer = jaxrnn.bidirectional(CELLS["lstm"], CELLS["lstm"], merge=lambda f, b: jnp.tanh(f + b + 1.0))
+    params = layer.init(jax.random.key(0), I)
+    _, ys = jaxrnn.scan(layer, params, jnp.ones((T, B, I)), lengths=jnp.array([T, 2, 0]))
+    np.testing.assert_array_equal(ys[2:, 1], 0.0)
+    np.testing.assert_array_equal(ys[:, 2], 0.0)
+    assert np.all(ys[:, 0] != 0.0)
+
+
+@pytest.mark.parametrize("call, exception, match", [
+    (lambda: jaxrnn.stack(CELLS["lstm"]), TypeError, r"stack: expected a list of parts, got one Cell"),
+    (lambda: jaxrnn.stack([CELLS["lstm"]] * 2, dropout="0.5"), TypeError, r"dropout: expected a number in \[0, 1\)"),
+    (lambda: jaxrnn.stack([CELLS["lstm"]] * 2, dropout=np.float32(0.5)), None, None),
+    (lambda: jaxrnn.bidirectional(CELLS["lstm"], CELLS["lstm"], merge=["concat"]), ValueError, r"unknown merge \['concat'\]"),
+    (lambda: jaxrnn.scan(jaxrnn.bidirectional(jaxrnn.lstm(3), jaxrnn.lstm(4), merge="sum"),
+                         jaxrnn.bidirectional(jaxrnn.lstm(3), jaxrnn.lstm(4)).init(jax.random.key(0), I),
+                         jnp.ones((T, I))), ValueError, r"merge 'sum' needs the two directions' outputs to be the same size"),
+    (lambda: CELLS["lstm"].init(0, I), TypeError, r"key: expected a random key \(jax.random.key\(seed\)\), got 0"),
+    (lambda: jaxrnn.stack([CELLS["lstm"]] * 2).init(None, I), TypeError, r"key: expected a random key"),
+    (lambda: jaxrnn.scan(CELLS["lstm"], init(CELLS["lstm"], I), jnp.ones((T, I)), key=0), TypeError,
+     r"key: expected a random key .* or None, got 0"),
+    (lambda: jaxrnn.scan(CELLS["gru"], init(CELLS["lstm"], I), jnp.ones((T, I))), ValueError,
+     r"params do not fit this part: expected the structure of"),
+    (lambda: jaxrnn.scan(CELLS["rnn_tanh"], init(CELLS["lstm"], I), jnp.ones((T, I))), ValueError,
+     r"recurrent_kernel: expected shape \(6, 6\), got \(6, 24\)"),
+    (lambda: jaxrnn.scan(jaxrnn.bidirectional(CELLS["lstm"], CELLS["lstm"]), init(CELLS["lstm"], I), jnp.ones((T, I))),
+     ValueError, r"expected the params of a bidirectional layer"),
+    (lambda: CELLS["lstm"].initial_carry(2, jnp.int32), TypeError, r"dtype: expected a floating-point dtype for the carry"),
+    (lambda: jaxrnn.models.many_to_one("lstm", 1), TypeError, r"core: expected a jaxrnn.Cell or jaxrnn.Layer, got str"),
+    (lambda: jaxrnn.autoregressive.windows(jnp.ones((5, 1)), 2.5), TypeError, r"tau: expected an integer >= 1, got 2.5"),
+    (lambda: jaxrnn.autoregressive.ar(2, hidden=5), TypeError, r"hidden: expected a sequence of layer sizes"),
+    (lambda: jaxrnn.autoregressive.markov(5), TypeError, r"hidden: expected a sequence of layer sizes"),
+    (lambda: jaxrnn.autoregressive.forecast(jaxrnn.lstm(2), {}, jnp.ones((5, 1)), 2, 1), TypeError,
+     r"model: expected a window model"),
+    (lambda: jaxrnn.autoregressive.forecast(jaxrnn.autoregressive.ar(2), {}, jnp.ones((5, 1)), 2, 2.5), TypeError,
+     r"steps: expected an integer >= 1, got 2.5"),
+    (lambda: jaxrnn.train_step(None, None), TypeError, r"loss_fn: expected a callable, got None"),
+    (lambda: jaxrnn.train_step(lambda p, b, k: (0.0, {}), "adam"), TypeError, r"tx: expected an Optax GradientTransformation"),
+    (lambda: jaxrnn.truncated_bptt_step(lambda *a: 0.0, jaxrnn.training.optax.sgd(0.1), 2.5), TypeError,
+     r"chunk_length: expected an integer >= 1, got 2.5"),
+    (lambda: jaxrnn.lstm(4, forget_bias=float("inf")), ValueError, r"forget_bias: expected a finite number, got inf"),
+], ids=lambda v: "" if callable(v) or v is None or isinstance(v, type) else v[:40])
+def test_public_functions_check_their_arguments(call, exception, match):
+    if exception is None:
+        call()
+        return
+    with pytest.raises(exception, match=match):
+        call()
+
+
+def test_a_many_to_one_model_reads_batch_major_input():
+    model = jaxrnn.models.many_to_one(CELLS["gru"], 2)
+    params = model.init(jax.random.key(0), I)
+    xs, n = jnp.asarray(np.random.default_rng(0).normal(size=(T, B, I)), jnp.float32), jnp.array([T, 2, 1])
+    np.testing.assert_allclose(model.apply(params, jnp.swapaxes(xs, 0, 1), lengths=n, time_major=False),
+                               model.apply(params, xs, lengths=n), rtol=1e-6, atol=1e-6)

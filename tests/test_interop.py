@@ -100,7 +100,8 @@ def test_fixtures_cover_the_variants():
              for n in NAMES}
     assert {("RNN", 1, False, False), ("LSTM", 1, False, False), ("GRU", 1, False, False), ("RNN", 2, False, False),
             ("LSTM", 2, False, False), ("GRU", 2, False, False), ("LSTM", 1, True, False),
-            ("LSTM", 1, True, True), ("LSTM", 2, True, True), ("GRU", 2, True, True)} <= kinds
+            ("LSTM", 1, True, True), ("LSTM", 2, True, True), ("GRU", 2, True, True),
+            ("RNN", 2, True, True)} <= kinds
     assert {str(load(n)["nonlinearity"]) for n in NAMES if str(load(n)["mode"]) == "RNN"} == {"tanh", "relu"}
 
 
@@ -217,12 +218,32 @@ def test_a_deep_bidirectional_encoder_is_one_expression():
 def test_parts_pytorch_cannot_hold_are_rejected():
     cell = jaxrnn.lstm(4)
     sd = state_dict(load("lstm_2layer"))
+    init = lambda part: part.init(jax.random.key(0), 3)  # noqa: E731
     with pytest.raises(ValueError, match="no residual connections"):
         from_torch(jaxrnn.stack([cell, cell], residual=True), sd)
+    summed = jaxrnn.bidirectional(cell, cell, merge="sum")
     with pytest.raises(ValueError, match="concatenate the directions; this one merges by 'sum'"):
-        to_torch(jaxrnn.bidirectional(cell, cell, merge="sum"), {"forward": {}, "backward": {}})
+        to_torch(summed, init(summed))
+    nested = jaxrnn.bidirectional(jaxrnn.stack([cell, cell]), jaxrnn.stack([cell, cell]))
     with pytest.raises(ValueError, match="one cell per direction"):
-        bi = jaxrnn.bidirectional(jaxrnn.stack([cell, cell]), jaxrnn.stack([cell, cell]))
-        to_torch(bi, {"forward": (), "backward": ()})
+        to_torch(nested, init(nested))
     with pytest.raises(ValueError, match="interop supports"):
-        to_torch(jaxrnn.linear(3), {"kernel": np.zeros((2, 3))})
+        to_torch(jaxrnn.linear(3), init(jaxrnn.linear(3)))
+    for mixed in (jaxrnn.stack([cell, jaxrnn.gru(4, reset_after=True)]), jaxrnn.stack([cell, jaxrnn.lstm(5)]),
+                  jaxrnn.bidirectional(cell, jaxrnn.lstm(5))):
+        with pytest.raises(ValueError, match="one kind and size of cell in every layer; this part mixes"):
+            to_torch(mixed, init(mixed))
+    half = jaxrnn.stack([jaxrnn.bidirectional(cell, cell), cell])
+    with pytest.raises(ValueError, match="all bidirectional or none"):
+        to_torch(half, init(half))
+    deep = jaxrnn.stack([cell, cell])
+    with pytest.raises(ValueError, match="params do not fit this part"):
+        to_torch(deep, init(deep)[:1])  # a layer short
+    with pytest.raises(ValueError, match="params do not fit this part"):
+        to_torch(jaxrnn.gru(4, reset_after=True), init(cell))  # an LSTM's params for a GRU
+    with pytest.raises(TypeError, match="state_dict: expected a mapping"):
+        from_torch(cell, list(sd.items()))
+    with pytest.raises(TypeError, match="layer: expected an integer >= 0, got '0'"):
+        from_torch(cell, sd, layer="0")
+    with pytest.raises(TypeError, match="reverse: expected True or False, got 'yes'"):
+        to_torch(cell, init(cell), reverse="yes")

@@ -117,6 +117,28 @@ def test_nothing_imports_private_names_of_another_module():
             parts = match.group(0).split(".")
             assert not any(p.startswith("_") and not p.startswith("__") for p in parts[1:]), \
                 f"{path.relative_to(ROOT)} uses {match.group(0)}"
+        for alias, attribute in module_attributes(path, name):
+            assert not (attribute.startswith("_") and not attribute.startswith("__")), \
+                f"{path.relative_to(ROOT)} uses {alias}.{attribute}, a private name of another module"
+
+
+def module_attributes(path: Path, name: str) -> list[tuple[str, str]]:
+    """``(alias, attribute)`` for each ``alias.attribute`` in the file where ``alias`` names a jaxrnn or
+    benchmarks module it imported (``from jaxrnn.experiment import config as config_lib``)."""
+    known = set(modules()) | {f"benchmarks.{p.stem}" for p in (ROOT / "benchmarks").rglob("*.py")}
+    tree = ast.parse(path.read_text())
+    aliases = {}
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Import):
+            for alias in node.names:
+                if alias.name in known and alias.asname:
+                    aliases[alias.asname] = alias.name
+        elif isinstance(node, ast.ImportFrom) and node.module:
+            for alias in node.names:
+                if f"{node.module}.{alias.name}" in known:
+                    aliases[alias.asname or alias.name] = f"{node.module}.{alias.name}"
+    return [(node.value.id, node.attr) for node in ast.walk(tree)
+            if isinstance(node, ast.Attribute) and isinstance(node.value, ast.Name) and node.value.id in aliases]
 
 
 def top_level_imports() -> set[str]:

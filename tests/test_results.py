@@ -109,3 +109,15 @@ def test_the_gradient_flow_experiment_runs_end_to_end(write_config, tmp_path):
     saved = np.load(out / "state_gradients.npz")
     assert saved["init"].shape == (7,) and saved["init"][0] == pytest.approx(1.0)  # k = 0: the identity
     assert (out / "state_gradients.png").stat().st_size > 0
+
+
+def test_a_broken_summary_is_one_line_and_status_2(tmp_path, capsys):
+    runs = tmp_path / "runs"
+    fake_run(runs, "fine")
+    (fake_run(runs, "torn") / "summary.json").write_text('{"metrics": {"eval_lo')
+    assert cli("table", runs) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "torn/summary.json: cannot read it as JSON" in err
+    (runs / "torn" / "summary.json").write_text('{"steps": 3}')
+    assert cli("table", runs) == 2
+    assert "not a run summary" in capsys.readouterr().err

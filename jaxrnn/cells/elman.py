@@ -17,7 +17,7 @@ import jax.numpy as jnp
 from jaxrnn import checks
 from jaxrnn.cells.activations import resolve_activation
 from jaxrnn.cells.kernels import Initializer, glorot_uniform, identity, matmul, orthogonal, scaled_to_radius
-from jaxrnn.checks import check_carry, check_hidden, check_input
+from jaxrnn.checks import check_carry, check_hidden, check_input, check_kernel
 from jaxrnn.parts import BatchShape, Cell, SplitStep, zeros_carry
 
 
@@ -63,6 +63,7 @@ def rnn(
 
     def init(key: jax.Array, input_size: int) -> dict[str, jax.Array]:
         input_size = checks.size("input_size", input_size)
+        checks.random_key("key", key)
         k_in, k_rec = jax.random.split(key)
         params = {
             "input_kernel": kernel_init(k_in, (input_size, hidden_size), param_dtype),
@@ -82,6 +83,7 @@ def rnn(
 
     def product(params: dict[str, jax.Array], h: jax.Array) -> jax.Array:
         check_hidden(h, hidden_size, 1)
+        check_kernel(params, "recurrent_kernel", (hidden_size, hidden_size))
         return matmul(h, params["recurrent_kernel"], dtype)
 
     def update(h: jax.Array, z: jax.Array) -> tuple[jax.Array, jax.Array]:

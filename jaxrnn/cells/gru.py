@@ -26,7 +26,7 @@ import jax.numpy as jnp
 
 from jaxrnn import checks
 from jaxrnn.cells.kernels import Initializer, gate_kernel, glorot_uniform, matmul, orthogonal
-from jaxrnn.checks import check_carry, check_hidden, check_input
+from jaxrnn.checks import check_carry, check_hidden, check_input, check_kernel
 from jaxrnn.parts import BatchShape, Cell, SplitStep, zeros_carry
 
 GATES = ("reset", "update", "candidate")
@@ -69,6 +69,7 @@ def gru(
 
     def init(key: jax.Array, input_size: int) -> dict[str, jax.Array]:
         input_size = checks.size("input_size", input_size)
+        checks.random_key("key", key)
         k_in, k_rec = jax.random.split(key)
         recurrent = gate_kernel(k_rec, H, H, 3, recurrent_init, param_dtype)
         params = {
@@ -93,6 +94,8 @@ def gru(
 
     def recur_lecture(params, h, xp):
         check_carry(h, xp.shape[:-1] + (H,), 1)
+        check_kernel(params, "recurrent_kernel", (H, 2 * H))
+        check_kernel(params, "candidate_kernel", (H, H))
         x_rz, x_h = jnp.split(xp, [2 * H], axis=-1)
         rz = jax.nn.sigmoid((matmul(h, params["recurrent_kernel"], dtype) + x_rz).astype(h.dtype))
         r, z = jnp.split(rz, 2, axis=-1)
@@ -102,6 +105,7 @@ def gru(
 
     def product_reset_after(params: dict[str, jax.Array], h: jax.Array) -> jax.Array:
         check_hidden(h, H, 1)
+        check_kernel(params, "recurrent_kernel", (H, 3 * H))
         hp = matmul(h, params["recurrent_kernel"], dtype)
         return hp + params["recurrent_bias"].astype(hp.dtype)
 

@@ -22,7 +22,7 @@ import jax.numpy as jnp
 
 from jaxrnn import checks
 from jaxrnn.cells.kernels import Initializer, gate_kernel, glorot_uniform, matmul, orthogonal
-from jaxrnn.checks import check_carry, check_hidden, check_input
+from jaxrnn.checks import check_carry, check_hidden, check_input, check_kernel
 from jaxrnn.parts import BatchShape, Cell, SplitStep, zeros_carry
 
 GATES = ("input", "forget", "cell", "output")
@@ -71,6 +71,7 @@ def lstm(
 
     def init(key: jax.Array, input_size: int) -> dict[str, jax.Array]:
         input_size = checks.size("input_size", input_size)
+        checks.random_key("key", key)
         k_in, k_rec = jax.random.split(key)
         bias = jnp.zeros((4, hidden_size), param_dtype).at[1].set(forget_bias)
         if chrono is not None:  # a key apart from the kernels' two: they stay as without chrono
@@ -93,6 +94,7 @@ def lstm(
 
     def product(params: dict[str, jax.Array], carry: tuple[jax.Array, jax.Array]) -> jax.Array:
         check_hidden(carry, hidden_size, 2)
+        check_kernel(params, "recurrent_kernel", (hidden_size, 4 * hidden_size))
         return matmul(carry[0], params["recurrent_kernel"], dtype)
 
     def update(carry, z):

@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import shlex
 import sys
 from pathlib import Path
 from typing import Sequence
@@ -93,34 +94,30 @@ def _run(args: argparse.Namespace) -> int:
     if args.config is None and not (args.resume and args.out):
         return _fail("error: jaxrnn run needs a CONFIG (a file or a name from 'jaxrnn list'), "
                      "or --resume --out DIR to continue a run", EXIT_USAGE)
+    if args.out is not None and not str(args.out).strip():
+        return _fail("error: --out: expected a folder, got ''", EXIT_USAGE)
     given = None if args.config is None else config_lib.load(args.config, args.overrides)
     folder = RunDir(args.out) if args.out else runner.default_folder(given)
-    if args.resume and folder.config_file.exists():  # the run's own config, --set values included
+    if given is not None:
+        config = given  # with --resume, prepare() holds it to the run's own config
+    elif folder.config_file.exists():  # --resume --out DIR: the run's own config, its --set values included
         config = config_lib.load(folder.config_file, args.overrides)
-        if given is not None and given.name != config.name:
-            raise ConfigError(f"--resume: {folder.path} holds a run of config {config.name!r}, not {given.name!r}; "
-                              "resume it without a CONFIG, or pick the right --out folder")
-    elif given is None:
+    else:
         return _fail(f"error: --resume: no run to resume in {folder.path} (no config.yaml); give a CONFIG",
                      EXIT_USAGE)
-    else:
-        config = given
     try:
         runner.prepare(config, folder, resume=args.resume, overwrite=args.overwrite)
     except runner.RunExists as error:
         return _fail(f"error: {error}", EXIT_USAGE)
     interactive = {"auto": None, "bar": True, "lines": False}[args.progress]
-    model = config.model
-    print(f"{config.name}: {config.experiment}, {model.label} x{model.num_layers}"
-          + (f" hidden {model.hidden_size}" if model.hidden_size else "")
-          + f", {config.train.steps} steps -> {folder.path}", flush=True)
+    print(f"{config.name}: {config.experiment}, {config.model.description}, {config.train.steps} steps "
+          f"-> {folder.path}", flush=True)
     try:
         summary = runner.run(config, folder, resume=args.resume, interactive=interactive)
     except training.Diverged as error:
         return _fail(f"error: {error}", EXIT_DIVERGED)
     except KeyboardInterrupt:
-        again = f"jaxrnn run {args.config} --resume" if args.config is not None else "jaxrnn run --resume"
-        return _fail(f"interrupted; continue with: {again}" + (f" --out {args.out}" if args.out else ""),
+        return _fail(f"interrupted; continue with: jaxrnn run --resume --out {shlex.quote(str(folder.path))}",
                      EXIT_INTERRUPTED)
     metrics = "  ".join(f"{k} {v:.4g}" for k, v in summary["metrics"].items())
     print(f"done in {summary['wall_time_s']:.0f} s: {metrics}  ({folder.path})", flush=True)

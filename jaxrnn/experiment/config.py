@@ -22,10 +22,10 @@ import yaml
 from pydantic import BaseModel, Discriminator, Tag, TypeAdapter, ValidationError, create_model
 
 from jaxrnn.experiment import catalog
-from jaxrnn.experiment.schema import Config, ConfigError, Naive, Recurrent, Window
+from jaxrnn.experiment.fields import MAX_INT, MAX_SEED
+from jaxrnn.experiment.schema import MODEL_KINDS, Config, ConfigError
 
 SECTIONS = ("model", "optim", "train", "data")
-MODEL_KINDS = {"recurrent": Recurrent, "window": Window, "naive": Naive}
 
 
 def load(name_or_path: str | Path, overrides: Iterable[str] = ()) -> Config:
@@ -42,7 +42,7 @@ def load(name_or_path: str | Path, overrides: Iterable[str] = ()) -> Config:
     if not path.is_file():
         raise ConfigError(f"config file not found: {name_or_path} ('jaxrnn list' shows the configs)")
     try:
-        raw = yaml.safe_load(path.read_text(encoding="utf-8"))
+        raw = yaml.load(path.read_text(encoding="utf-8"), Loader=_Loader)
     except yaml.YAMLError as error:
         mark = getattr(error, "problem_mark", None)
         where = f" line {mark.line + 1}" if mark is not None else ""
@@ -55,6 +55,19 @@ def load(name_or_path: str | Path, overrides: Iterable[str] = ()) -> Config:
     raw = apply_overrides(raw, overrides)
     raw.setdefault("name", Path(path).stem)
     return from_dict(raw)
+
+
+class _Loader(yaml.SafeLoader):
+    """YAML's safe loader, except that a key written twice in a mapping is an error, not the last one winning."""
+
+    def construct_mapping(self, node, deep=False):
+        keys = set()
+        for key_node, _ in node.value:
+            key = self.construct_object(key_node, deep=deep)
+            if key in keys:
+                raise yaml.constructor.ConstructorError(None, None, f"duplicate key {key!r}", key_node.start_mark)
+            keys.add(key)
+        return super().construct_mapping(node, deep)
 
 
 def from_dict(raw: Mapping[str, Any]) -> Config:
@@ -133,6 +146,8 @@ def apply_overrides(raw: dict[str, Any], overrides: Iterable[str]) -> dict[str, 
         if not sep or not key:
             raise ConfigError(f"--set expects key=value (e.g. optim.learning_rate=0.01), got {item!r}")
         *sections, leaf = key.split(".")
+        if not all(part.strip() for part in [*sections, leaf]):
+            raise ConfigError(f"--set {key}: an empty key between dots; expected section.key=value")
         node = raw
         for depth, section in enumerate(sections):
             child = node.get(section)
@@ -158,7 +173,7 @@ def _typed(raw: dict[str, Any], cls: type[BaseModel] | None = None) -> dict[str,
         if isinstance(value, _Text):
             out[key] = str(value) if field is not None and _is_text(field.annotation) else _yaml_value(value)
         elif isinstance(value, dict) and field is not None:
-            out[key] = _typed(value, _section_class(field.annotation, value))
+            out[key] = _typed(value, section_class(field.annotation, value))
         else:
             out[key] = value
     return out
@@ -177,7 +192,7 @@ def _is_text(annotation: Any) -> bool:
                                                                                   typing.get_args(a))) for a in inner)
 
 
-def _section_class(annotation: Any, raw: Any) -> type[BaseModel] | None:
+def section_class(annotation: Any, raw: Any) -> type[BaseModel] | None:
     """The section model ``raw`` is validated as: a model, or the member of the ``model`` union its kind picks."""
     sections = _sections(annotation)
     if not isinstance(sections, dict):
@@ -193,7 +208,7 @@ def _sections(annotation: Any) -> type[BaseModel] | dict[str, type[BaseModel]] |
 
 def _members(annotation: Any) -> list[Any]:
     """The types an annotation admits, ``Annotated`` and unions unwrapped."""
-    return [tp for tp, _ in _annotated_members(annotation, [])]
+    return [tp for tp, _ in annotated_members(annotation, [])]
 
 
 # --- errors -------------------------------------------------------------------------------------------
@@ -230,12 +245,16 @@ def message(error: ValidationError) -> str:
         return f"{'.'.join([*keys, first['ctx']['field']])}: {first['ctx']['message']}"
     annotation, metadata = (field.annotation, field.metadata) if field else (None, ())
     if kind == "literal_error":
-        choices = ", ".join(map(str, _literal_choices(annotation)))
+        choices = ", ".join(map(str, literal_choices(annotation)))
         if isinstance(got, str):
             return f"unknown {key} {got!r}; allowed: {choices}"
         return f"{key}: expected a string (one of {choices}), got {got!r}"
     if kind in _TYPE_ERRORS:
         return f"{key}: expected {describe(annotation, metadata, constraints=False)}, got {got!r}"
+    if kind == "less_than_equal" and first["ctx"].get("le") in (MAX_INT, MAX_SEED):
+        return f"{key}: expected {describe(annotation, metadata, guards=True)}, got {got!r}"
+    if kind == "string_pattern_mismatch":
+        return f"{key}: expected letters, digits, '.', '_' and '-' (it names the run folder), got {got!r}"
     if kind == "finite_number":
         return f"{key}: expected a finite number ({describe(annotation, metadata)}), got {got!r}"
     if annotation is not None:
@@ -263,32 +282,34 @@ def _locate(loc: tuple) -> tuple[list[str], type[BaseModel] | None, Any]:
     return keys, parent, field
 
 
-def _literal_choices(annotation: Any) -> list[Any]:
+def literal_choices(annotation: Any) -> list[Any]:
+    """The values a ``Literal`` annotation (or a union holding one) allows."""
     return [v for m in _members(annotation) if typing.get_origin(m) is Literal for v in typing.get_args(m)]
 
 
-def describe(annotation: Any, metadata: Iterable[Any] = (), *, constraints: bool = True) -> str:
+def describe(annotation: Any, metadata: Iterable[Any] = (), *, constraints: bool = True, guards: bool = False) -> str:
     """What a field admits, read off its annotation: ``a positive integer``, ``a number in [0, 1)``, ``... or null``."""
     if annotation is None:
         return "a value"
-    members = _annotated_members(annotation, list(metadata))
+    members = annotated_members(annotation, list(metadata))
     nullable = any(tp is type(None) for tp, _ in members)
-    texts = [_describe_one(tp, meta, constraints) for tp, meta in members if tp is not type(None)]
+    texts = [_describe_one(tp, meta, constraints, guards) for tp, meta in members if tp is not type(None)]
     text = " or ".join(dict.fromkeys(texts)) or "null"
     return text + (" or null" if nullable and texts else "")
 
 
-def _annotated_members(annotation: Any, metadata: list[Any]) -> list[tuple[Any, list[Any]]]:
+def annotated_members(annotation: Any, metadata: list[Any] = ()) -> list[tuple[Any, list[Any]]]:
     """``(type, constraints)`` for each member of a (possibly Annotated, possibly union) annotation."""
+    metadata = list(metadata)
     while typing.get_origin(annotation) is Annotated:
         annotation, *extra = typing.get_args(annotation)
         metadata = metadata + [m for e in extra for m in getattr(e, "metadata", [e])]
     if typing.get_origin(annotation) in (Union, types.UnionType):
-        return [pair for a in typing.get_args(annotation) for pair in _annotated_members(a, list(metadata))]
+        return [pair for a in typing.get_args(annotation) for pair in annotated_members(a, metadata)]
     return [(annotation, metadata)]
 
 
-def _describe_one(tp: Any, metadata: list[Any], constraints: bool) -> str:
+def _describe_one(tp: Any, metadata: list[Any], constraints: bool, guards: bool) -> str:
     if typing.get_origin(tp) is Literal:
         return "one of " + ", ".join(map(str, typing.get_args(tp)))
     if tp is bool:
@@ -302,6 +323,8 @@ def _describe_one(tp: Any, metadata: list[Any], constraints: bool) -> str:
     noun, article = ("integer", "an") if tp is int else ("number", "a")
     bounds = {type(m).__name__: getattr(m, type(m).__name__.lower()) for m in metadata
               if type(m).__name__ in ("Gt", "Ge", "Lt", "Le")}  # annotated_types' bounds, as pydantic keeps them
+    if bounds.get("Le") in (MAX_INT, MAX_SEED) and not guards:
+        del bounds["Le"]  # the overflow guard of every integer: said only when it is what was broken
     if not constraints or not bounds:
         return f"{article} {noun}"
     if bounds == {"Gt": 0}:

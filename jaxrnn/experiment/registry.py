@@ -6,18 +6,20 @@ A new cell is one file in ``jaxrnn/cells/`` and one entry in :data:`CELLS`; a
 new optimiser or schedule one entry here. The config's allowed names, the
 ``jaxrnn list`` and results-table labels and the tests read these tables.
 
-A cell's ``options`` names the cell's own keys of the ``model``
-section, which reach its factory when set (each also a field of
-:class:`jaxrnn.experiment.schema.Recurrent`).
+A cell's ``options`` names keys of the ``model`` section that reach its
+factory when set; :data:`CELL_OPTIONS` gives each its type (the schema makes
+it a key) and its label. A cell with a new option adds it there too.
 """
 
 from __future__ import annotations
 
-from typing import Callable, NamedTuple
+from typing import Annotated, Any, Callable, NamedTuple
 
 import optax
+from pydantic import Field
 
 import jaxrnn
+from jaxrnn.experiment.fields import Int, PositiveFloat
 
 
 class CellEntry(NamedTuple):
@@ -34,9 +36,17 @@ CELLS: dict[str, CellEntry] = {
     "irnn": CellEntry(jaxrnn.irnn, options=("spectral_radius",)),
 }
 
-# How each cell option shows in a label ("lstm chrono(70)", "rnn radius 1.5"); every option any entry takes.
-OPTION_LABELS: dict[str, str] = {"chrono": "chrono({})", "spectral_radius": "radius {}"}
-CELL_OPTIONS: tuple[str, ...] = tuple(OPTION_LABELS)
+class CellOption(NamedTuple):
+    """A key of the ``model`` section that reaches a cell's factory: its type and how it shows in a label."""
+
+    type: Any
+    label: str  # "{}" stands for the value: "chrono({})" -> "lstm chrono(70)"
+
+
+CELL_OPTIONS: dict[str, CellOption] = {
+    "chrono": CellOption(Annotated[Int, Field(gt=2)], "chrono({})"),
+    "spectral_radius": CellOption(PositiveFloat, "radius {}"),
+}
 
 # name -> factory(learning_rate, *, momentum, weight_decay)
 OPTIMIZERS: dict[str, Callable[..., optax.GradientTransformation]] = {

@@ -53,7 +53,12 @@ def collect(paths: Iterable[str | Path]) -> list[dict[str, Any]]:
     summaries = []
     for run in run_folders(paths):
         if run.summary_file.exists():
-            summary = run.read_summary()
+            try:
+                summary = run.read_summary()
+            except (OSError, ValueError) as error:
+                raise ConfigError(f"{run.summary_file}: cannot read it as JSON ({error})") from None
+            if not isinstance(summary, dict) or not isinstance(summary.get("metrics"), dict):
+                raise ConfigError(f"{run.summary_file}: not a run summary (expected a mapping with \"metrics\")")
         else:
             config = config_lib.from_dict(run.read_config())
             summary = {"config": config.name, "experiment": config.experiment, "model": config.model.label,

@@ -15,6 +15,8 @@ ends with bit-for-bit the parameters of an uninterrupted run.
 from __future__ import annotations
 
 import shutil
+import signal
+import threading
 import time
 from pathlib import Path
 from typing import Any
@@ -29,7 +31,7 @@ from jaxrnn.experiment.keys import Purpose, key
 from jaxrnn.experiment.problem import Problem
 from jaxrnn.experiment.progress import Progress
 from jaxrnn.experiment.rundir import RunDir, machine
-from jaxrnn.experiment.schema import Config, ConfigError, Window
+from jaxrnn.experiment.schema import Config, ConfigError
 
 # Keys that may differ between a run and its --resume: they change neither the
 # data, nor the model, nor any update.
@@ -79,12 +81,11 @@ def prepare(config: Config, folder: RunDir, *, resume: bool = False, overwrite: 
         old = config_lib.flatten(folder.read_config())
         new = config_lib.flatten(config_lib.to_dict(config))
         changed = [k for k in sorted(set(old) | set(new)) if old.get(k) != new.get(k) and k not in RESUMABLE_CHANGES]
-        changed = [k for k in changed if k != "name"]
         if changed:
             k = changed[0]
             raise ConfigError(
                 f"--resume: {k} is {new.get(k)!r} but the run in {folder.path} used {old.get(k)!r}; "
-                "resume with the same config, or run into a new --out folder"
+                f"resume it with its own config (jaxrnn run --resume --out {folder.path}), or run into a new --out"
             )
     folder.write_config(config_lib.dump(config))
 
@@ -117,7 +118,7 @@ def fit(
     evaluate = training.evaluator(problem.metrics)
     dropout = getattr(config.model, "dropout", 0.0) > 0
 
-    with Checkpointer(folder.checkpoints, keep=train.keep_checkpoints) as checkpoints:
+    with Checkpointer(folder.checkpoints, keep=train.keep_checkpoints) as checkpoints, Interrupt() as interrupt:
         start = 0
         if resume and checkpoints.latest() is not None:
             state = checkpoints.restore(state)
@@ -165,6 +166,8 @@ def fit(
                 if checkpoint:
                     checkpoints.save(done, state)
                 progress.advance()
+                if interrupt.requested:  # Ctrl-C: stop between steps; --resume goes on from the last checkpoint
+                    raise KeyboardInterrupt
             final = _evaluate(evaluate, state.params, problem, train.steps, folder, progress, clock)
         finally:
             progress.close()
@@ -173,6 +176,30 @@ def fit(
     summary = _summary(config, final, problem.baseline, time.perf_counter() - clock, length)
     folder.write_summary(summary)
     return state, summary
+
+
+class Interrupt:
+    """Ctrl-C (SIGINT) asks training to stop at the next step boundary, not in the middle of a step.
+
+    The loop then stops with ``KeyboardInterrupt`` after the checkpoints it
+    started are written; a second Ctrl-C interrupts at once. Outside the
+    main thread (no signal handlers there) this does nothing.
+    """
+
+    def __enter__(self) -> "Interrupt":
+        self.requested = False
+        self._previous = None
+        if threading.current_thread() is threading.main_thread():
+            self._previous = signal.signal(signal.SIGINT, self._handle)
+        return self
+
+    def _handle(self, signum, frame) -> None:
+        self.requested = True
+        signal.signal(signal.SIGINT, self._previous)
+
+    def __exit__(self, *exc) -> None:
+        if self._previous is not None:
+            signal.signal(signal.SIGINT, self._previous)
 
 
 def _evaluate(evaluate, params, problem: Problem, step: int, folder: RunDir, progress: Progress, clock: float):

@@ -21,11 +21,12 @@ from __future__ import annotations
 from typing import Annotated, Any, Literal, Union
 
 import optax
-from pydantic import BaseModel, BeforeValidator, ConfigDict, Discriminator, Field, Tag, model_validator
+from pydantic import BaseModel, ConfigDict, Discriminator, Tag, create_model, model_validator
 from pydantic_core import PydanticCustomError
 
 import jaxrnn
 from jaxrnn.experiment import optim, registry
+from jaxrnn.experiment.fields import Name, NonNegativeFloat, NonNegativeInt, PositiveFloat, PositiveInt, Rate, Seed
 
 
 class ConfigError(ValueError):
@@ -37,36 +38,19 @@ def rule(field: str, message: str) -> PydanticCustomError:
     return PydanticCustomError("rule", "{message}", {"field": field, "message": message})
 
 
-def _not_bool(value: Any) -> Any:
-    # A number field: YAML's `yes`/`true` are not numbers (pydantic would read them as 1).
-    if isinstance(value, bool):
-        raise PydanticCustomError("bool_not_number", "a number, not true or false")
-    return value
-
-
-Int = Annotated[int, BeforeValidator(_not_bool)]
-Float = Annotated[float, BeforeValidator(_not_bool)]
-PositiveInt = Annotated[Int, Field(gt=0)]
-NonNegativeInt = Annotated[Int, Field(ge=0)]
-PositiveFloat = Annotated[Float, Field(gt=0)]
-NonNegativeFloat = Annotated[Float, Field(ge=0)]
-Rate = Annotated[Float, Field(ge=0, lt=1)]
-
-
 class Section(BaseModel):
-    """A config section: frozen, unknown keys rejected, numbers finite."""
+    """A config section: frozen, unknown keys rejected, strict types, numbers finite (:mod:`.fields`)."""
 
-    model_config = ConfigDict(extra="forbid", frozen=True, allow_inf_nan=False)
+    model_config = ConfigDict(extra="forbid", frozen=True, allow_inf_nan=False, strict=True)
 
 
-class Recurrent(Section):
+class _Recurrent(Section):
     """A recurrent model: ``num_layers`` cells of ``hidden_size`` units (a stack when more than one).
 
     ``dropout`` drops the input of every layer but the first (so it needs two
-    layers or more). Cell options, for the cells whose registry entry lists
-    them: ``chrono: T_max`` starts an lstm's forget and input biases with the
-    chrono initialisation (see ``jaxrnn.lstm``); ``spectral_radius`` scales an
-    rnn's initial recurrent kernel to that radius (see ``jaxrnn.rnn``).
+    layers or more). The cell options of :data:`jaxrnn.experiment.registry.CELL_OPTIONS`
+    are keys too (``chrono``, ``spectral_radius``, ...), for the cells whose
+    registry entry lists them.
     """
 
     kind: Literal["recurrent"] = "recurrent"
@@ -75,11 +59,9 @@ class Recurrent(Section):
     num_layers: PositiveInt
     dropout: Rate = 0.0
     residual: bool = False
-    chrono: Annotated[Int, Field(gt=2)] | None = None
-    spectral_radius: PositiveFloat | None = None
 
     @model_validator(mode="after")
-    def _rules(self) -> "Recurrent":
+    def _rules(self) -> "_Recurrent":
         accepts = registry.CELLS[self.cell].options
         for option in registry.CELL_OPTIONS:
             if getattr(self, option) is not None and option not in accepts:
@@ -95,9 +77,14 @@ class Recurrent(Section):
     @property
     def label(self) -> str:
         """``lstm``, ``lstm chrono(70)``, ``rnn radius 1.5``, ...: the model in a table or a title."""
-        options = [" " + registry.OPTION_LABELS[o].format(getattr(self, o)) for o in registry.CELL_OPTIONS
-                   if getattr(self, o) is not None]
+        options = [" " + option.label.format(getattr(self, name)) for name, option in registry.CELL_OPTIONS.items()
+                   if getattr(self, name) is not None]
         return self.cell + "".join(options)
+
+    @property
+    def description(self) -> str:
+        """``lstm x2 hidden 64``: the model in a line."""
+        return f"{self.label} x{self.num_layers} hidden {self.hidden_size}"
 
     def build(self) -> jaxrnn.Cell:
         """The cell: ``registry.CELLS[cell]``, stacked ``num_layers`` deep."""
@@ -107,6 +94,11 @@ class Recurrent(Section):
         if self.num_layers == 1:
             return cells[0]
         return jaxrnn.stack(cells, residual=self.residual, dropout=self.dropout)
+
+
+# The cell options become keys of the section, typed by the registry, null when unset.
+Recurrent = create_model("Recurrent", __base__=_Recurrent, __doc__=_Recurrent.__doc__,
+                         **{name: (option.type | None, None) for name, option in registry.CELL_OPTIONS.items()})
 
 
 class Window(Section):
@@ -135,6 +127,10 @@ class Window(Section):
         """``ar(8)``, ``ar(8) mlp``."""
         return f"ar({self.tau})" + (" mlp" if self.num_layers else "")
 
+    @property
+    def description(self) -> str:
+        return self.label + (f" ({self.num_layers} x {self.hidden_size} units)" if self.num_layers else " (linear)")
+
     def build(self) -> jaxrnn.models.Model:
         return jaxrnn.autoregressive.ar(self.tau, (self.hidden_size,) * self.num_layers)
 
@@ -153,6 +149,10 @@ class Naive(Section):
         return "naive"
 
     @property
+    def description(self) -> str:
+        return "naive (linear, on the whole history)"
+
+    @property
     def num_layers(self) -> int:
         return 0
 
@@ -165,14 +165,16 @@ class Naive(Section):
         return jaxrnn.autoregressive.naive(max_len)
 
 
+MODEL_KINDS: dict[str, type[Section]] = {"recurrent": Recurrent, "window": Window, "naive": Naive}
+
+
 def _kind(value: Any) -> str | None:
     if isinstance(value, dict):
-        return value.get("kind", "recurrent")
+        return str(value["kind"]) if "kind" in value else "recurrent"
     return getattr(value, "kind", None)
 
 
-Model = Annotated[Union[Annotated[Recurrent, Tag("recurrent")], Annotated[Window, Tag("window")],
-                        Annotated[Naive, Tag("naive")]], Discriminator(_kind)]
+Model = Annotated[Union[tuple(Annotated[cls, Tag(kind)] for kind, cls in MODEL_KINDS.items())], Discriminator(_kind)]
 
 
 class Optim(Section):
@@ -199,7 +201,7 @@ class Train(Section):
 
     steps: PositiveInt
     batch_size: PositiveInt
-    seed: NonNegativeInt
+    seed: Seed
     eval_every: PositiveInt
     checkpoint_every: PositiveInt
     eval_batches: PositiveInt = 4
@@ -218,4 +220,4 @@ class Config(Section):
     optim: Optim
     train: Train
     data: Section
-    name: str | None = None
+    name: Name | None = None

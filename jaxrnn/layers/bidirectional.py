@@ -18,6 +18,7 @@ import jax.numpy as jnp
 
 from jaxrnn import checks
 from jaxrnn.loop import scan
+from jaxrnn.masking import mask, valid_mask
 from jaxrnn.parts import BatchShape, Carry, Cell, Layer, Params, Part
 
 MERGES: dict[str, Callable[[jax.Array, jax.Array], jax.Array]] = {
@@ -43,12 +44,22 @@ class Bidirectional:
         ``reverse`` swaps the directions' reading order (the whole layer run on
         the time-reversed sequence); the options are :func:`jaxrnn.scan`'s.
         """
+        if not isinstance(params, dict) or set(params) != {"forward", "backward"}:
+            raise ValueError(f"expected the params of a bidirectional layer, {{'forward': ..., 'backward': ...}}, "
+                             f"got {type(params).__name__}" + (f" with keys {sorted(params)}" if isinstance(params, dict) else ""))
         carry_f, carry_b = (None, None) if carry is None else carry
         key_f, key_b = (None, None) if key is None else jax.random.split(key)
         carry_f, ys_f = scan(self.forward, params["forward"], xs, carry_f, reverse=reverse, key=key_f, **options)
         carry_b, ys_b = scan(self.backward, params["backward"], xs, carry_b, reverse=not reverse, key=key_b, **options)
+        if self.merge in ("sum", "mean", "mul") and ys_f.shape != ys_b.shape:
+            raise ValueError(f"merge {self.merge!r} needs the two directions' outputs to be the same size: forward "
+                             f"{ys_f.shape[-1]}, backward {ys_b.shape[-1]} (merge 'concat' takes any sizes)")
         merge = self.merge if callable(self.merge) else MERGES[self.merge]
-        return (carry_f, carry_b), merge(ys_f, ys_b)
+        ys = merge(ys_f, ys_b)
+        lengths = options.get("lengths")
+        if lengths is not None:  # padding outputs are zero, whatever the merge makes of two zeros
+            ys = mask(valid_mask(xs.shape[0], lengths), (), (), ys)[1]
+        return (carry_f, carry_b), ys
 
 
 def bidirectional(
@@ -78,11 +89,12 @@ def bidirectional(
     for name, part in (("forward", forward), ("backward", backward)):
         if not isinstance(part, (Cell, Layer)):
             raise TypeError(f"bidirectional: {name} is a {type(part).__name__}; expected a jaxrnn.Cell or jaxrnn.Layer")
-    if not callable(merge) and merge not in MERGES:
+    if not callable(merge) and not (isinstance(merge, str) and merge in MERGES):
         raise ValueError(f"unknown merge {merge!r}; expected one of {', '.join(MERGES)} or a callable")
 
     def init(key: jax.Array, input_size: int) -> dict[str, Params]:
         input_size = checks.size("input_size", input_size)
+        checks.random_key("key", key)
         k_f, k_b = jax.random.split(key)
         return {"forward": forward.init(k_f, input_size), "backward": backward.init(k_b, input_size)}
 

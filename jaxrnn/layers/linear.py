@@ -47,6 +47,7 @@ def linear(
 
     def init(key: jax.Array, input_size: int) -> dict[str, jax.Array]:
         input_size = checks.size("input_size", input_size)
+        checks.random_key("key", key)
         params = {"kernel": kernel_init(key, (input_size, features), param_dtype)}
         if use_bias:
             params["bias"] = jnp.zeros((features,), param_dtype)

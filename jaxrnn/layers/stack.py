@@ -14,10 +14,12 @@ as stepping every layer at each time step, with bigger matrix products.
 from __future__ import annotations
 
 import dataclasses
+import numbers
 from typing import Any, Sequence
 
 import jax
 import jax.numpy as jnp
+import numpy as np
 
 from jaxrnn import checks
 from jaxrnn.loop import scan
@@ -85,6 +87,8 @@ def stack(parts: Sequence[Part], *, residual: bool = False, dropout: float = 0.0
         a rate outside ``[0, 1)``, or dropout asked of a single layer (it has
         no layer input to drop).
     """
+    if isinstance(parts, (Cell, Layer)):
+        raise TypeError(f"stack: expected a list of parts, got one {type(parts).__name__}; write stack([part, ...])")
     parts = tuple(parts)
     if not parts:
         raise ValueError("stack needs at least one cell")
@@ -92,7 +96,9 @@ def stack(parts: Sequence[Part], *, residual: bool = False, dropout: float = 0.0
         if not isinstance(part, (Cell, Layer)):
             raise TypeError(f"stack: part {n} is a {type(part).__name__}; expected a jaxrnn.Cell or jaxrnn.Layer")
     checks.flag("residual", residual)
-    if not (isinstance(dropout, (int, float)) and 0.0 <= dropout < 1.0) or isinstance(dropout, bool):
+    if isinstance(dropout, (bool, np.bool_)) or not isinstance(dropout, (numbers.Real, np.floating)):
+        raise TypeError(f"dropout: expected a number in [0, 1), got {dropout!r}")
+    if not 0.0 <= dropout < 1.0:
         raise ValueError(f"expected dropout in [0, 1), got {dropout!r}")
     for name, value, acts_on in (("dropout", dropout, "drops the input of"), ("residual", residual, "adds the input to")):
         if value and len(parts) == 1:
@@ -102,6 +108,7 @@ def stack(parts: Sequence[Part], *, residual: bool = False, dropout: float = 0.0
 
     def init(key: jax.Array, input_size: int) -> tuple[Params, ...]:
         input_size = checks.size("input_size", input_size)
+        checks.random_key("key", key)
         params = []
         for part, k in zip(parts, jax.random.split(key, len(parts))):
             params.append(part.init(k, input_size))
@@ -142,12 +149,12 @@ def dropout(key: jax.Array | None, rate: float, layer: int, x: jax.Array, time_a
     if key is None or rate == 0.0:
         return x
     shape = x.shape[1:] if time_axis else x.shape
-    keep = jax.random.bernoulli(jax.random.fold_in(key, layer), 1.0 - rate, shape)
+    keep = jax.random.bernoulli(jax.random.split(jax.random.fold_in(key, layer))[0], 1.0 - rate, shape)
     return jnp.where(keep, x / (1.0 - rate), 0.0).astype(x.dtype)
 
 
 def layer_key(key: jax.Array | None, layer: int) -> jax.Array | None:
-    """The key handed to layer ``layer`` itself (independent of the masks ``dropout`` draws)."""
+    """The key handed to layer ``layer`` itself: the other half of the split whose first half draws its mask."""
     return None if key is None else jax.random.split(jax.random.fold_in(key, layer))[1]
 
 
