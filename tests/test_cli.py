@@ -317,3 +317,18 @@ def test_a_closed_pipe_ends_list_quietly(tmp_path):
     proc = subprocess.run(f"{sys.executable} -m jaxrnn list | head -1", shell=True, capture_output=True, text=True,
                           cwd=tmp_path, timeout=120)
     assert proc.stdout.count("\n") == 1 and proc.stderr == "", proc.stderr
+
+
+def test_an_unexpected_error_is_one_line_with_a_way_to_the_traceback(write_config, monkeypatch, capsys):
+    from jaxrnn.experiment import catalog as catalog_lib
+
+    def broken(*args, **kwargs):
+        raise RuntimeError("something inside broke\nsecond line")
+
+    monkeypatch.setattr(catalog_lib, "configs", broken)
+    assert cli("list") == 3
+    err = capsys.readouterr().err
+    assert err == "error: RuntimeError: something inside broke (JAXRNN_DEBUG=1 shows the traceback)\n"
+    monkeypatch.setenv("JAXRNN_DEBUG", "1")
+    with pytest.raises(RuntimeError):
+        cli("list")

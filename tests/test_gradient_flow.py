@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import functools
+
 import jax
 import jax.flatten_util
 import jax.numpy as jnp
@@ -88,6 +90,7 @@ def test_state_jacobians_match_finite_differences(cell):
         J = gradient_flow.state_jacobians(cell, params, xs, carry)
         flat, unravel = jax.flatten_util.ravel_pytree(carry)
 
+        @functools.partial(jax.jit, static_argnums=0)
         def last_from(k, state):  # run the last k steps from state s_{T-k}
             s = unravel(state)
             for x in xs[len(xs) - k:]:

@@ -7,6 +7,7 @@ import re
 import jax
 import jax.numpy as jnp
 import numpy as np
+import pytest
 
 import jaxrnn
 from jaxrnn.tasks import adding
@@ -20,6 +21,7 @@ def examples() -> list[str]:
     return re.findall(r"```python\n(.*?)```", text, flags=re.S)
 
 
+@pytest.mark.slow
 def test_the_readme_examples_run():
     rng = np.random.default_rng(0)
     T, B = 6, 3

@@ -10,7 +10,8 @@
 saved there (the ``--set`` values of the first run included).
 
 Exit status: 0 done; 1 training diverged (NaN/inf loss); 2 a bad config,
-command line or file (one line on stderr, no traceback); 130 interrupted.
+command line or file (one line on stderr, no traceback); 3 anything else
+(one line; ``JAXRNN_DEBUG=1`` shows the traceback); 130 interrupted.
 """
 
 from __future__ import annotations
@@ -24,6 +25,7 @@ from typing import Sequence
 
 EXIT_DIVERGED = 1
 EXIT_USAGE = 2
+EXIT_INTERNAL = 3
 EXIT_INTERRUPTED = 130
 
 
@@ -72,6 +74,11 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 0
     except OSError as error:
         return _fail(f"error: {_describe(error)}", EXIT_USAGE)
+    except Exception as error:  # the last resort: the command never ends in a traceback
+        if os.environ.get("JAXRNN_DEBUG"):
+            raise
+        first = (str(error).strip().splitlines() or [""])[0][:300]
+        return _fail(f"error: {type(error).__name__}: {first} (JAXRNN_DEBUG=1 shows the traceback)", EXIT_INTERNAL)
 
 
 def _describe(error: OSError) -> str:
