@@ -7,8 +7,9 @@ train. A new experiment is one module here, one line below, and its configs in
 """
 
 from jaxrnn.experiment.problem import Experiment
-from jaxrnn.experiments import adding, copying, gradient_flow, sunspots
+from jaxrnn.experiments import adding, charlm, copying, digits, gradient_flow, sunspots
 
 EXPERIMENTS: dict[str, Experiment] = {
-    e.name: e for e in (adding.EXPERIMENT, copying.EXPERIMENT, sunspots.EXPERIMENT, gradient_flow.EXPERIMENT)
+    e.name: e for e in (adding.EXPERIMENT, copying.EXPERIMENT, sunspots.EXPERIMENT, gradient_flow.EXPERIMENT,
+                        charlm.EXPERIMENT, digits.EXPERIMENT)
 }

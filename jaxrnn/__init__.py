@@ -18,9 +18,11 @@ from jaxrnn.layers.linear import linear
 from jaxrnn.layers.stack import stack
 from jaxrnn.loop import scan
 from jaxrnn.parts import Cell, Layer, Pointwise, SplitStep
-from jaxrnn.training import TrainState, train_step, truncated_bptt_step
+from jaxrnn.layers.embedding import embedding
+from jaxrnn.training import TrainState, carried_step, train_step, truncated_bptt_step
 
-from jaxrnn import autoregressive, datasets, gradient_flow, interop, models, tasks, training  # isort: skip
+from jaxrnn import autoregressive, datasets, gradient_flow, interop, language, models, tasks, training  # isort: skip
+from jaxrnn.vocabulary import Vocabulary  # noqa: E402  isort: skip
 
 __all__ = [
     "ACTIVATIONS",
@@ -29,14 +31,18 @@ __all__ = [
     "Pointwise",
     "SplitStep",
     "TrainState",
+    "Vocabulary",
     "autoregressive",
     "bidirectional",
+    "carried_step",
     "datasets",
+    "embedding",
     "gradient_flow",
     "gru",
     "interop",
     "irnn",
     "linear",
+    "language",
     "lstm",
     "models",
     "rnn",

@@ -119,12 +119,12 @@ def check_kernel(params: Any, name: str, shape: tuple[int, ...]) -> None:
 
 def check_input(x: jax.Array, input_size: int) -> None:
     """Raise unless ``x`` is floating point with ``input_size`` features on its last axis."""
+    if not jnp.issubdtype(x.dtype, jnp.floating):
+        raise TypeError(f"expected a floating-point input, got dtype {x.dtype}")
     if x.ndim == 0:
         raise ValueError(f"expected an input of shape (..., {input_size}), got a scalar")
     if x.shape[-1] != input_size:
         raise ValueError(f"expected input size {input_size}, got {x.shape[-1]} (input shape {x.shape})")
-    if not jnp.issubdtype(x.dtype, jnp.floating):
-        raise TypeError(f"expected a floating-point input, got dtype {x.dtype}")
 
 
 def check_carry(carry: Any, expected_shape: tuple[int, ...], n: int) -> None:

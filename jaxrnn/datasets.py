@@ -7,6 +7,7 @@ source and the licence of every file.
 from __future__ import annotations
 
 import csv
+import gzip
 import io
 from importlib import resources
 
@@ -30,3 +31,36 @@ def sunspots() -> tuple[np.ndarray, np.ndarray]:
     """
     _, table = _csv("sunspots_yearly.csv")
     return table[:, 0].astype(np.int64), table[:, 1].astype(np.float32)
+
+
+def python_help() -> str:
+    """The help topics of CPython's ``pydoc_data`` (English prose about Python, about 465k characters).
+
+    The text ``help("keywords")`` and friends show, shipped with the Python
+    standard library itself (Python Software Foundation License; the topics
+    are generated from the Python documentation), so it is on every machine
+    with a standard CPython: the character language model's default corpus.
+
+    Raises:
+      FileNotFoundError: this Python distribution leaves ``pydoc_data`` out
+        (some trim the standard library); point the experiment at your own
+        text with ``data.path``.
+    """
+    try:
+        from pydoc_data import topics
+    except ImportError:
+        raise FileNotFoundError("this Python has no pydoc_data (the standard library's help topics, the default "
+                                "corpus): its distribution left them out; give a text file with data.path") from None
+    return "".join(topics.topics[name] for name in sorted(topics.topics))
+
+
+def digits() -> tuple[np.ndarray, np.ndarray]:
+    """The 8x8 handwritten digits of scikit-learn (1797 images; UCI, Alpaydin & Kaynak 1998; BSD licence).
+
+    Returns:
+      ``(images, labels)``: ``images: (1797, 8, 8)`` float32 pixel counts in
+      ``0 .. 16``, ``labels: (1797,)`` int32 digits ``0 .. 9``.
+    """
+    raw = resources.files("jaxrnn").joinpath("data", "digits.csv.gz").read_bytes()
+    table = np.loadtxt(io.StringIO(gzip.decompress(raw).decode("ascii")), delimiter=",")
+    return table[:, :64].reshape(-1, 8, 8).astype(np.float32), table[:, 64].astype(np.int32)

@@ -34,7 +34,7 @@ from jax.experimental import checkify
 from jaxrnn import checks, fused
 from jaxrnn.masking import mask, valid_mask
 from jaxrnn.checks import check_carry_like
-from jaxrnn.parts import Carry, Cell, Composite, Layer, Params, Part, Pointwise, SplitStep
+from jaxrnn.parts import Carry, Cell, Composite, Layer, Params, Part, Pointwise, SplitStep, reads_ids
 
 PATHS = ("auto", "plain", "projected", "fused")
 MAX_UNROLL = 16  # steps per loop iteration; see scan's ``unroll``
@@ -65,7 +65,9 @@ def scan(
       params: its parameters.
       xs: inputs of shape ``(T, *batch, I)``: time is axis 0, features the
         last axis, and any axes between are batch axes. With
-        ``time_major=False``: ``(*batch, T, I)``.
+        ``time_major=False``: ``(*batch, T, I)``. For a part that starts with
+        an embedding, integer ids without a feature axis: ``(T, *batch)``
+        (``(*batch, T)``).
       carry: the initial carry, leaves of shape ``(*batch, H)``; ``None``
         starts from ``cell.initial_carry(batch)`` (zeros, float32 or wider).
       reverse: run from ``t = T-1`` down to ``0``. Outputs stay in input order:
@@ -114,11 +116,16 @@ def scan(
     if not isinstance(cell, (Cell, Layer)):
         raise TypeError(f"expected a jaxrnn.Cell or jaxrnn.Layer to scan, got {type(cell).__name__}")
     xs = jnp.asarray(xs)
-    if xs.ndim < 2:
-        layout = "(time, ..., features)" if time_major else "(..., time, features)"
+    ids = reads_ids(cell)
+    if ids and not jnp.issubdtype(xs.dtype, jnp.integer):
+        raise TypeError(f"expected integer ids (this part starts with an embedding), got xs of dtype {xs.dtype}")
+    features = 0 if ids else 1  # ids have no feature axis: (T, *batch)
+    if xs.ndim < 1 + features:
+        layout = ("(time, ...)" if ids else "(time, ..., features)") if time_major else \
+            ("(..., time)" if ids else "(..., time, features)")
         raise ValueError(f"expected xs of shape {layout}, got shape {xs.shape}")
     if not checks.flag("time_major", time_major):
-        xs = jnp.moveaxis(xs, -2, 0)
+        xs = jnp.moveaxis(xs, -1 - features, 0)
     options = dict(
         reverse=checks.flag("reverse", reverse),
         unroll=check_unroll(unroll, xs.shape[0]),
@@ -130,15 +137,16 @@ def scan(
     checks.random_key("key", key, optional=True)
     if isinstance(cell, Cell) and not isinstance(cell.step, Composite) and jnp.issubdtype(xs.dtype, jnp.floating):
         checks.check_params_fit(cell, params, xs.shape[-1])  # a stack or a layer checks each of its parts
+    batch_shape = xs.shape[1:] if ids else xs.shape[1:-1]
     if lengths is not None:
-        lengths = check_lengths(lengths, xs.shape[1:-1], xs.shape[0], checked=checked)
-    final, ys = _scan(cell, params, xs, carry, lengths, **options)
+        lengths = check_lengths(lengths, batch_shape, xs.shape[0], checked=checked)
+    final, ys = _scan(cell, params, xs, carry, lengths, batch_shape, **options)
     return final, (ys if time_major else jnp.moveaxis(ys, 0, -2))
 
 
-def _scan(part: Part, params, xs, carry, lengths, **options):
+def _scan(part: Part, params, xs, carry, lengths, batch_shape, **options):
     """:func:`scan` on checked options and time-major ``xs``: the dispatch on the kind of part."""
-    initial = functools.partial(part.initial_carry, xs.shape[1:-1], jnp.promote_types(xs.dtype, jnp.float32))
+    initial = functools.partial(part.initial_carry, batch_shape, jnp.promote_types(xs.dtype, jnp.float32))
     if carry is not None:
         check_carry_like(carry, jax.eval_shape(initial))
     if isinstance(part, Layer):

@@ -174,10 +174,13 @@ class Pointwise:
     """A step without state: ``y_t = fn(params, x_t)``, the carry an empty tuple.
 
     :func:`jaxrnn.scan` applies ``fn`` to the whole sequence at once, which is
-    one matrix product for a readout.
+    one matrix product for a readout. ``reads_ids``: its input is integer ids,
+    one per step, with no feature axis (an embedding), so a sequence of them is
+    ``(T, *batch)``.
     """
 
     fn: Callable[[Params, Array], Array]
+    reads_ids: bool = False
 
     def __call__(self, params: Params, carry: tuple, x: Array, key: Array | None = None) -> tuple[tuple, Array]:
         del key
@@ -190,6 +193,16 @@ class Composite(abc.ABC):
     @abc.abstractmethod
     def scan(self, params: Params, xs: Array, carry: Carry, **options) -> tuple[Carry, Array]:
         """``(final_carry, ys)`` over time-major ``xs``; the options of :func:`jaxrnn.scan`."""
+
+
+def reads_ids(part: Part) -> bool:
+    """Whether ``part`` reads integer ids (``(T, *batch)``, no feature axis) rather than features.
+
+    A part that starts with an embedding does: the step or layer says so
+    through its ``reads_ids`` (a stack asks its first part).
+    """
+    behaviour = part.step if isinstance(part, Cell) else getattr(part.apply, "__self__", part.apply)
+    return bool(getattr(behaviour, "reads_ids", False))
 
 
 def batch_tuple(batch_shape: BatchShape) -> tuple[int, ...]:

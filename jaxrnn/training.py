@@ -1,5 +1,10 @@
 """Training with Optax: a pytree train state, a jit-compiled step, evaluation, truncated BPTT.
 
+The pieces of your own training loop: :class:`TrainState`, :func:`init`,
+:func:`train_step` (one update), :func:`carried_step` (one update of a model
+whose state runs on from batch to batch), :func:`truncated_bptt_step` (a
+long stream in chunks, one update each), :func:`evaluator`.
+
 One step of gradient descent on a loss ``L(theta; batch)``::
 
     g = grad L(theta_t; batch_t)
@@ -122,6 +127,47 @@ def train_step(
     return jax.jit(step) if jit else step
 
 
+def carried_step(
+    loss_fn: Callable[..., tuple[jax.Array, tuple[Any, Metrics]]],
+    tx: optax.GradientTransformation,
+    learning_rate: optax.ScalarOrSchedule | None = None,
+    *,
+    jit: bool = True,
+) -> Callable[..., tuple[TrainState, Any, Metrics]]:
+    """One update of a model whose state runs on from batch to batch: a window of a long stream.
+
+    ``loss, carry_out = L(theta, sg(carry_in), batch)``; ``theta <- update(grad loss)``. The
+    carry comes in under ``stop_gradient``, so the gradient stops at the
+    window's start (truncated backpropagation through time, one window per
+    call: :func:`jaxrnn.language.streams` cuts the windows).
+
+    Args:
+      loss_fn: ``loss_fn(params, carry, batch, key) -> (loss, (carry, aux))``.
+      tx, learning_rate, jit: as in :func:`train_step`.
+
+    Returns:
+      ``step(state, carry, batch, key=None) -> (state, carry, metrics)``; a
+      step whose loss or gradient is not finite leaves both state and carry as
+      they were (``metrics["finite"]`` is false).
+    """
+    checks.function("loss_fn", loss_fn)
+    _check_optimizer(tx)
+    checks.flag("jit", jit)
+
+    def step(state: TrainState, carry: Any, batch: Batch, key: jax.Array | None = None):
+        return _carried_update(loss_fn, tx, learning_rate, state, carry, batch, key)
+
+    return jax.jit(step) if jit else step
+
+
+def _carried_update(loss_fn, tx, learning_rate, state, carry, batch, key):
+    carry = jax.lax.stop_gradient(carry)
+    (loss, (new_carry, aux)), grads = jax.value_and_grad(loss_fn, has_aux=True)(state.params, carry, batch, key)
+    state, metrics = apply_gradients(state, grads, loss, tx, learning_rate)
+    new_carry = jax.tree_util.tree_map(lambda n, o: jnp.where(metrics["finite"], n, o), new_carry, carry)
+    return state, jax.lax.stop_gradient(new_carry), {**aux, **metrics}
+
+
 def truncated_bptt_step(
     loss_fn: Callable[..., tuple[jax.Array, tuple[Any, Metrics]]],
     tx: optax.GradientTransformation,
@@ -168,18 +214,13 @@ def truncated_bptt_step(
         chunks = jax.tree_util.tree_map(lambda a: a.reshape((n, chunk_length) + a.shape[1:]), stream)
 
         def body(state_carry, inputs):
-            state, carry = state_carry
             index, chunk = inputs
             chunk_key = None if key is None else jax.random.fold_in(key, index)
-            carry = jax.lax.stop_gradient(carry)
-            (loss, (carry, aux)), grads = jax.value_and_grad(loss_fn, has_aux=True)(
-                state.params, carry, chunk, chunk_key
-            )
-            state, metrics = apply_gradients(state, grads, loss, tx, learning_rate)
-            return (state, carry), {**aux, **metrics}
+            state, carry, metrics = _carried_update(loss_fn, tx, learning_rate, *state_carry, chunk, chunk_key)
+            return (state, carry), metrics
 
         (state, carry), metrics = jax.lax.scan(body, (state, carry), (jnp.arange(n), chunks))
-        return state, jax.lax.stop_gradient(carry), metrics
+        return state, carry, metrics
 
     return jax.jit(step) if jit else step
 

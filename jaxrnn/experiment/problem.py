@@ -34,6 +34,15 @@ class Problem(NamedTuple):
       report: ``report(params, folder) -> extra | None``: the experiment's own
         plots and analyses of the trained model, written into the run folder
         after training; a dict it returns joins the summary's metrics. Or ``None``.
+      carry: for a model whose state runs on from batch to batch (windows of
+        a long text), ``carry() -> carry`` its initial state; ``loss`` is then
+        ``loss(params, carry, batch, key) -> (loss, (carry, aux))``, the runner
+        hands each step the carry the last one left (``jaxrnn.carried_step``)
+        and checkpoints it with the train state. ``None``: no carry.
+      setup: ``setup(folder)``: files the run needs beside its checkpoints
+        (a vocabulary), written before training; or ``None``.
+      dropout: draw a dropout key per step even where ``model.dropout`` is 0
+        (the experiment's model drops elsewhere, e.g. around an embedding).
     """
 
     init: Callable[[jax.Array], Any]
@@ -43,6 +52,9 @@ class Problem(NamedTuple):
     eval_batches: Sequence[Any]
     baseline: float
     report: Callable[[Any, RunDir], dict[str, float] | None] | None = None
+    carry: Callable[[], Any] | None = None
+    setup: Callable[[RunDir], None] | None = None
+    dropout: bool = False
 
 
 class Figure(NamedTuple):
@@ -80,6 +92,9 @@ class Experiment(NamedTuple):
       table: ``table(summaries) -> markdown``: the experiment's own table of its
         runs, for the block ``<!-- <name>:start -->`` ... ``<!-- <name>:end -->``
         of a README (``jaxrnn table --into``); or ``None``.
+      sample: ``sample(config, params, folder, *, prompt, length, temperature,
+        top_k, seed) -> text``: what ``jaxrnn sample RUN_DIR`` prints, for an
+        experiment whose model writes; or ``None``.
     """
 
     name: str
@@ -90,6 +105,7 @@ class Experiment(NamedTuple):
     description: str = ""
     figures: tuple[Figure, ...] = ()
     table: Callable[[list[dict[str, Any]]], str] | None = None
+    sample: Callable[..., str] | None = None
 
 
 def batches(sample: Callable[[jax.Array], Any], seed: int, eval_batches: int) -> tuple[Callable[[int], Any], list[Any]]:

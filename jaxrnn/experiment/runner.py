@@ -114,15 +114,26 @@ def fit(
     train = config.train
     tx, learning_rate = config.optim.build(train.steps)
     state = training.init(problem.init(key(train.seed, Purpose.INIT)), tx)
-    step_fn = training.train_step(problem.loss, tx, learning_rate)
+    # What a checkpoint holds: the train state, and the carry of a problem whose state runs on between batches.
+    if problem.carry is None:
+        saved, update = state, training.train_step(problem.loss, tx, learning_rate)
+    else:
+        saved, carried = (state, problem.carry()), training.carried_step(problem.loss, tx, learning_rate)
+
+        def update(saved, batch, dropout_key):
+            state, carry, metrics = carried(*saved, batch, dropout_key)
+            return (state, carry), metrics
+    state_of = (lambda s: s) if problem.carry is None else (lambda s: s[0])
     evaluate = training.evaluator(problem.metrics)
-    dropout = getattr(config.model, "dropout", 0.0) > 0
+    dropout = getattr(config.model, "dropout", 0.0) > 0 or problem.dropout
+    if problem.setup is not None:
+        problem.setup(folder)
 
     with Checkpointer(folder.checkpoints, keep=train.keep_checkpoints) as checkpoints, Interrupt() as interrupt:
         start = 0
         if resume and checkpoints.latest() is not None:
-            state = checkpoints.restore(state)
-            start = int(state.step)
+            saved = checkpoints.restore(saved)
+            start = int(state_of(saved).step)
         # A resumed run rewrites what came after its checkpoint (and a finished run its final evaluation).
         kept = folder.truncate(start, final_eval=start < train.steps)
         folder.diverged_file.unlink(missing_ok=True)  # a resumed run goes on from its last good checkpoint
@@ -139,7 +150,7 @@ def fit(
             for step in range(start, train.steps):
                 began = time.perf_counter()
                 batch = problem.batch(step)
-                state, metrics = step_fn(state, batch, key(train.seed, Purpose.DROPOUT, step) if dropout else None)
+                saved, metrics = update(saved, batch, key(train.seed, Purpose.DROPOUT, step) if dropout else None)
                 metrics = jax.device_get(metrics)
                 if not metrics.pop("finite"):
                     message = _diverged_message(step + 1, metrics, checkpoints)
@@ -162,18 +173,20 @@ def fit(
                     progress.report(record)
                     window, timed, busy = [], 0, 0.0
                 if done % train.eval_every == 0 and done != train.steps:
-                    _evaluate(evaluate, state.params, problem, done, folder, progress, clock)
+                    _evaluate(evaluate, state_of(saved).params, problem, done, folder, progress, clock)
                 if checkpoint:
-                    checkpoints.save(done, state)
+                    checkpoints.save(done, saved)
                 progress.advance()
                 if interrupt.requested:  # Ctrl-C: stop between steps; --resume goes on from the last checkpoint
                     raise KeyboardInterrupt
+            state = state_of(saved)
             final = _evaluate(evaluate, state.params, problem, train.steps, folder, progress, clock)
         finally:
             progress.close()
     records = folder.records()
     plots.loss_curves(records, folder.path / "loss.png", baseline=problem.baseline, title=config.name or "")
     summary = _summary(config, final, problem.baseline, time.perf_counter() - clock, length)
+    summary["parameters"] = sum(int(np.size(leaf)) for leaf in jax.tree_util.tree_leaves(state.params))
     folder.write_summary(summary)
     return state, summary
 
@@ -261,6 +274,23 @@ def _summary(config: Config, final: dict[str, float], baseline: float, wall_time
         "machine": machine(),
         "jax": jax.__version__,
     }
+
+
+def restore_params(config: Config, folder: RunDir) -> tuple[Problem, Any]:
+    """The experiment's problem for ``config`` and the params of the newest checkpoint in ``folder``.
+
+    Raises:
+      ConfigError: ``folder`` has no checkpoint.
+    """
+    problem = catalog.experiment(config.experiment).problem(config)
+    tx, _ = config.optim.build(config.train.steps)
+    state = training.init(problem.init(key(config.train.seed, Purpose.INIT)), tx)
+    like = state if problem.carry is None else (state, problem.carry())
+    with Checkpointer(folder.checkpoints) as checkpoints:
+        if checkpoints.latest() is None:
+            raise ConfigError(f"{folder.path} has no checkpoint yet (jaxrnn run saves one every train.checkpoint_every steps)")
+        saved = checkpoints.restore(like)
+    return problem, (saved if problem.carry is None else saved[0]).params
 
 
 def default_folder(config: Config, runs: str | Path = "runs") -> RunDir:

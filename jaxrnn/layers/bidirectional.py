@@ -19,7 +19,7 @@ import jax.numpy as jnp
 from jaxrnn import checks
 from jaxrnn.loop import scan
 from jaxrnn.masking import mask, valid_mask
-from jaxrnn.parts import BatchShape, Carry, Cell, Layer, Params, Part
+from jaxrnn.parts import BatchShape, Carry, Cell, Layer, Params, Part, reads_ids
 
 MERGES: dict[str, Callable[[jax.Array, jax.Array], jax.Array]] = {
     "concat": lambda f, b: jnp.concatenate([f, b], axis=-1),
@@ -36,6 +36,10 @@ class Bidirectional:
     forward: Part
     backward: Part
     merge: str | Callable[[jax.Array, jax.Array], jax.Array]
+
+    @property
+    def reads_ids(self) -> bool:
+        return reads_ids(self.forward)
 
     def __call__(self, params: Params, xs: jax.Array, carry: Carry | None = None, *, reverse: bool = False,
                  key: jax.Array | None = None, **options) -> tuple[tuple[Carry, Carry], jax.Array]:

@@ -23,7 +23,7 @@ import numpy as np
 
 from jaxrnn import checks
 from jaxrnn.loop import scan
-from jaxrnn.parts import BatchShape, Carry, Cell, Composite, Layer, Params, Part
+from jaxrnn.parts import BatchShape, Carry, Cell, Composite, Layer, Params, Part, reads_ids
 
 
 @dataclasses.dataclass(frozen=True)
@@ -37,6 +37,11 @@ class Stacked(Composite):
     parts: tuple[Part, ...]
     residual: bool
     dropout: float
+
+    @property
+    def reads_ids(self) -> bool:
+        """Whether the bottom layer reads integer ids (an embedding)."""
+        return reads_ids(self.parts[0])
 
     def __call__(self, params: Params, carry: Carry, x: jax.Array, key: jax.Array | None = None):
         check_layers(params, carry, len(self.parts))
@@ -133,7 +138,7 @@ def layers_of(part: Part) -> Stacked | None:
 
 def output_features(part: Part, params: Params, input_size: int) -> int:
     """Feature size of ``part``'s output, found by tracing it on one step (no FLOPs)."""
-    xs = jax.ShapeDtypeStruct((1, input_size), jnp.float32)
+    xs = jax.ShapeDtypeStruct((1,), jnp.int32) if reads_ids(part) else jax.ShapeDtypeStruct((1, input_size), jnp.float32)
     _, ys = jax.eval_shape(lambda p, x: scan(part, p, x), params, xs)
     return ys.shape[-1]
 

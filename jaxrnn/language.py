@@ -1,0 +1,193 @@
+"""Language models: the lecture's latent autoregressive model over tokens, trained, measured and sampled.
+
+    x_t = E[id_t],   h_t = f(h_{t-1}, x_t),   p(id_{t+1} | id_1..t) = softmax(h_t W + b)
+
+:func:`language_model` builds the model around any cell or stack: an
+embedding, the core, a readout to logits over the vocabulary. It is a
+:class:`~jaxrnn.Cell` when the core is one, so the same params run whole
+sequences through :func:`jaxrnn.scan` (training) and one token at a time
+through its ``step`` (:func:`generate`). :func:`streams` cuts a long text
+into windows for truncated backpropagation through time; the metrics are
+the token cross-entropy, bits per token and perplexity.
+"""
+
+from __future__ import annotations
+
+import functools
+import math
+from typing import Any, NamedTuple
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import optax
+
+from jaxrnn import checks
+from jaxrnn.layers.embedding import embedding
+from jaxrnn.layers.linear import linear
+from jaxrnn.layers.stack import stack
+from jaxrnn.loop import scan
+from jaxrnn.masking import valid_mask
+from jaxrnn.parts import Cell, Layer, Part
+
+
+def language_model(core: Part, vocab_size: int, embedding_size: int, *, dropout: float = 0.0) -> Cell | Layer:
+    """``stack([embedding(E), core, linear(V)], dropout=dropout)``: ids in, logits over ``V`` tokens out.
+
+    Args:
+      core: a cell or a stack (a layer makes a model that cannot be stepped).
+      vocab_size: ``V``, the number of token ids; also ``init``'s ``input_size``.
+      embedding_size: ``E``.
+      dropout: rate of dropout on the embedding's output and on the core's
+        output before the readout (with a key only: training).
+
+    Returns:
+      The model; ``init(key, V)`` gives params ``(table, core_params, readout)``.
+    """
+    checks.part("core", core)
+    vocab_size = checks.size("vocab_size", vocab_size)
+    return stack([embedding(embedding_size), core, linear(vocab_size)], dropout=dropout)
+
+
+# --- metrics ------------------------------------------------------------------------------------------------
+
+
+def cross_entropy(logits: jax.Array, targets: jax.Array, lengths: jax.Array | None = None) -> jax.Array:
+    """Mean ``-log p(target)`` in nats over the tokens, time-major ``logits: (T, *batch, V)``, ``targets: (T, *batch)``.
+
+    With ``lengths`` (``batch``-shaped), only each sequence's first ``lengths[b]`` tokens count.
+    """
+    logits, targets = jnp.asarray(logits), jnp.asarray(targets)
+    if logits.shape[:-1] != targets.shape:
+        raise ValueError(f"expected targets of shape {logits.shape[:-1]} (the logits' without the vocabulary axis), "
+                         f"got {targets.shape}")
+    if not jnp.issubdtype(targets.dtype, jnp.integer):
+        raise TypeError(f"expected integer targets, got dtype {targets.dtype}")
+    losses = optax.softmax_cross_entropy_with_integer_labels(logits.astype(jnp.float32), targets)
+    if lengths is None:
+        return jnp.mean(losses)
+    valid = valid_mask(targets.shape[0], jnp.asarray(lengths)).astype(losses.dtype)
+    return jnp.sum(losses * valid) / jnp.maximum(jnp.sum(valid), 1.0)
+
+
+def bits_per_token(logits: jax.Array, targets: jax.Array, lengths: jax.Array | None = None) -> jax.Array:
+    """:func:`cross_entropy` in bits: ``CE / ln 2`` (bits per character for a character model)."""
+    return cross_entropy(logits, targets, lengths) / math.log(2.0)
+
+
+def perplexity(logits: jax.Array, targets: jax.Array, lengths: jax.Array | None = None) -> jax.Array:
+    """``exp(CE)``: the number of equally likely tokens the model's uncertainty amounts to."""
+    return jnp.exp(cross_entropy(logits, targets, lengths))
+
+
+# --- streams for truncated backpropagation through time ------------------------------------------------
+
+
+class Streams(NamedTuple):
+    """A long token sequence as ``B`` parallel streams cut into consecutive windows of ``T`` steps.
+
+    Attributes:
+      inputs: ``(W, T, B)`` int32: window ``w`` of stream ``b`` is ``inputs[w, :, b]``.
+      targets: ``(W, T, B)``: the next token of each input.
+    """
+
+    inputs: np.ndarray
+    targets: np.ndarray
+
+
+def streams(tokens: Any, batch_size: int, window: int) -> Streams:
+    """Cut ``tokens`` into ``batch_size`` contiguous streams, each into windows of ``window`` steps.
+
+    Stream ``b`` is ``tokens[b L : (b+1) L]`` with ``L = len(tokens) // batch_size``
+    (the remainder is dropped); its windows follow each other, so a model that
+    hands its carry from window ``w`` to ``w + 1`` reads each stream as one
+    sequence (:func:`jaxrnn.training.carried_step`). Every token but the last
+    ``L mod window + 1`` of each stream is an input exactly once, and the
+    target of each input is the token after it.
+
+    Raises:
+      ValueError: too few tokens for one window per stream.
+    """
+    tokens = np.asarray(tokens)
+    if tokens.ndim != 1 or not np.issubdtype(tokens.dtype, np.integer):
+        raise ValueError(f"tokens: expected a 1-D array of integer ids, got shape {tokens.shape} and dtype {tokens.dtype}")
+    batch_size, window = checks.size("batch_size", batch_size), checks.size("window", window)
+    length = tokens.size // batch_size
+    windows = (length - 1) // window
+    if windows < 1:
+        raise ValueError(f"{tokens.size} tokens make {batch_size} streams of {length}: too short for one window of "
+                         f"{window} steps and its targets; use a smaller batch_size or window")
+    per_stream = tokens[: batch_size * length].reshape(batch_size, length)
+    used = windows * window
+    cut = lambda a: a.reshape(batch_size, windows, window).transpose(1, 2, 0)  # noqa: E731
+    return Streams(cut(per_stream[:, :used]).astype(np.int32), cut(per_stream[:, 1:used + 1]).astype(np.int32))
+
+
+# --- generation ---------------------------------------------------------------------------------------
+
+
+def generate(model: Cell, params: Any, prompt: Any, length: int, *, key: jax.Array, temperature: float = 1.0,
+             top_k: int | None = None) -> jax.Array:
+    """Read ``prompt``, then draw ``length`` tokens, each from ``softmax(logits / temperature)``.
+
+    The carry is warmed on the prompt by :func:`jaxrnn.scan`; the tokens are
+    drawn in one ``lax.scan`` of ``model.step``, each step fed the token drawn
+    before it; jit-compiled once per ``(prompt shape, length, top_k)``.
+
+    Args:
+      model: a :func:`language_model` of a cell (it is stepped).
+      params: its params.
+      prompt: ids, ``(P,)``, or ``(B, P)`` for ``B`` prompts of equal length; ``P >= 1``.
+      length: ``n``, how many tokens to draw.
+      key: random key; the same key gives the same tokens.
+      temperature: ``0`` takes the most likely token (greedy); higher flattens
+        the distribution, lower sharpens it.
+      top_k: draw only among the ``k`` most likely tokens; ``None`` for all.
+
+    Returns:
+      ``(n,)`` or ``(B, n)`` int32 ids.
+    """
+    if not isinstance(model, Cell):
+        raise TypeError(f"model: expected a jaxrnn.Cell (a language_model of a cell: it is stepped), got "
+                        f"{type(model).__name__}")
+    prompt = jnp.asarray(prompt)
+    if prompt.ndim not in (1, 2) or prompt.shape[-1] < 1 or not jnp.issubdtype(prompt.dtype, jnp.integer):
+        raise ValueError(f"prompt: expected integer ids of shape (P,) or (B, P) with P >= 1, got shape "
+                         f"{prompt.shape} and dtype {prompt.dtype}")
+    length = checks.size("length", length)
+    temperature = checks.number("temperature", temperature)
+    if temperature < 0:
+        raise ValueError(f"temperature: expected a number >= 0, got {temperature}")
+    if top_k is not None:
+        top_k = checks.size("top_k", top_k)
+    checks.random_key("key", key)
+    return _generate(model, params, prompt, length, key, jnp.float32(temperature), top_k)
+
+
+@functools.partial(jax.jit, static_argnames=("model", "length", "top_k"))
+def _generate(model, params, prompt, length, key, temperature, top_k):
+    batched = prompt.ndim == 2
+    prompt = prompt if batched else prompt[None]
+    carry, _ = scan(model, params, prompt[:, :-1], time_major=False)  # warm the state on all but the last token
+
+    def draw(state, step_key):
+        carry, token = state
+        carry, logits = model.step(params, carry, token)
+        token = sample_token(step_key, logits, temperature, top_k)
+        return (carry, token), token
+
+    keys = jax.random.split(key, length)
+    _, tokens = jax.lax.scan(draw, (carry, prompt[:, -1]), keys)
+    tokens = tokens.T.astype(jnp.int32)  # (B, n)
+    return tokens if batched else tokens[0]
+
+
+def sample_token(key: jax.Array, logits: jax.Array, temperature: jax.Array, top_k: int | None = None) -> jax.Array:
+    """One token per row of ``logits: (..., V)``: greedy at ``temperature == 0``, else from the tempered softmax."""
+    logits = logits.astype(jnp.float32)
+    if top_k is not None and top_k < logits.shape[-1]:
+        kth = jax.lax.top_k(logits, top_k)[0][..., -1:]
+        logits = jnp.where(logits < kth, -jnp.inf, logits)
+    greedy = jnp.argmax(logits, axis=-1)
+    drawn = jax.random.categorical(key, logits / jnp.maximum(temperature, 1e-6), axis=-1)
+    return jnp.where(temperature > 0, drawn, greedy)

@@ -1,0 +1,256 @@
+"""Language models: embedding and readout, the metrics by hand, generation against a loop of argmax steps,
+streams that cover the text once and carry the state, the vocabulary, the corpora, and the two experiments
+end to end (``charlm`` with ``jaxrnn sample``, ``digits``)."""
+
+from __future__ import annotations
+
+import json
+import math
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import optax
+import pytest
+
+import jaxrnn
+from jaxrnn import datasets, language, training
+from jaxrnn.vocabulary import UNKNOWN_ID, Vocabulary
+
+from conftest import TINY, cli
+
+V, E, H = 7, 5, 6
+MODEL = language.language_model(jaxrnn.gru(H, reset_after=True), V, E)
+PARAMS = MODEL.init(jax.random.key(0), V)
+
+
+def test_embedding_and_readout_shapes():
+    table, core, readout = PARAMS
+    assert table["table"].shape == (V, E) and readout["kernel"].shape == (H, V)
+    ids = jnp.array([[1, 2, 3], [4, 5, 6]])  # (T=2, B=3)
+    carry, logits = jaxrnn.scan(MODEL, PARAMS, ids)
+    assert logits.shape == (2, 3, V) and carry[1].shape == (3, H)
+    np.testing.assert_allclose(jaxrnn.scan(MODEL, PARAMS, ids.T, time_major=False)[1], jnp.swapaxes(logits, 0, 1),
+                               rtol=1e-6)
+    _, embedded = jaxrnn.scan(jaxrnn.embedding(E), table, ids)
+    np.testing.assert_array_equal(embedded, np.asarray(table["table"])[np.asarray(ids)])
+
+
+def test_cross_entropy_bits_and_perplexity_by_hand():
+    logits = jnp.log(jnp.array([[[0.5, 0.25, 0.25]], [[0.1, 0.1, 0.8]]]))  # (T=2, B=1, 3): probabilities
+    targets = jnp.array([[0], [2]])
+    expected = -(math.log(0.5) + math.log(0.8)) / 2
+    assert float(language.cross_entropy(logits, targets)) == pytest.approx(expected, rel=1e-6)
+    assert float(language.bits_per_token(logits, targets)) == pytest.approx(expected / math.log(2), rel=1e-6)
+    assert float(language.perplexity(logits, targets)) == pytest.approx(math.exp(expected), rel=1e-6)
+    # lengths: only the first step of the sequence counts
+    assert float(language.cross_entropy(logits, targets, lengths=jnp.array([1]))) == pytest.approx(-math.log(0.5))
+    with pytest.raises(ValueError, match=r"expected targets of shape \(2, 1\)"):
+        language.cross_entropy(logits, targets[:1])
+    with pytest.raises(TypeError, match="expected integer targets"):
+        language.cross_entropy(logits, targets.astype(jnp.float32))
+
+
+def greedy_by_hand(prompt, length):
+    """A Python loop of the model's own step, each time the most likely token."""
+    carry = MODEL.initial_carry()
+    for token in prompt:
+        carry, logits = MODEL.step(PARAMS, carry, jnp.asarray(token))
+    out = []
+    for _ in range(length):
+        token = int(jnp.argmax(logits))
+        out.append(token)
+        carry, logits = MODEL.step(PARAMS, carry, jnp.asarray(token))
+    return out
+
+
+def test_greedy_generation_is_a_loop_of_argmax_steps():
+    prompt = [1, 4, 2]
+    tokens = language.generate(MODEL, PARAMS, jnp.array(prompt), 6, key=jax.random.key(0), temperature=0.0)
+    assert tokens.shape == (6,) and tokens.dtype == jnp.int32
+    assert tokens.tolist() == greedy_by_hand(prompt, 6)
+    cold = language.generate(MODEL, PARAMS, jnp.array(prompt), 6, key=jax.random.key(5), temperature=1e-4)
+    assert cold.tolist() == tokens.tolist()  # temperature -> 0 is greedy
+    top1 = language.generate(MODEL, PARAMS, jnp.array(prompt), 6, key=jax.random.key(5), temperature=2.0, top_k=1)
+    assert top1.tolist() == tokens.tolist()  # only the most likely token is allowed
+
+
+def test_sampling_is_reproducible_and_batched_prompts_are_each_prompt_alone():
+    prompts = jnp.array([[1, 2], [3, 3], [0, 6]])
+    a = language.generate(MODEL, PARAMS, prompts, 8, key=jax.random.key(1))
+    b = language.generate(MODEL, PARAMS, prompts, 8, key=jax.random.key(1))
+    c = language.generate(MODEL, PARAMS, prompts, 8, key=jax.random.key(2))
+    assert a.shape == (3, 8)
+    np.testing.assert_array_equal(a, b)
+    assert not np.array_equal(a, c)
+    greedy = language.generate(MODEL, PARAMS, prompts, 5, key=jax.random.key(0), temperature=0.0)
+    for row, prompt in zip(greedy, prompts):
+        assert row.tolist() == greedy_by_hand(prompt.tolist(), 5)
+    one = language.generate(MODEL, PARAMS, jnp.array([5]), 3, key=jax.random.key(0), temperature=0.0)
+    assert one.tolist() == greedy_by_hand([5], 3)  # a prompt of one token: nothing to warm up on
+
+
+@pytest.mark.parametrize("call, exception, match", [
+    (lambda: language.generate(MODEL, PARAMS, jnp.array([1.0]), 3, key=jax.random.key(0)), ValueError, "prompt"),
+    (lambda: language.generate(MODEL, PARAMS, jnp.zeros((0,), jnp.int32), 3, key=jax.random.key(0)), ValueError,
+     r"P >= 1"),
+    (lambda: language.generate(MODEL, PARAMS, jnp.array([1]), 0, key=jax.random.key(0)), ValueError, "length"),
+    (lambda: language.generate(MODEL, PARAMS, jnp.array([1]), 3, key=jax.random.key(0), temperature=-1.0),
+     ValueError, "temperature: expected a number >= 0"),
+    (lambda: language.generate(MODEL, PARAMS, jnp.array([1]), 3, key=jax.random.key(0), top_k=0), ValueError,
+     "top_k"),
+    (lambda: language.generate(MODEL, PARAMS, jnp.array([1]), 3, key=0), TypeError, "key: expected a random key"),
+    (lambda: language.streams(np.arange(10), 4, 3), ValueError, "too short for one window"),
+    (lambda: language.streams(np.ones(10), 2, 2), ValueError, "integer ids"),
+    (lambda: language.language_model("gru", V, E), TypeError, "core"),
+    (lambda: Vocabulary.from_text(""), ValueError, "non-empty"),
+])
+def test_bad_input_is_a_clear_error(call, exception, match):
+    with pytest.raises(exception, match=match):
+        call()
+
+
+def test_streams_cover_the_text_once_and_carry_the_state():
+    tokens = np.arange(1, 104)  # 103 distinct ids: where each lands is visible
+    cut = language.streams(tokens, batch_size=4, window=5)  # streams of 25, windows of 5: 4 windows, 1 left
+    assert cut.inputs.shape == (4, 5, 4)
+    seen = np.sort(cut.inputs.ravel())
+    assert len(set(seen.tolist())) == seen.size  # no token twice
+    per_stream = tokens[:100].reshape(4, 25)
+    np.testing.assert_array_equal(np.sort(cut.inputs.ravel()), np.sort(per_stream[:, :20].ravel()))
+    np.testing.assert_array_equal(cut.targets, cut.inputs + 1)  # each target the next token
+    # A model fed the windows with its carry handed on equals the model fed each whole stream at once.
+    model = language.language_model(jaxrnn.lstm(4), 110, 3)
+    params = model.init(jax.random.key(1), 110)
+    carry, windowed = model.initial_carry((4,)), []
+    for w in range(4):
+        carry, logits = jaxrnn.scan(model, params, jnp.asarray(cut.inputs[w]), carry)
+        windowed.append(logits)
+    whole_carry, whole = jaxrnn.scan(model, params, jnp.asarray(per_stream[:, :20].T))
+    np.testing.assert_allclose(jnp.concatenate(windowed), whole, rtol=2e-5, atol=2e-6)
+    for a, b in zip(jax.tree_util.tree_leaves(carry), jax.tree_util.tree_leaves(whole_carry)):
+        np.testing.assert_allclose(a, b, rtol=2e-5, atol=2e-6)
+
+
+def test_carried_step_is_one_chunk_of_truncated_bptt():
+    model = language.language_model(jaxrnn.rnn(4), 9, 3)
+    params = model.init(jax.random.key(2), 9)
+    tx = optax.sgd(0.1)
+
+    def loss(params, carry, batch, key):
+        carry, logits = jaxrnn.scan(model, params, batch[0], carry)
+        return language.cross_entropy(logits, batch[1]), (carry, {})
+
+    ids = jnp.asarray(np.random.default_rng(0).integers(0, 9, (6, 2)))
+    batch = (ids[:-1], ids[1:])
+    state, carry, _ = jaxrnn.carried_step(loss, tx)(training.init(params, tx), model.initial_carry((2,)), batch)
+    state2, carry2, _ = jaxrnn.truncated_bptt_step(loss, tx, 5)(training.init(params, tx), model.initial_carry((2,)),
+                                                                 batch)
+    for a, b in zip(jax.tree_util.tree_leaves((state, carry)), jax.tree_util.tree_leaves((state2, carry2))):
+        np.testing.assert_allclose(a, b, rtol=1e-6, atol=1e-7)
+
+
+def test_vocabulary_round_trip_and_unknown_characters(tmp_path):
+    vocab = Vocabulary.from_text("hello world")
+    assert vocab.size == len(set("hello world")) + 1
+    ids = vocab.encode("hello, world!")
+    assert ids.dtype == np.int32 and (ids == UNKNOWN_ID).sum() == 2  # ',' and '!' are not in it
+    assert vocab.decode(vocab.encode("hello world")) == "hello world"
+    assert vocab.decode(ids) == "hello\ufffd world\ufffd"
+    vocab.save(tmp_path / "v.json")
+    assert Vocabulary.load(tmp_path / "v.json") == vocab
+    assert json.loads((tmp_path / "v.json").read_text())["chars"] == list(vocab.chars)
+
+
+def test_the_default_corpus_ships_with_python(monkeypatch):
+    text = datasets.python_help()
+    assert 400_000 < len(text) < 600_000 and 'The "assert" statement' in text
+    import sys
+
+    monkeypatch.setitem(sys.modules, "pydoc_data", None)  # a distribution that stripped it
+    with pytest.raises(FileNotFoundError, match="no pydoc_data .* give a text file with data.path"):
+        datasets.python_help()
+
+
+def charlm_config(write_config, tmp_path, text="abcd efgh ijkl mnop " * 40, **data):
+    corpus = tmp_path / "corpus.txt"
+    corpus.write_bytes(text if isinstance(text, bytes) else text.encode("utf-8"))
+    base = {**TINY, "experiment": "charlm", "model": {"cell": "gru", "hidden_size": 8, "num_layers": 1},
+            "train": {**TINY["train"], "steps": 4, "batch_size": 4, "eval_every": 4, "checkpoint_every": 2},
+            "data": {"path": str(corpus), "window": 10, "eval_streams": 2, "sample_length": 20, **data}}
+    return write_config(base=base)
+
+
+@pytest.mark.parametrize("text, expected", [
+    (None, "data.path: no file"),
+    ("", "is empty"),
+    (b"\xff\xfe\x00bad", "is not UTF-8 text"),
+    ("short", "data.window: expected fewer than"),
+])
+def test_a_text_that_cannot_train_is_one_line_and_status_2(write_config, tmp_path, capsys, text, expected):
+    path = charlm_config(write_config, tmp_path, text=text if text is not None else "x")
+    if text is None:
+        (tmp_path / "corpus.txt").unlink()
+    assert cli("run", path, "--out", tmp_path / "run") == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and expected in err and "Traceback" not in err
+    assert not (tmp_path / "run").exists()
+
+
+@pytest.mark.slow
+def test_charlm_runs_end_to_end_and_samples(write_config, tmp_path, capsys):
+    path = charlm_config(write_config, tmp_path, dropout=0.1)
+    out = tmp_path / "lm"
+    assert cli("run", path, "--out", out) == 0
+    summary = json.loads((out / "summary.json").read_text())
+    assert {"eval_loss", "eval_bpc", "eval_perplexity", "eval_unigram_bpc", "baseline"} <= set(summary["metrics"])
+    assert summary["parameters"] > 0 and (out / "vocabulary.json").exists()
+    assert (out / "sample.txt").read_text().startswith("The ")
+    capsys.readouterr()
+    assert cli("sample", out, "--prompt", "ab", "--length", "15", "--seed", "3") == 0
+    first = capsys.readouterr().out
+    assert cli("sample", out, "--prompt", "ab", "--length", "15", "--seed", "3") == 0
+    assert capsys.readouterr().out == first and first.startswith("ab") and len(first) == 2 + 15 + 1
+    for args, message in ((["sample", tmp_path], "is not a run folder"),
+                          (["sample", out, "--length", "0"], "--length: expected an integer >= 1"),
+                          (["sample", out, "--temperature", "-1"], "--temperature")):
+        assert cli(*args) == 2
+        err = capsys.readouterr().err
+        assert message in err and err.count("\n") == 1
+
+
+@pytest.mark.slow
+def test_the_resumed_language_model_carries_its_state_bit_for_bit(write_config, tmp_path):
+    path = charlm_config(write_config, tmp_path)
+    whole, parts = tmp_path / "whole", tmp_path / "parts"
+    assert cli("run", path, "--out", whole) == 0
+    assert cli("run", path, "--out", parts, "--set", "train.steps=2") == 0  # stops after its checkpoint at 2
+    (parts / "summary.json").unlink()
+    assert cli("run", "--resume", "--out", parts, "--set", "train.steps=4") == 2  # steps is not resumable
+    raw = (parts / "config.yaml").read_text().replace("steps: 2", "steps: 4")
+    (parts / "config.yaml").write_text(raw)
+    assert cli("run", "--resume", "--out", parts) == 0
+    losses = lambda d: [json.loads(l).get("loss") for l in (d / "metrics.jsonl").read_text().splitlines()]  # noqa
+    assert losses(whole)[-3:] == losses(parts)[-3:]
+
+
+@pytest.mark.slow
+def test_digits_runs_end_to_end(write_config, tmp_path):
+    for read in ("pixels", "rows"):
+        path = write_config(experiment="digits", data={"read": read}, train={"steps": 3, "eval_every": 3})
+        out = tmp_path / read
+        assert cli("run", path, "--out", out) == 0
+        metrics = json.loads((out / "summary.json").read_text())["metrics"]
+        assert 0 <= metrics["eval_accuracy"] <= 1 and metrics["baseline"] == pytest.approx(math.log(10), abs=0.05)
+
+
+def test_the_digits_ship_with_the_package():
+    from jaxrnn.experiments import digits
+
+    images, labels = datasets.digits()
+    assert images.shape == (1797, 8, 8) and labels.shape == (1797,) and images.max() == 16
+    assert np.bincount(labels).min() > 170  # ten balanced classes
+    train_x, train_y, test_x, test_y = digits.split(0.2)
+    assert len(test_y) == 359 and len(train_y) == 1438 and train_x.max() == 1.0
+    assert digits.sequences(test_x, "pixels").shape == (64, 359, 1) and digits.sequences(test_x, "rows").shape == (8, 359, 8)
+    np.testing.assert_array_equal(digits.sequences(test_x, "pixels")[:8, 0, 0], test_x[0, 0])  # the first row first
