@@ -13,21 +13,25 @@ from jaxrnn.cells.activations import ACTIVATIONS
 from jaxrnn.cells.elman import irnn, rnn
 from jaxrnn.cells.gru import gru
 from jaxrnn.cells.lstm import lstm
+from jaxrnn.cells.mingru import mingru
+from jaxrnn.cells.minlstm import minlstm
 from jaxrnn.layers.bidirectional import bidirectional
 from jaxrnn.layers.linear import linear
 from jaxrnn.layers.stack import stack
 from jaxrnn.loop import scan
-from jaxrnn.parts import Cell, Layer, Pointwise, SplitStep
+from jaxrnn.parts import Cell, Layer, Parallel, Pointwise, SplitStep
 from jaxrnn.layers.embedding import embedding
 from jaxrnn.training import TrainState, carried_step, train_step, truncated_bptt_step
 
-from jaxrnn import autoregressive, datasets, gradient_flow, interop, language, models, tasks, training  # isort: skip
+from jaxrnn import (autoregressive, datasets, gradient_flow, interop, language, linear_recurrence, models,  # isort: skip
+                    tasks, training)
 from jaxrnn.vocabulary import Vocabulary  # noqa: E402  isort: skip
 
 __all__ = [
     "ACTIVATIONS",
     "Cell",
     "Layer",
+    "Parallel",
     "Pointwise",
     "SplitStep",
     "TrainState",
@@ -43,7 +47,10 @@ __all__ = [
     "irnn",
     "linear",
     "language",
+    "linear_recurrence",
     "lstm",
+    "mingru",
+    "minlstm",
     "models",
     "rnn",
     "scan",

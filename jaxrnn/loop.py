@@ -34,7 +34,7 @@ from jax.experimental import checkify
 from jaxrnn import checks, fused
 from jaxrnn.masking import mask, valid_mask
 from jaxrnn.checks import check_carry_like
-from jaxrnn.parts import Carry, Cell, Composite, Layer, Params, Part, Pointwise, SplitStep, reads_ids
+from jaxrnn.parts import Carry, Cell, Composite, Layer, Parallel, Params, Part, Pointwise, SplitStep, reads_ids
 
 PATHS = ("auto", "plain", "projected", "fused")
 MAX_UNROLL = 16  # steps per loop iteration; see scan's ``unroll``
@@ -161,6 +161,9 @@ def _scan(part: Part, params, xs, carry, lengths, batch_shape, **options):
     if not jnp.issubdtype(xs.dtype, jnp.floating):
         raise TypeError(f"expected floating-point xs, got dtype {xs.dtype}")
     reverse, unroll, remat = options["reverse"], options["unroll"], options["remat"]
+    if isinstance(step, Parallel):  # all steps at once; remat recomputes them in the backward pass
+        sequence = jax.checkpoint(step.sequence, static_argnums=(4,)) if remat else step.sequence
+        return sequence(params, xs, carry, lengths, reverse)
     path = resolve_path(options["path"], part, remat=remat)
     if path == "plain":
         return masked_scan(step, params, xs, carry, valid, reverse=reverse, unroll=unroll, remat=remat)
@@ -188,9 +191,9 @@ def resolve_path(path: str, cell: Cell, *, remat: bool = False) -> str:
         raise TypeError(f"resolve_path: expected a jaxrnn.Cell, got {type(cell).__name__}; a layer runs each of "
                         "its cells on its own path")
     step = cell.step
-    if isinstance(step, (Composite, Pointwise)):
-        raise TypeError("resolve_path: a stack runs each of its cells on its own path (and a stateless part "
-                        "has no loop); ask of the cells")
+    if isinstance(step, (Composite, Pointwise, Parallel)):
+        raise TypeError("resolve_path: a stack runs each of its cells on its own path (and a stateless or "
+                        "parallel part has no loop); ask of the cells")
     if path == "auto":
         path = "plain" if jax.default_backend() == "cpu" else "fused"
     if path == "fused" and (remat or not isinstance(step, SplitStep) or step.product is None):

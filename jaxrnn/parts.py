@@ -7,13 +7,15 @@ It knows nothing of time; :func:`jaxrnn.scan` owns the time loop. A
 bidirectional layer, a stack holding one): it owns its loop, and
 :func:`jaxrnn.scan` runs it with the same call.
 
-``scan`` also understands three kinds of step, each still a plain callable
+``scan`` also understands four kinds of step, each still a plain callable
 ``step(params, carry, x)``:
 
 * :class:`SplitStep`: the step in two halves, an input projection that can run
   for all time steps at once and a recurrence (the fast paths of ``scan``);
 * :class:`Pointwise`: a step without state, ``y_t = f(x_t)`` (a readout, an
   embedding), which ``scan`` applies to the whole sequence at once;
+* :class:`Parallel`: a step linear in its carry (the minimal RNNs), which
+  ``scan`` computes for the whole sequence with an associative scan;
 * :class:`Composite`: a step made of other parts (a stack), which runs a whole
   sequence itself, part by part.
 """
@@ -185,6 +187,29 @@ class Pointwise:
     def __call__(self, params: Params, carry: tuple, x: Array, key: Array | None = None) -> tuple[tuple, Array]:
         del key
         return carry, self.fn(params, x)
+
+
+@dataclasses.dataclass(frozen=True)
+class Parallel:
+    """A step whose carry enters linearly, ``h_t = a_t(x_t) * h_{t-1} + b_t(x_t)``: a whole sequence at once.
+
+    Calling it is the one-token recurrence (sampling, streaming).
+    :func:`jaxrnn.scan` instead calls ``sequence`` on the whole input, which
+    computes every step together (an associative scan, ``O(log T)`` depth:
+    :mod:`jaxrnn.linear_recurrence`).
+
+    Attributes:
+      step: ``step(params, carry, x) -> (carry, y)``, one token.
+      sequence: ``sequence(params, xs, carry, *, reverse, lengths) -> (carry, ys)``
+        over time-major ``xs: (T, *batch, I)``, the same function as stepping.
+    """
+
+    step: Callable[[Params, Carry, Array], tuple[Carry, Array]]
+    sequence: Callable[..., tuple[Carry, Array]]
+
+    def __call__(self, params: Params, carry: Carry, x: Array, key: Array | None = None) -> tuple[Carry, Array]:
+        del key
+        return self.step(params, carry, x)
 
 
 class Composite(abc.ABC):

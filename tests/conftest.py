@@ -32,6 +32,10 @@ def pytest_configure(config):
     # tiny models of the same shapes many times: a persistent compilation cache for this
     # session compiles each shape once.
     jax.config.update("jax_disable_most_optimizations", True)
+    # The tests compare functions, not rounding: on a GPU, JAX's default precision runs float32 matrix
+    # products in TF32 (about 3 significant digits), and two paths that compute the same function
+    # then differ by ~1e-3. Full float32 everywhere (a no-op on the CPU).
+    jax.config.update("jax_default_matmul_precision", "highest")
     if os.environ.get("JAXRNN_TEST_CACHE", "1") == "1":
         config._jaxrnn_cache = tempfile.mkdtemp(prefix="jaxrnn-tests-xla-")
         jax.config.update("jax_compilation_cache_dir", config._jaxrnn_cache)

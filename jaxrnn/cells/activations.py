@@ -26,3 +26,16 @@ def resolve_activation(activation: str | Callable[[jax.Array], jax.Array]) -> Ca
     raise ValueError(
         f"unknown activation {activation!r}; expected one of {', '.join(sorted(ACTIVATIONS))} or a callable"
     )
+
+
+def positive(x: jax.Array) -> jax.Array:
+    """``g(x) = x + 1/2`` for ``x >= 0``, ``sigmoid(x)`` below: positive and continuous (Feng et al. 2024).
+
+    The candidate state of the log-space minimal RNNs: positive, so its log exists.
+    """
+    return jnp.where(x >= 0, x + 0.5, jax.nn.sigmoid(x))
+
+
+def log_positive(x: jax.Array) -> jax.Array:
+    """``log g(x)``, computed without ``log`` of a value near 0: ``log(x + 1/2)`` or ``-softplus(-x)``."""
+    return jnp.where(x >= 0, jnp.log(jnp.maximum(x, 0.0) + 0.5), -jax.nn.softplus(-x))

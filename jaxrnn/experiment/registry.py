@@ -34,6 +34,8 @@ CELLS: dict[str, CellEntry] = {
     "lstm": CellEntry(jaxrnn.lstm, options=("chrono",)),
     "gru": CellEntry(jaxrnn.gru),
     "irnn": CellEntry(jaxrnn.irnn, options=("spectral_radius",)),
+    "mingru": CellEntry(jaxrnn.mingru),
+    "minlstm": CellEntry(jaxrnn.minlstm),
 }
 
 class CellOption(NamedTuple):

@@ -1,0 +1,179 @@
+"""Parallel in time against step by step: minGRU and minLSTM through ``jaxrnn.scan`` beside the sequential GRU.
+
+Cases, each a training step (``jax.value_and_grad`` of ``mean(ys**2)`` with
+respect to params and inputs) over time-major ``x: (T, B, I)``:
+
+* ``mingru``, ``minlstm``: ``jaxrnn.scan(jaxrnn.mingru(H), ...)``, the whole
+  sequence through the associative scan of :mod:`jaxrnn.linear_recurrence`;
+* ``mingru stepped``: the same cell's one-token ``step`` through the ordinary
+  loop (the same function, computed step by step);
+* ``gru``: ``jaxrnn.gru(H, reset_after=True)`` through the ordinary loop
+  (``path="auto"``: fused on a GPU), the sequential cell the paper replaces.
+
+Cases of one shape are timed in interleaved rounds (:mod:`benchmarks.timing`).
+``--sweep`` times the same cases over sequence lengths at a small shape and
+reports the crossover: the shortest ``T`` from which the parallel minGRU is
+faster than the sequential GRU at every longer ``T`` measured.
+
+    python -m benchmarks.parallel [--shapes B16T4096I256H512,B64T512I256H512] [--modes train]
+                                  [--sweep 16,32,...] [--sweep-shape B16I64H128] [--repeats 10]
+
+JSON next to the other results: ``benchmarks/results/<device>-parallel.json``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import re
+from pathlib import Path
+from typing import Any, Callable
+
+import jax
+import numpy as np
+
+import jaxrnn
+from benchmarks import machine
+from benchmarks.layers.jax_common import jax_case
+from benchmarks.shapes import Shape, parse_shapes
+from benchmarks.timing import measure, timed
+
+RESULTS = Path(__file__).resolve().parent / "results"
+SHAPES = "B16T4096I256H512,B64T512I256H512"
+SWEEP = "16,32,64,128,256,512,1024,2048"
+
+
+def _stepped(cell: jaxrnn.Cell) -> jaxrnn.Cell:
+    """The cell with its one-token step only, so that ``scan`` loops over time."""
+    return jaxrnn.Cell(cell.init, cell.initial_carry, cell.step.step)
+
+
+CASES: dict[str, tuple[str, Callable[[int], jaxrnn.Cell]]] = {
+    "mingru": ("jaxrnn.mingru({H})", jaxrnn.mingru),
+    "minlstm": ("jaxrnn.minlstm({H})", jaxrnn.minlstm),
+    "mingru stepped": ("jaxrnn.mingru({H}).step.step, looped", lambda H: _stepped(jaxrnn.mingru(H))),
+    "gru": ("jaxrnn.gru({H}, reset_after=True)", lambda H: jaxrnn.gru(H, reset_after=True)),
+}
+
+
+def time_shape(shape: Shape, mode: str, names: list[str], repeats: int, warmup: int) -> list[dict[str, Any]]:
+    """One row per case: compile seconds and the timing of its step at ``shape``."""
+    xs = jax.numpy.asarray(np.random.default_rng(0).standard_normal((shape.T, shape.B, shape.I)), "float32")
+    cases, first = [], []
+    for name in names:
+        template, factory = CASES[name]
+        cell = factory(shape.H)
+        params = cell.init(jax.random.key(0), shape.I)
+
+        def apply(params, x, cell=cell):
+            return jaxrnn.scan(cell, params, x)[1]
+
+        case = jax_case(name, f"jaxrnn.scan({template.format(H=shape.H)}, params, x[T, B, I])[1]",
+                        apply, params, xs, mode)
+        cases.append(case)
+        first.append(timed(case.step))
+    timings = measure(cases, first, repeats, warmup)
+    return [{"case": name, "what": case.what, "shape": shape.as_dict(), "mode": mode,
+             "compile_s": case.compile_s, **timing.as_dict()}
+            for name, case, timing in zip(names, cases, timings)]
+
+
+def speedups(rows: list[dict[str, Any]], baseline: str = "gru") -> None:
+    """Adds ``vs_<baseline>``: the baseline's median over the row's (> 1: faster than the baseline)."""
+    base = next((r["median_ms"] for r in rows if r["case"] == baseline), None)
+    for r in rows:
+        r[f"vs_{baseline}"] = None if base is None else base / r["median_ms"]
+
+
+def crossover(sweep: list[dict[str, Any]], fast: str = "mingru", slow: str = "gru") -> int | None:
+    """The shortest ``T`` from which ``fast`` beats ``slow`` at every longer ``T`` measured (None: never)."""
+    by_t: dict[int, dict[str, float]] = {}
+    for r in sweep:
+        by_t.setdefault(r["shape"]["T"], {})[r["case"]] = r["median_ms"]
+    answer = None
+    for t in sorted(by_t, reverse=True):
+        times = by_t[t]
+        if fast not in times or slow not in times or times[fast] >= times[slow]:
+            break
+        answer = t
+    return answer
+
+
+def markdown(rows: list[dict[str, Any]], device: str, title: str) -> str:
+    lines = [f"#### {title}, {device}", "",
+             "| shape | mode | case | step ms | IQR | vs gru | compile s |",
+             "| --- | --- | --- | ---: | ---: | ---: | ---: |"]
+    for r in rows:
+        s = Shape(**r["shape"])
+        ratio = "" if r.get("vs_gru") is None else f"{r['vs_gru']:.2f}x"
+        lines.append(f"| {s.name} | {r['mode']} | {r['case']} | {r['median_ms']:.3g} | "
+                     f"{r['iqr_ms'] / r['median_ms']:.0%} | {ratio} | {r['compile_s']:.2f} |")
+    return "\n".join(lines)
+
+
+_SWEEP_SHAPE = re.compile(r"^B(\d+)I(\d+)H(\d+)$", re.IGNORECASE)
+
+
+def main(argv: list[str] | None = None) -> dict[str, Any]:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--shapes", default=SHAPES, help=f"comma-separated shapes or presets (default {SHAPES}; "
+                        "'none' for the sweep alone)")
+    parser.add_argument("--modes", default="train", help="comma-separated: train (forward + backward), infer")
+    parser.add_argument("--cases", default=",".join(CASES), help=f"comma-separated, of {', '.join(CASES)}")
+    parser.add_argument("--sweep", default="", help=f"comma-separated sequence lengths (e.g. {SWEEP}); empty: no sweep")
+    parser.add_argument("--sweep-shape", default="B16I64H128", help="the sweep's batch, input and hidden sizes")
+    parser.add_argument("--repeats", type=int, default=10)
+    parser.add_argument("--warmup", type=int, default=2)
+    parser.add_argument("--json", type=Path, default=None)
+    args = parser.parse_args(argv)
+    try:
+        shapes = [] if args.shapes.strip().lower() == "none" else parse_shapes(args.shapes)
+        lengths = [int(t) for t in args.sweep.split(",") if t.strip()]
+    except ValueError as error:
+        parser.error(str(error))
+    modes = [m.strip() for m in args.modes.split(",") if m.strip()]
+    names = [c.strip() for c in args.cases.split(",") if c.strip()]
+    if not modes or set(modes) - {"train", "infer"}:
+        parser.error(f"--modes: train and/or infer, got {args.modes!r}")
+    if not names or set(names) - set(CASES):
+        parser.error(f"--cases: of {', '.join(CASES)}, got {args.cases!r}")
+    if lengths and min(lengths) < 1 or args.repeats < 1 or args.warmup < 0:
+        parser.error("--sweep lengths and --repeats: positive integers; --warmup: non-negative")
+    sweep_shape = _SWEEP_SHAPE.match(args.sweep_shape.strip())
+    if sweep_shape is None:
+        parser.error(f"--sweep-shape: like B16I64H128, got {args.sweep_shape!r}")
+    if not shapes and not lengths:
+        parser.error("nothing to time: give --shapes or --sweep")
+    B, I, H = (int(g) for g in sweep_shape.groups())
+
+    device = machine.device()
+    rows: list[dict[str, Any]] = []
+    for shape in shapes:
+        for mode in modes:
+            group = time_shape(shape, mode, names, args.repeats, args.warmup)
+            speedups(group)
+            rows += group
+            print(markdown(group, device["name"], "Parallel vs sequential"), flush=True)
+    sweep: list[dict[str, Any]] = []
+    for t in lengths:
+        group = time_shape(Shape(B, t, I, H), "train", names, args.repeats, args.warmup)
+        speedups(group)
+        sweep += group
+    tables = [markdown(rows, device["name"], "Parallel vs sequential")] if rows else []
+    result: dict[str, Any] = {"device": device, "software": machine.software(), "rows": rows}
+    if sweep:
+        result["sweep"] = sweep
+        result["crossover_T"] = crossover(sweep)
+        tables.append(markdown(sweep, device["name"], f"Sweep over T, B{B} I{I} H{H}, train") + "\n\n"
+                      f"Crossover (minGRU parallel faster than the GRU from this T on): {result['crossover_T']}")
+        print(tables[-1])
+    result["markdown"] = "\n\n".join(tables)
+    path = args.json or RESULTS / f"{device['slug']}-parallel.json"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps(result, indent=1))
+    print(f"\nJSON: {path}")
+    return result
+
+
+if __name__ == "__main__":
+    main()
