@@ -4,7 +4,7 @@ The evidence behind ``path="auto"`` and the unroll cap: for one shape and
 cell, each loop path (``plain``, ``projected``, ``fused``) at each unroll
 factor is compiled ahead of time (timed) and its training (or inference) step
 timed in interleaved rounds, as :mod:`benchmarks.run` times the frameworks.
-The row of the library's defaults (``path="auto"``, ``unroll=1``) is marked.
+The row of the library's defaults (``path="auto"``, ``unroll=None``: ``AUTO_UNROLL``) is marked.
 
     python -m benchmarks.loop [--shape B32T128I64H128] [--cell lstm] [--mode train]
                               [--unrolls 1,2,4,8,16] [--repeats 10]
@@ -22,7 +22,7 @@ from typing import Any
 import jax
 import numpy as np
 
-from jaxrnn.loop import MAX_UNROLL, resolve_path
+from jaxrnn.loop import MAX_UNROLL, check_unroll, resolve_path
 from benchmarks import machine
 from benchmarks.layers import jaxrnn_layer
 from benchmarks.shapes import Shape, parse_shape
@@ -43,8 +43,9 @@ def sweep(shape: Shape, cell: str, mode: str, unrolls: list[int], repeats: int, 
         first.append(timed(case.step))
     timings = measure(cases, first, repeats, warmup)
     auto = resolve_path("auto", jaxrnn_layer.FACTORIES[cell][1](shape.H))
+    auto_unroll = check_unroll(None, shape.T)
     return [
-        {"path": path, "unroll": unroll, "default": path == auto and unroll == 1,
+        {"path": path, "unroll": unroll, "default": path == auto and unroll == auto_unroll,
          "compile_s": case.compile_s, **timing.as_dict()}
         for (path, unroll), case, timing in zip(settings, cases, timings)
     ]

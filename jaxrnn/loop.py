@@ -38,6 +38,7 @@ from jaxrnn.parts import Carry, Cell, Composite, Layer, Parallel, Params, Part, 
 
 PATHS = ("auto", "plain", "projected", "fused")
 MAX_UNROLL = 16  # steps per loop iteration; see scan's ``unroll``
+AUTO_UNROLL = {"gpu": 8}  # unroll=None's choice per backend (others: 1); benchmarks/README.md
 
 
 def scan(
@@ -49,7 +50,7 @@ def scan(
     reverse: bool = False,
     lengths: jax.Array | None = None,
     time_major: bool = True,
-    unroll: int | bool = 1,
+    unroll: int | bool | None = None,
     remat: bool = False,
     key: jax.Array | None = None,
     path: str = "auto",
@@ -84,8 +85,9 @@ def scan(
       time_major: ``False`` for batch-major ``xs: (*batch, T, I)`` (Flax's and
         PyTorch's ``batch_first``); ``ys`` is then batch-major too.
       unroll: steps per loop iteration (``lax.scan``'s ``unroll``); ``True``
-        unrolls the whole sequence. Capped at :data:`MAX_UNROLL` steps, with a
-        warning: compile time grows much faster than the unroll factor while
+        unrolls the whole sequence; ``None`` picks per backend
+        (:data:`AUTO_UNROLL`: 8 on a GPU, 1 elsewhere). Capped at
+        :data:`MAX_UNROLL` steps, with a warning: compile time grows much faster than the unroll factor while
         run time stops improving long before (``benchmarks/README.md``).
       remat: store the carry only every ``~sqrt(T)`` steps and recompute the
         steps between in the backward pass (``jax.checkpoint`` of chunks);
@@ -209,18 +211,21 @@ def check_path(path: Any) -> str:
     return path
 
 
-def check_unroll(unroll: int | bool, steps: int) -> int:
-    """``unroll`` as steps per iteration: ``True`` is all ``steps``; at most :data:`MAX_UNROLL`.
+def check_unroll(unroll: int | bool | None, steps: int) -> int:
+    """``unroll`` as steps per iteration: ``True`` is all ``steps``, ``None`` the backend's
+    :data:`AUTO_UNROLL` (1 where it names none); at most :data:`MAX_UNROLL` and at most ``steps``.
 
     Raises:
-      ValueError: ``unroll`` is neither a bool nor a positive integer.
+      ValueError: ``unroll`` is neither ``None``, a bool nor a positive integer.
     """
+    if unroll is None:
+        return max(1, min(AUTO_UNROLL.get(jax.default_backend(), 1), steps))
     if isinstance(unroll, (bool, np.bool_)):
         wanted = steps if unroll else 1
     elif isinstance(unroll, (int, np.integer)) and unroll >= 1:
         wanted = int(unroll)
     else:
-        raise ValueError(f"unroll: expected a positive integer or a bool, got {unroll!r}")
+        raise ValueError(f"unroll: expected None, a positive integer or a bool, got {unroll!r}")
     wanted = max(1, min(wanted, steps))
     if wanted > MAX_UNROLL:
         warnings.warn(

@@ -178,10 +178,10 @@ def test_stack_construction_and_residual_sizes():
                               scan_fn(deep), init(deep, I), jnp.zeros((T, I)))
 
 
-@pytest.mark.parametrize("unroll", [0, -2, 2.5, "8", None])
+@pytest.mark.parametrize("unroll", [0, -2, 2.5, "8", 1.0])
 def test_bad_unroll(unroll):
     cell = CELLS["rnn_tanh"]
-    raises_eagerly_and_traced(ValueError, r"unroll: expected a positive integer or a bool, got",
+    raises_eagerly_and_traced(ValueError, r"unroll: expected None, a positive integer or a bool, got",
                               scan_fn(cell, unroll=unroll), init(cell, I), jnp.zeros((T, B, I)))
 
 

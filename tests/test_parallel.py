@@ -47,6 +47,20 @@ def test_linear_scans_are_the_loop(reverse, lengths):
     assert_trees_close((jnp.exp(final), jnp.exp(hs)), (ref_final, ref_hs))
 
 
+@pytest.mark.parametrize("reverse", [False, True])
+@pytest.mark.parametrize("lengths", [None, [T, 4, 0]])
+def test_scan_gradients_match_finite_differences(reverse, lengths):
+    n = None if lengths is None else jnp.array(lengths)
+    x64 = lambda v: jnp.asarray(v, jnp.float64)  # noqa: E731
+    with jax.enable_x64():
+        for scan, a, b in ((gated_scan, jnp.log(A), jnp.log(BS)), (linear_scan, A, BS)):
+            def f(a, b, h0, scan=scan):
+                final, hs = scan(a, b, h0, reverse=reverse, lengths=n)
+                return jnp.sum(final ** 2) + jnp.sum(jnp.sin(hs))
+
+            check_grads(f, (x64(a), x64(b), x64(H0)), order=1, modes=["rev"], atol=1e-5, rtol=1e-5)
+
+
 def test_a_zero_length_sequence_and_the_zero_state():
     empty = jnp.zeros((0, B, H))
     final, hs = linear_scan(empty, empty, H0)
