@@ -12,10 +12,12 @@ function (values and gradients), and the tests hold them to it:
   that give ``product``/``update`` (:mod:`jaxrnn.fused`): the backward loop
   carries only ``dh @ W_h^T`` and the weight gradient is formed after it as
   one product over all time steps, as cuDNN does.
+* ``"parallel"``: for a :class:`~jaxrnn.parts.Parallel` step (the minimal
+  RNNs), every step at once through an associative scan, ``O(log T)`` depth.
 
 ``"auto"`` (the default) is :func:`resolve_path`: ``"plain"`` on CPU, where
-XLA:CPU runs the per-step loop fastest (``benchmarks/README.md``), and the
-best path the cell allows on GPU and TPU.
+XLA:CPU runs the per-step loop fastest, the minimal RNNs included
+(``benchmarks/README.md``), and the best path the cell allows on GPU and TPU.
 """
 
 from __future__ import annotations
@@ -36,7 +38,7 @@ from jaxrnn.masking import mask, valid_mask
 from jaxrnn.checks import check_carry_like
 from jaxrnn.parts import Carry, Cell, Composite, Layer, Parallel, Params, Part, Pointwise, SplitStep, reads_ids
 
-PATHS = ("auto", "plain", "projected", "fused")
+PATHS = ("auto", "plain", "projected", "fused", "parallel")
 MAX_UNROLL = 16  # steps per loop iteration; see scan's ``unroll``
 AUTO_UNROLL = {"gpu": 8}  # unroll=None's choice per backend (others: 1); benchmarks/README.md
 
@@ -163,10 +165,10 @@ def _scan(part: Part, params, xs, carry, lengths, batch_shape, **options):
     if not jnp.issubdtype(xs.dtype, jnp.floating):
         raise TypeError(f"expected floating-point xs, got dtype {xs.dtype}")
     reverse, unroll, remat = options["reverse"], options["unroll"], options["remat"]
-    if isinstance(step, Parallel):  # all steps at once; remat recomputes them in the backward pass
+    path = resolve_path(options["path"], part, remat=remat)
+    if path == "parallel":  # all steps at once; remat recomputes them in the backward pass
         sequence = jax.checkpoint(step.sequence, static_argnums=(4,)) if remat else step.sequence
         return sequence(params, xs, carry, lengths, reverse)
-    path = resolve_path(options["path"], part, remat=remat)
     if path == "plain":
         return masked_scan(step, params, xs, carry, valid, reverse=reverse, unroll=unroll, remat=remat)
     if path == "projected":
@@ -178,11 +180,13 @@ def _scan(part: Part, params, xs, carry, lengths, batch_shape, **options):
 def resolve_path(path: str, cell: Cell, *, remat: bool = False) -> str:
     """The path ``scan(cell, ..., path=path, remat=remat)`` takes on this backend, for one cell.
 
-    ``"auto"`` is ``"plain"`` on CPU and ``"fused"`` elsewhere; a path the cell's
-    step does not support falls back to the next simpler one (``"fused"`` needs
-    a :class:`~jaxrnn.parts.SplitStep` with ``product``, ``"projected"`` a
-    ``SplitStep``), and ``remat`` (which stores no per-step residuals) never
-    takes ``"fused"``. The backend is ``jax.default_backend()``. A stack or a
+    ``"auto"`` is ``"plain"`` on CPU and elsewhere ``"parallel"`` for a
+    :class:`~jaxrnn.parts.Parallel` step, ``"fused"`` for the others. A path
+    the cell's step does not support falls back to the next simpler one
+    (``"parallel"`` needs a ``Parallel`` step, and is ``"auto"``'s choice for
+    another; ``"fused"`` needs a :class:`~jaxrnn.parts.SplitStep` with
+    ``product``, ``"projected"`` a ``SplitStep``), and ``remat`` (which stores
+    no per-step residuals) never takes ``"fused"``. The backend is ``jax.default_backend()``. A stack or a
     layer runs each of its cells on that cell's own path: ask of those.
 
     Raises:
@@ -193,11 +197,14 @@ def resolve_path(path: str, cell: Cell, *, remat: bool = False) -> str:
         raise TypeError(f"resolve_path: expected a jaxrnn.Cell, got {type(cell).__name__}; a layer runs each of "
                         "its cells on its own path")
     step = cell.step
-    if isinstance(step, (Composite, Pointwise, Parallel)):
-        raise TypeError("resolve_path: a stack runs each of its cells on its own path (and a stateless or "
-                        "parallel part has no loop); ask of the cells")
-    if path == "auto":
-        path = "plain" if jax.default_backend() == "cpu" else "fused"
+    if isinstance(step, (Composite, Pointwise)):
+        raise TypeError("resolve_path: a stack runs each of its cells on its own path (and a stateless part "
+                        "has no loop); ask of the cells")
+    parallel = isinstance(step, Parallel)
+    if path == "auto" or (path == "parallel" and not parallel):
+        path = "plain" if jax.default_backend() == "cpu" else "parallel" if parallel else "fused"
+    if parallel:
+        return "parallel" if path == "parallel" else "plain"
     if path == "fused" and (remat or not isinstance(step, SplitStep) or step.product is None):
         path = "projected"
     if path == "projected" and not isinstance(step, SplitStep):

@@ -33,8 +33,8 @@ def config_files():
 
 def test_the_configs_exist():
     names = {p.stem for p in config_files()}
-    for task in ("adding_t50", "adding_t200", "copying"):
-        for cell in ("rnn", "lstm", "gru"):
+    for task in ("adding_t50", "adding_t200", "copying", "charlm"):
+        for cell in ("rnn", "lstm", "gru", "mingru", "minlstm"):
             assert any(n.startswith(task) and n.endswith(cell) for n in names), (task, cell)
 
 

@@ -57,10 +57,17 @@ def imports(path: Path, name: str) -> list[tuple[str, list[str], bool]]:
     return found
 
 
+# Modules of the package that `import jaxrnn` never loads, each with the extra that holds what it imports.
+OPTIONAL = {"jaxrnn.nnx": "nnx"}
+
+
 def test_the_core_imports_only_jax_numpy_optax_and_the_standard_library():
     allowed = {"jax", "jaxlib", "numpy", "optax", "jaxrnn", "__future__"} | set(sys.stdlib_module_names)
     for name, path in modules().items():
         if name.startswith(("jaxrnn.experiment", "jaxrnn.configs")) or name == "jaxrnn.__main__":
+            continue
+        if name in OPTIONAL:  # its own extra's imports, nothing of the app
+            assert not any(m.startswith("jaxrnn.experiment") for m, _, _ in imports(path, name)), name
             continue
         for module, _, _ in imports(path, name):
             assert module.split(".")[0] in allowed, f"{name} imports {module}"
@@ -141,10 +148,12 @@ def module_attributes(path: Path, name: str) -> list[tuple[str, str]]:
             if isinstance(node, ast.Attribute) and isinstance(node.value, ast.Name) and node.value.id in aliases]
 
 
-def top_level_imports() -> set[str]:
+def top_level_imports(only: set[str] | None = None) -> set[str]:
+    """What the package's modules import (those in ``only``, or all but the optional ones), outside itself."""
     found = set()
     for name, path in modules().items():
-        found |= {module.split(".")[0] for module, _, _ in imports(path, name)}
+        if (name in only) if only is not None else (name not in OPTIONAL):
+            found |= {module.split(".")[0] for module, _, _ in imports(path, name)}
     return found - set(sys.stdlib_module_names) - {"jaxrnn", "__future__"}
 
 
@@ -158,6 +167,10 @@ def test_dependencies_are_what_the_code_imports():
     declared = {re.split(r"[<>=!~ \[]", d)[0] for d in project["dependencies"]}
     needed = {DISTRIBUTIONS[m] for m in top_level_imports()}
     assert needed | {"jaxlib"} == declared, (sorted(needed), sorted(declared))
+    for module, extra in OPTIONAL.items():  # an optional module's imports beyond the core's are its extra
+        wanted = {{"flax": "flax"}.get(m, DISTRIBUTIONS.get(m)) for m in top_level_imports({module})} - declared
+        held = {re.split(r"[<>=!~ \[]", d)[0] for d in project["optional-dependencies"][extra]}
+        assert wanted == held, (module, sorted(wanted), sorted(held))
     test_extra = {re.split(r"[<>=!~ \[]", d)[0] for d in project["optional-dependencies"]["test"]}
     test_imports = set()
     for path in (ROOT / "tests").rglob("*.py"):

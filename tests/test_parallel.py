@@ -108,7 +108,7 @@ def both_ways(cell, params, xs, carry, lengths, reverse):
     """Values and gradients of a loss, through the associative scan and through the step loop."""
 
     def loss(params, xs, carry, part):
-        final, ys = jaxrnn.scan(part, params, xs, carry, lengths=lengths, reverse=reverse)
+        final, ys = jaxrnn.scan(part, params, xs, carry, lengths=lengths, reverse=reverse, path="parallel")
         weights = jnp.linspace(-1.0, 2.0, ys.size).reshape(ys.shape)
         return jnp.sum(weights * jnp.sin(ys)) + jnp.sum(jnp.cos(final)), (final, ys)
 
@@ -134,7 +134,8 @@ def test_parallel_gradients_match_finite_differences(name):
         params = jax.tree_util.tree_map(lambda a: a.astype(jnp.float64), cell.init(jax.random.key(2), I))
         xs = jnp.asarray(RNG.normal(size=(5, 2, I)))
         h0 = jnp.asarray(RNG.normal(size=(2, H)))
-        f = jax.jit(lambda p, x, h: jaxrnn.scan(cell, p, x, h, lengths=jnp.array([5, 2]), reverse=True))
+        f = jax.jit(lambda p, x, h: jaxrnn.scan(cell, p, x, h, lengths=jnp.array([5, 2]), reverse=True,
+                                                path="parallel"))
         check_grads(f, (params, xs, h0), order=1, modes=["rev"], atol=1e-6, rtol=1e-6)
 
 
@@ -143,7 +144,7 @@ def test_a_long_sequence_with_large_inputs_stays_finite(name):
     cell = CELLS[name]
     params = cell.init(jax.random.key(3), I)
     xs = 30.0 * jnp.asarray(RNG.normal(size=(4096, 2, I)), jnp.float32)  # saturating gates, 4096 steps
-    loss = jax.jit(lambda p, x: jnp.mean(jaxrnn.scan(cell, p, x)[1] ** 2))
+    loss = jax.jit(lambda p, x: jnp.mean(jaxrnn.scan(cell, p, x, path="parallel")[1] ** 2))
     value, grads = jax.value_and_grad(loss, argnums=(0, 1))(params, xs)
     assert np.isfinite(value) and all(np.isfinite(np.asarray(g)).all() for g in jax.tree_util.tree_leaves(grads))
 
@@ -158,13 +159,15 @@ def test_minimal_cells_compose_with_every_part():
         stepped_part = (jaxrnn.stack([stepped(c) for c in deep.step.parts], residual=True) if part is deep
                         else jaxrnn.bidirectional(stepped(jaxrnn.mingru(H)), stepped(jaxrnn.minlstm(H))))
         n = jnp.array([T, 3, 0])
-        assert_trees_close(jaxrnn.scan(part, params, xs, lengths=n), jaxrnn.scan(stepped_part, params, xs, lengths=n),
+        assert_trees_close(jaxrnn.scan(part, params, xs, lengths=n, path="parallel"),
+                           jaxrnn.scan(stepped_part, params, xs, lengths=n),
                            rtol=2e-5, atol=2e-5)
     cell = jaxrnn.mingru(H)
     params = cell.init(jax.random.key(5), I)
-    grads = [jax.grad(lambda p: jnp.sum(jaxrnn.scan(cell, p, xs, remat=remat)[1] ** 2))(params) for remat in (False, True)]
+    grads = [jax.grad(lambda p: jnp.sum(jaxrnn.scan(cell, p, xs, remat=remat, path="parallel")[1] ** 2))(params)
+             for remat in (False, True)]
     assert_trees_close(grads[0], grads[1], rtol=1e-5, atol=1e-6)
-    assert_trees_close(jaxrnn.scan(cell, params, jnp.swapaxes(xs, 0, 1), time_major=False)[1],
+    assert_trees_close(jaxrnn.scan(cell, params, jnp.swapaxes(xs, 0, 1), time_major=False, path="parallel")[1],
                        jnp.swapaxes(jaxrnn.scan(cell, params, xs)[1], 0, 1))
     model = language.language_model(jaxrnn.minlstm(H), 11, 5)
     lm_params = model.init(jax.random.key(6), 11)
@@ -173,3 +176,19 @@ def test_minimal_cells_compose_with_every_part():
     for token in [1, 2, 3]:
         carry, logits = model.step(lm_params, carry, jnp.asarray(token))
     assert int(tokens[0]) == int(jnp.argmax(logits))
+
+
+@pytest.mark.parametrize("backend", ["cpu", "gpu"])
+def test_auto_steps_on_the_cpu_and_scans_in_parallel_elsewhere(backend, monkeypatch):
+    # XLA:CPU runs the associative scan 3-4x slower than the step loop (benchmarks/README.md)
+    from jaxrnn.loop import resolve_path
+    monkeypatch.setattr(jax, "default_backend", lambda: backend)
+    cell = CELLS["mingru"]
+    assert resolve_path("auto", cell) == ("plain" if backend == "cpu" else "parallel")
+    assert resolve_path("parallel", cell) == "parallel"
+    assert resolve_path("fused", cell) == resolve_path("plain", cell) == "plain"
+    lstm = jaxrnn.lstm(H)  # "parallel" asked of a sequential cell: auto's choice
+    assert resolve_path("parallel", lstm) == ("plain" if backend == "cpu" else "fused")
+    params = cell.init(jax.random.key(7), I)
+    traced = str(jax.make_jaxpr(lambda x: jaxrnn.scan(cell, params, x))(jnp.zeros((T, B, I))))
+    assert ("cumsum" in traced or "cumlogsumexp" in traced) == (backend != "cpu")

@@ -37,6 +37,7 @@ def test_the_readme_examples_run():
         "loss": lambda params: sum(jnp.sum(leaf) for leaf in jax.tree_util.tree_leaves(params)),
         "torch_module": TorchModule(),
         "batches": [adding.sample(jax.random.key(i), 4, 10) for i in range(2)],
+        "text": "The quick brown fox jumps over the lazy dog. " * 3,
     }
     found = examples()
     assert len(found) >= 2
@@ -44,3 +45,5 @@ def test_the_readme_examples_run():
         exec(compile(code, "README.md", "exec"), scope)
     assert scope["ys"].shape == (T, B, 128)
     assert int(scope["state"].step) == 2
+    assert scope["logits"].shape == (len(scope["text"]), 1, scope["vocab"].size)
+    assert scope["tokens"].shape == (200,)

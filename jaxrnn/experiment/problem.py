@@ -43,6 +43,12 @@ class Problem(NamedTuple):
         (a vocabulary), written before training; or ``None``.
       dropout: draw a dropout key per step even where ``model.dropout`` is 0
         (the experiment's model drops elsewhere, e.g. around an embedding).
+      batch_axes: where a batch holds its examples, for data-parallel training
+        (``train.devices``): a prefix of the batch's pytree giving each
+        leaf's batch axis (``1`` for time-major ``(T, B, ...)``), or ``None``
+        for a leaf every device reads whole. ``None`` here: the batches cannot
+        be split (e.g. drawn inside the step), so training runs on one device.
+        A carry is split along its leading axis.
     """
 
     init: Callable[[jax.Array], Any]
@@ -55,6 +61,7 @@ class Problem(NamedTuple):
     carry: Callable[[], Any] | None = None
     setup: Callable[[RunDir], None] | None = None
     dropout: bool = False
+    batch_axes: Any = None
 
 
 class Figure(NamedTuple):

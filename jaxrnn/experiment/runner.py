@@ -25,7 +25,7 @@ import jax
 import numpy as np
 
 from jaxrnn import training
-from jaxrnn.experiment import catalog, config as config_lib, plots
+from jaxrnn.experiment import catalog, config as config_lib, data_parallel, plots
 from jaxrnn.experiment.checkpoint import Checkpointer
 from jaxrnn.experiment.keys import Purpose, key
 from jaxrnn.experiment.problem import Problem
@@ -35,7 +35,9 @@ from jaxrnn.experiment.schema import Config, ConfigError
 
 # Keys that may differ between a run and its --resume: they change neither the
 # data, nor the model, nor any update.
-RESUMABLE_CHANGES = ("train.eval_every", "train.checkpoint_every", "train.log_every", "train.keep_checkpoints")
+# A checkpoint restores on any number of devices, so train.devices may change too.
+RESUMABLE_CHANGES = ("train.eval_every", "train.checkpoint_every", "train.log_every", "train.keep_checkpoints",
+                     "train.devices")
 
 
 class RunExists(FileExistsError):
@@ -124,6 +126,13 @@ def fit(
             state, carry, metrics = carried(*saved, batch, dropout_key)
             return (state, carry), metrics
     state_of = (lambda s: s) if problem.carry is None else (lambda s: s[0])
+    mesh = data_parallel.mesh(train.devices)
+    place = lambda batch: batch  # noqa: E731
+    if mesh is not None:  # data-parallel: the state on every device, each batch (and carry) split across them
+        data_parallel.check(problem.batch_axes, train.batch_size, mesh, config.experiment)
+        place = lambda batch: data_parallel.split(batch, problem.batch_axes, mesh)  # noqa: E731
+        saved = data_parallel.replicate(saved, mesh) if problem.carry is None else \
+            (data_parallel.replicate(saved[0], mesh), data_parallel.split(saved[1], 0, mesh))
     evaluate = training.evaluator(problem.metrics)
     dropout = getattr(config.model, "dropout", 0.0) > 0 or problem.dropout
     if problem.setup is not None:
@@ -149,7 +158,7 @@ def fit(
         try:
             for step in range(start, train.steps):
                 began = time.perf_counter()
-                batch = problem.batch(step)
+                batch = place(problem.batch(step))
                 saved, metrics = update(saved, batch, key(train.seed, Purpose.DROPOUT, step) if dropout else None)
                 metrics = jax.device_get(metrics)
                 if not metrics.pop("finite"):
@@ -187,6 +196,7 @@ def fit(
     plots.loss_curves(records, folder.path / "loss.png", baseline=problem.baseline, title=config.name or "")
     summary = _summary(config, final, problem.baseline, time.perf_counter() - clock, length)
     summary["parameters"] = sum(int(np.size(leaf)) for leaf in jax.tree_util.tree_leaves(state.params))
+    summary["devices"] = 1 if mesh is None else int(mesh.devices.size)
     folder.write_summary(summary)
     return state, summary
 

@@ -207,6 +207,8 @@ class Train(Section):
     eval_batches: PositiveInt = 4
     log_every: PositiveInt = 50
     keep_checkpoints: PositiveInt = 3
+    # data-parallel over this many devices ("all": every visible one); jaxrnn.experiment.data_parallel
+    devices: Literal["all"] | PositiveInt = 1
 
 
 class Config(Section):

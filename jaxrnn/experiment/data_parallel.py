@@ -1,0 +1,74 @@
+"""Data-parallel training through ``jax.sharding``: one batch split across devices, the state on all.
+
+``train.devices: N`` (or ``all``) puts a one-axis :class:`~jax.sharding.Mesh`
+over the first ``N`` devices, named ``"data"``. Each training batch is placed
+with its examples split along that axis (each leaf's batch axis as the
+experiment's :attr:`~jaxrnn.experiment.problem.Problem.batch_axes` says), the
+parameters and optimiser state replicated on every device, and a carry that
+runs on between batches split like the batch (its leading axis). The training
+step itself is unchanged: ``jax.jit`` compiles it for the shardings of its
+arguments (computation follows data), so each device computes the gradient of
+its share of the batch and XLA sums them across devices -- the same update as
+on one device, up to the order of floating-point sums.
+
+On several hosts, call ``jax.distributed.initialize()`` first (each host then
+sees every device of the job in ``jax.devices()``); this module does nothing
+host-specific.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import jax
+import numpy as np
+from jax.sharding import Mesh, NamedSharding, PartitionSpec
+
+from jaxrnn.experiment.schema import ConfigError
+
+AXIS = "data"
+
+
+def mesh(devices: int | str) -> Mesh | None:
+    """The mesh of ``train.devices`` (``"all"`` or a count); ``None`` for one device (nothing to split).
+
+    Raises:
+      ConfigError: more devices asked for than are visible.
+    """
+    visible = jax.devices()
+    count = len(visible) if devices == "all" else int(devices)
+    if count > len(visible):
+        raise ConfigError(f"train.devices: {count} asked for, but {len(visible)} {visible[0].platform} "
+                          f"device{'s are' if len(visible) > 1 else ' is'} visible; use 'all' or at most {len(visible)}")
+    if count == 1:
+        return None
+    return Mesh(np.asarray(visible[:count]), (AXIS,))
+
+
+def check(batch_axes: Any, batch_size: int, mesh: Mesh, experiment: str) -> None:
+    """That the experiment's batches can be split and ``batch_size`` divides across the mesh.
+
+    Raises:
+      ConfigError: naming the key and what would work.
+    """
+    count = mesh.devices.size
+    if batch_axes is None:
+        raise ConfigError(f"train.devices: the {experiment} experiment draws its batches inside the training step, "
+                          f"so they cannot be split across devices; use train.devices: 1")
+    if batch_size % count:
+        raise ConfigError(f"train.batch_size: {batch_size} does not divide across {count} devices "
+                          f"(train.devices); use a multiple of {count}")
+
+
+def split(tree: Any, axes: Any, mesh: Mesh) -> Any:
+    """``tree`` on ``mesh``, each leaf split along its axis in ``axes`` (a prefix of ``tree``; ``None``: whole on every device)."""
+    def place(axis, subtree):
+        spec = PartitionSpec() if axis is None else PartitionSpec(*([None] * axis), AXIS)
+        return jax.device_put(subtree, NamedSharding(mesh, spec))
+
+    return jax.tree_util.tree_map(place, axes, tree, is_leaf=lambda a: a is None)
+
+
+def replicate(tree: Any, mesh: Mesh) -> Any:
+    """Every leaf of ``tree`` whole on every device of ``mesh``."""
+    return jax.device_put(tree, NamedSharding(mesh, PartitionSpec()))

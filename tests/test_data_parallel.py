@@ -1,0 +1,119 @@
+"""Data-parallel training (``train.devices``) on 4 forced host devices, in a subprocess so the flag takes effect.
+
+One subprocess runs every case (JAX starts once) and reports JSON; the tests
+below read it. Sharded runs must give the losses of the one-device run, a
+checkpoint must restore on another number of devices and go on as the
+uninterrupted run, and bad device settings are one line with status 2.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import textwrap
+
+import numpy as np
+import pytest
+
+from conftest import ROOT
+
+SCRIPT = textwrap.dedent('''
+    import contextlib, io, json, shutil, sys
+    import jax, jax.numpy as jnp
+    from jaxrnn.experiment import data_parallel
+    from jaxrnn.experiment.cli import main
+
+    out = sys.argv[1]
+    common = ["--progress", "lines", "--set", "train.steps=6", "--set", "train.eval_every=3",
+              "--set", "train.checkpoint_every=3", "--set", "train.log_every=1", "--set", "train.batch_size=8",
+              "--set", "model.hidden_size=8"]
+    configs = {"adding_t50_lstm": ["--set", "data.seq_len=10"],
+               "charlm_gru": ["--set", "data.window=10", "--set", "data.embedding_size=4"]}
+
+    def run(*args):
+        err = io.StringIO()
+        with contextlib.redirect_stdout(io.StringIO()), contextlib.redirect_stderr(err):
+            status = main(list(args))
+        return status, err.getvalue().strip()
+
+    report = {"devices": len(jax.devices()), "runs": {}, "errors": {}}
+    for name, extra in configs.items():
+        for devices in (1, 4):
+            folder = f"{out}/{name}_{devices}"
+            report["runs"][f"{name}_{devices}"] = run("run", name, "--out", folder, "--overwrite",
+                                                      "--set", f"train.devices={devices}", *common, *extra)
+    # a checkpoint of step 3 made on 4 devices, resumed on 1; and one made on 1, resumed on 4
+    for saved, resumed in ((4, 1), (1, 4)):
+        folder = f"{out}/adding_t50_lstm_{saved}"
+        moved = f"{out}/moved_{saved}_to_{resumed}"
+        shutil.copytree(folder, moved)
+        shutil.rmtree(f"{moved}/checkpoints/6")
+        report["runs"][f"moved_{saved}_to_{resumed}"] = run("run", "--resume", "--out", moved,
+                                                           "--set", f"train.devices={resumed}")
+    # the batch really is split: each device holds a quarter of the examples
+    mesh = data_parallel.mesh(4)
+    xs = data_parallel.split(jnp.zeros((10, 8, 2)), 1, mesh)
+    report["shard_shapes"] = sorted({tuple(s.data.shape) for s in xs.addressable_shards})
+    bad = {"odd_batch": ["adding_t50_lstm", "--set", "train.devices=4", "--set", "train.batch_size=6"],
+           "too_many": ["adding_t50_lstm", "--set", "train.devices=8"],
+           "unsplittable": ["sunspots_gru", "--set", "train.devices=4"]}
+    for case, args in bad.items():
+        report["errors"][case] = run("run", *args, "--out", f"{out}/bad_{case}", "--set", "train.steps=1")
+    print(json.dumps(report))
+''')
+
+
+@pytest.fixture(scope="module")
+def report(tmp_path_factory):
+    out = tmp_path_factory.mktemp("data_parallel")
+    env = {**os.environ, "XLA_FLAGS": "--xla_force_host_platform_device_count=4", "JAX_PLATFORMS": "cpu"}
+    done = subprocess.run([sys.executable, "-c", SCRIPT, str(out)], capture_output=True, text=True, env=env,
+                          cwd=ROOT, timeout=600)
+    assert done.returncode == 0, done.stderr[-3000:]
+    return out, json.loads(done.stdout.strip().splitlines()[-1])
+
+
+def losses(folder):
+    records = [json.loads(line) for line in (folder / "metrics.jsonl").read_text().splitlines()]
+    return {(r["step"], k): v for r in records for k, v in r.items()
+            if k == "loss" or (k.startswith("eval_") and isinstance(v, float))}
+
+
+def assert_same_run(a, b):
+    la, lb = losses(a), losses(b)
+    assert la.keys() == lb.keys() and la
+    for k in la:
+        np.testing.assert_allclose(la[k], lb[k], rtol=2e-5, atol=1e-6, err_msg=str(k))
+
+
+@pytest.mark.slow
+def test_four_devices_give_the_losses_of_one(report):
+    out, r = report
+    assert r["devices"] == 4
+    assert r["shard_shapes"] == [[10, 2, 2]]
+    for name in ("adding_t50_lstm", "charlm_gru"):  # a batch of sequences; streams with a carried state
+        assert r["runs"][f"{name}_1"][0] == 0 and r["runs"][f"{name}_4"][0] == 0, r["runs"]
+        assert json.loads((out / f"{name}_4" / "summary.json").read_text())["devices"] == 4
+        assert_same_run(out / f"{name}_1", out / f"{name}_4")
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("saved, resumed", [(4, 1), (1, 4)])
+def test_a_checkpoint_resumes_on_another_number_of_devices(report, saved, resumed):
+    out, r = report
+    assert r["runs"][f"moved_{saved}_to_{resumed}"][0] == 0, r["runs"]
+    assert_same_run(out / f"adding_t50_lstm_{saved}", out / f"moved_{saved}_to_{resumed}")
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("case, match", [
+    ("odd_batch", "train.batch_size: 6 does not divide across 4 devices"),
+    ("too_many", "train.devices: 8 asked for, but 4 cpu devices are visible"),
+    ("unsplittable", "the sunspots experiment draws its batches inside the training step"),
+])
+def test_device_settings_that_cannot_work_are_one_line_and_status_2(report, case, match):
+    status, message = report[1]["errors"][case]
+    assert status == 2 and match in message and "Traceback" not in message
+    assert message.count("\n") == 0 or message.splitlines()[-1].startswith("error:")
