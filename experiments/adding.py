@@ -77,7 +77,7 @@ def problem(config: Config) -> Problem:
                            folder, config)
 
     return Problem(init=init, loss=loss, metrics=metrics, batch=batch_at, eval_batches=eval_set,
-                   baseline=adding.baseline(T), report=report)
+                   baseline=adding.baseline(T), report=report, batch_axes=adding.Batch(xs=1, ys=0))
 
 
 def plot_predictions(predicted: np.ndarray, target: np.ndarray, folder: RunDir, config: Config) -> None:

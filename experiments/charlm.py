@@ -164,6 +164,7 @@ def problem(config: Config) -> Problem:
         carry=lambda: net.initial_carry((config.train.batch_size,)),
         setup=lambda folder: vocab.save(folder.path / VOCABULARY),
         dropout=data.dropout > 0,
+        batch_axes=(1, 1, None),  # inputs and targets (T, B); the reset flag, whole on every device
     )
 
 

@@ -66,6 +66,7 @@ def problem(config: Config) -> Problem:
         eval_batches=eval_set,
         baseline=copying.baseline(data.delay, data.length, data.symbols),
         report=report,
+        batch_axes=copying.Batch(xs=1, ys=1),
     )
 
 
