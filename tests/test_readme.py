@@ -47,3 +47,4 @@ def test_the_readme_examples_run():
     assert int(scope["state"].step) == 2
     assert scope["logits"].shape == (len(scope["text"]), 1, scope["vocab"].size)
     assert scope["tokens"].shape == (200,)
+    assert np.isfinite(float(scope["mse"]))
