@@ -81,6 +81,9 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
         parser.error(f"--devices: comma-separated positive integers, got {args.devices!r}")
     if not counts or min(counts) < 1 or args.steps < 20 or args.batch_size < 1:
         parser.error("--devices: positive integers; --steps: at least 20; --batch-size: positive")
+    if args.force_host_devices is not None and args.force_host_devices < max(counts):
+        parser.error(f"--force-host-devices: at least the largest of --devices ({max(counts)}), "
+                     f"got {args.force_host_devices}")
     device = machine.device()
     forced = args.force_host_devices or (max(counts) if device["kind"] == "cpu" else None)
     rows = [measure(args.config, n, args.steps, args.batch_size, forced) for n in counts]

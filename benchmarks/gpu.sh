@@ -44,7 +44,7 @@ say "== gpu.sh $(date -u +%FT%TZ), card: $SLUG, budget ${BUDGET}s, out: $OUT"
 part environment 60 bash -c "nvidia-smi --query-gpu=name,memory.total,driver_version --format=csv; \
   $PY -c 'import jax, jaxlib; print(\"jax\", jax.__version__, jax.devices())'; \
   $PY -c 'import torch; print(\"torch\", torch.__version__, torch.cuda.is_available(), torch.backends.cudnn.version())'"
-part tests 120 $PY -m pytest -q -o addopts= -p no:cacheprovider -n 4 tests/test_paths.py tests/test_scan.py tests/test_parallel.py
+part tests 120 $PY -m pytest -q -o addopts= -p no:cacheprovider -n 4 tests/test_paths.py tests/test_scan.py tests/test_parallel.py tests/test_cells.py
 part cells-float32 150 $PY -m benchmarks.run --shapes gpu --repeats 10 --json "$OUT/$SLUG.json"
 part parallel 80 $PY -m benchmarks.parallel --repeats 10 --json "$OUT/$SLUG-parallel.json"
 part cells-bfloat16 100 $PY -m benchmarks.run --shapes gpu --dtype bfloat16 --no-memory --repeats 10 \

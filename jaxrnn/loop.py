@@ -100,9 +100,11 @@ def scan(
         :func:`~jaxrnn.stack`; a stack hands each layer a key of its own); the
         others ignore it. A cell's ``step`` is not given a key: a cell that
         draws random numbers per step needs them in its input or carry.
-      path: ``"auto"``, ``"plain"``, ``"projected"`` or ``"fused"`` (module
-        docstring); a path the cell does not support falls back to the next
-        simpler one, and ``remat`` never takes ``"fused"``. ``"fused"``
+      path: ``"auto"``, ``"plain"``, ``"projected"``, ``"fused"`` or
+        ``"parallel"`` (module docstring); a path the cell does not support
+        falls back to the next simpler one, and ``remat`` never takes
+        ``"fused"``. On the ``"parallel"`` path ``remat`` recomputes the whole
+        associative scan in the backward pass: less stored, but still ``O(T)``. ``"fused"``
         supports reverse-mode differentiation (``grad``, ``vjp``), not
         forward mode (``jvp``); take ``"projected"`` for that.
       checked: with traced ``lengths``, also check at run time that each lies
@@ -166,9 +168,11 @@ def _scan(part: Part, params, xs, carry, lengths, batch_shape, **options):
         raise TypeError(f"expected floating-point xs, got dtype {xs.dtype}")
     reverse, unroll, remat = options["reverse"], options["unroll"], options["remat"]
     path = resolve_path(options["path"], part, remat=remat)
-    if path == "parallel":  # all steps at once; remat recomputes them in the backward pass
-        sequence = jax.checkpoint(step.sequence, static_argnums=(4,)) if remat else step.sequence
-        return sequence(params, xs, carry, lengths, reverse)
+    if path == "parallel":  # all steps at once; remat recomputes them (all at once) in the backward pass
+        def sequence(params, xs, carry, lengths):
+            return step.sequence(params, xs, carry, lengths=lengths, reverse=reverse)
+
+        return (jax.checkpoint(sequence) if remat else sequence)(params, xs, carry, lengths)
     if path == "plain":
         return masked_scan(step, params, xs, carry, valid, reverse=reverse, unroll=unroll, remat=remat)
     if path == "projected":

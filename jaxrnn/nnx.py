@@ -26,7 +26,7 @@ import jax.numpy as jnp
 try:
     from flax import nnx
 except ImportError as error:
-    raise ImportError("jaxrnn.nnx needs flax: pip install flax") from error
+    raise ImportError('jaxrnn.nnx needs flax: pip install "jaxrnn[nnx]" (or flax>=0.12)') from error
 
 if not (hasattr(nnx, "data") and hasattr(nnx.Variable, "get_value")):  # what this module uses of NNX's newer API
     import flax

@@ -73,7 +73,7 @@ class Layer(NamedTuple):
       init: ``init(key, input_size) -> params``.
       initial_carry: ``initial_carry(batch_shape=(), dtype=float32) -> carry``.
       apply: ``apply(params, xs, carry=None, *, lengths=None, reverse=False,
-        key=None, unroll=1, remat=False, path="auto")`` maps time-major
+        key=None, unroll=None, remat=False, path="auto")`` maps time-major
         ``xs: (T, *batch, I)`` to ``(final_carry, ys: (T, *batch, O))``; the
         options mean what they mean for :func:`jaxrnn.scan`, which checks them
         and then calls ``apply``.
@@ -200,12 +200,17 @@ class Parallel:
 
     Attributes:
       step: ``step(params, carry, x) -> (carry, y)``, one token.
-      sequence: ``sequence(params, xs, carry, *, reverse, lengths) -> (carry, ys)``
+      sequence: ``sequence(params, xs, carry, *, lengths=None, reverse=False) -> (carry, ys)``
         over time-major ``xs: (T, *batch, I)``, the same function as stepping.
     """
 
     step: Callable[[Params, Carry, Array], tuple[Carry, Array]]
     sequence: Callable[..., tuple[Carry, Array]]
+
+    def __post_init__(self):
+        for name in ("step", "sequence"):
+            if not callable(getattr(self, name)):
+                raise TypeError(f"Parallel: {name} must be a function, got {type(getattr(self, name)).__name__}")
 
     def __call__(self, params: Params, carry: Carry, x: Array, key: Array | None = None) -> tuple[Carry, Array]:
         del key

@@ -38,20 +38,31 @@ SCRIPT = textwrap.dedent('''
             status = main(list(args))
         return status, err.getvalue().strip()
 
-    report = {"devices": len(jax.devices()), "runs": {}, "errors": {}}
+    # what the runner places: whether some leaf of each batch (or carry) it splits really is split
+    split, placed = data_parallel.split, []
+    def recording(tree, axes, mesh):
+        tree = split(tree, axes, mesh)
+        placed.append(any(leaf.sharding.shard_shape(leaf.shape) != leaf.shape
+                          for leaf in jax.tree_util.tree_leaves(tree)))
+        return tree
+    data_parallel.split = recording
+
+    report = {"devices": len(jax.devices()), "runs": {}, "errors": {}, "split": {}}
     for name, extra in configs.items():
         for devices in (1, 4):
             folder = f"{out}/{name}_{devices}"
+            placed.clear()
             report["runs"][f"{name}_{devices}"] = run("run", name, "--out", folder, "--overwrite",
                                                       "--set", f"train.devices={devices}", *common, *extra)
+            report["split"][f"{name}_{devices}"] = [len(placed), all(placed)]
     # a checkpoint of step 3 made on 4 devices, resumed on 1; and one made on 1, resumed on 4
-    for saved, resumed in ((4, 1), (1, 4)):
-        folder = f"{out}/adding_t50_lstm_{saved}"
-        moved = f"{out}/moved_{saved}_to_{resumed}"
-        shutil.copytree(folder, moved)
-        shutil.rmtree(f"{moved}/checkpoints/6")
-        report["runs"][f"moved_{saved}_to_{resumed}"] = run("run", "--resume", "--out", moved,
-                                                           "--set", f"train.devices={resumed}")
+    for name in configs:
+        for saved, resumed in ((4, 1), (1, 4)):
+            moved = f"{out}/{name}_moved_{saved}_to_{resumed}"
+            shutil.copytree(f"{out}/{name}_{saved}", moved)
+            shutil.rmtree(f"{moved}/checkpoints/6")
+            report["runs"][f"{name}_moved_{saved}_to_{resumed}"] = run("run", "--resume", "--out", moved,
+                                                                      "--set", f"train.devices={resumed}")
     # the batch really is split: each device holds a quarter of the examples
     mesh = data_parallel.mesh(4)
     xs = data_parallel.split(jnp.zeros((10, 8, 2)), 1, mesh)
@@ -95,16 +106,20 @@ def test_four_devices_give_the_losses_of_one(report):
     assert r["shard_shapes"] == [[10, 2, 2]]
     for name in ("adding_t50_lstm", "charlm_gru"):  # a batch of sequences; streams with a carried state
         assert r["runs"][f"{name}_1"][0] == 0 and r["runs"][f"{name}_4"][0] == 0, r["runs"]
+        assert r["split"][f"{name}_1"] == [0, True]  # one device: nothing placed
+        count, all_split = r["split"][f"{name}_4"]
+        assert count >= 6 and all_split  # every batch (and the carry) split across the 4 devices
         assert json.loads((out / f"{name}_4" / "summary.json").read_text())["devices"] == 4
         assert_same_run(out / f"{name}_1", out / f"{name}_4")
 
 
 @pytest.mark.slow
+@pytest.mark.parametrize("name", ["adding_t50_lstm", "charlm_gru"])
 @pytest.mark.parametrize("saved, resumed", [(4, 1), (1, 4)])
-def test_a_checkpoint_resumes_on_another_number_of_devices(report, saved, resumed):
+def test_a_checkpoint_resumes_on_another_number_of_devices(report, name, saved, resumed):
     out, r = report
-    assert r["runs"][f"moved_{saved}_to_{resumed}"][0] == 0, r["runs"]
-    assert_same_run(out / f"adding_t50_lstm_{saved}", out / f"moved_{saved}_to_{resumed}")
+    assert r["runs"][f"{name}_moved_{saved}_to_{resumed}"][0] == 0, r["runs"]
+    assert_same_run(out / f"{name}_{saved}", out / f"{name}_moved_{saved}_to_{resumed}")
 
 
 @pytest.mark.slow
@@ -117,3 +132,18 @@ def test_device_settings_that_cannot_work_are_one_line_and_status_2(report, case
     status, message = report[1]["errors"][case]
     assert status == 2 and match in message and "Traceback" not in message
     assert message.count("\n") == 0 or message.splitlines()[-1].startswith("error:")
+
+
+def test_batch_axes_that_do_not_match_the_batch_are_a_clear_error():
+    import jax
+    import jax.numpy as jnp
+    from jax.sharding import Mesh
+
+    from jaxrnn.experiment import data_parallel
+
+    mesh = Mesh(np.asarray(jax.devices()[:1]), (data_parallel.AXIS,))
+    batch = (jnp.ones((5, 4, 2)), jnp.ones((4,)))
+    placed = data_parallel.split(batch, (1, 0), mesh)
+    assert [x.shape for x in placed] == [(5, 4, 2), (4,)]
+    with pytest.raises(ValueError, match=r"batch_axes \(1, 0, None\) do not match the batch's structure"):
+        data_parallel.split(batch, (1, 0, None), mesh)

@@ -148,5 +148,5 @@ def test_bad_arguments_raise(args, kwargs, error, message):
 def test_without_flax_the_import_error_says_what_to_install(monkeypatch):
     monkeypatch.setitem(sys.modules, "flax", None)  # import flax now fails
     monkeypatch.delitem(sys.modules, "jaxrnn.nnx")  # restored, with flax, after the test
-    with pytest.raises(ImportError, match=r"jaxrnn.nnx needs flax: pip install flax"):
+    with pytest.raises(ImportError, match=r"jaxrnn.nnx needs flax: pip install \"jaxrnn\[nnx\]\""):
         importlib.import_module("jaxrnn.nnx")

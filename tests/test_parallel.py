@@ -89,8 +89,16 @@ def test_bad_input_to_the_scans():
         linear_scan(A, BS[:-1])
     with pytest.raises(ValueError, match=r"initial state of shape \(3, 6\)"):
         linear_scan(A, BS, H0[:1])
-    with pytest.raises(ValueError, match="integer lengths of shape"):
+    with pytest.raises(TypeError, match="expected integer lengths"):
         linear_scan(A, BS, lengths=jnp.array([1.0, 2.0, 3.0]))
+    with pytest.raises(ValueError, match=r"expected lengths of shape \(3,\)"):
+        gated_scan(A, BS, lengths=jnp.array([1, 2]))
+    with pytest.raises(ValueError, match=r"expected lengths in \[0, 9\]"):
+        log_linear_scan(A, BS, lengths=[9, -1, 2])
+    with pytest.raises(TypeError, match="reverse: expected True or False"):
+        linear_scan(A, BS, reverse="no")
+    with pytest.raises(ValueError, match="one shape"):
+        linear_scan(A[:, 0, 0], BS[:, 0, 0])  # no feature axis
     with pytest.raises(TypeError, match="floating-point"):
         linear_scan(A.astype(jnp.int32), BS)
 

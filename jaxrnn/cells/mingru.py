@@ -72,7 +72,7 @@ def mingru(
         h = ((1.0 - z) * h + z * positive(k_h)).astype(h.dtype)
         return h, h
 
-    def sequence(params, xs, h, lengths, reverse):
+    def sequence(params, xs, h, *, lengths=None, reverse=False):
         check_carry(h, xs.shape[1:-1] + (H,), 1)
         k_z, k_h = gates(params, xs, h)
         final, hs = gated_scan(-jax.nn.softplus(k_z), -jax.nn.softplus(-k_z) + log_positive(k_h), h,

@@ -70,7 +70,7 @@ def minlstm(
         h = (jnp.exp(log_f) * h + jnp.exp(log_i) * positive(k_h)).astype(h.dtype)
         return h, h
 
-    def sequence(params, xs, h, lengths, reverse):
+    def sequence(params, xs, h, *, lengths=None, reverse=False):
         check_carry(h, xs.shape[1:-1] + (H,), 1)
         log_f, log_i, k_h = gates(params, xs, h)
         final, hs = gated_scan(log_f, log_i + log_positive(k_h), h, reverse=reverse, lengths=lengths)

@@ -61,7 +61,18 @@ def check(batch_axes: Any, batch_size: int, mesh: Mesh, experiment: str) -> None
 
 
 def split(tree: Any, axes: Any, mesh: Mesh) -> Any:
-    """``tree`` on ``mesh``, each leaf split along its axis in ``axes`` (a prefix of ``tree``; ``None``: whole on every device)."""
+    """``tree`` on ``mesh``, each leaf split along its axis in ``axes`` (a prefix of ``tree``; ``None``: whole on every device).
+
+    Raises:
+      ValueError: ``axes`` is not a prefix of ``tree``'s structure (an experiment's ``batch_axes`` that does
+        not match its batches).
+    """
+    try:
+        jax.tree_util.tree_structure(axes, is_leaf=lambda a: a is None).flatten_up_to(tree)
+    except ValueError:
+        raise ValueError(f"batch_axes {axes!r} do not match the batch's structure "
+                         f"{jax.tree_util.tree_structure(tree)}") from None
+
     def place(axis, subtree):
         spec = PartitionSpec() if axis is None else PartitionSpec(*([None] * axis), AXIS)
         return jax.device_put(subtree, NamedSharding(mesh, spec))

@@ -47,7 +47,7 @@ class Problem(NamedTuple):
         (``train.devices``): a prefix of the batch's pytree giving each
         leaf's batch axis (``1`` for time-major ``(T, B, ...)``), or ``None``
         for a leaf every device reads whole. ``None`` here: the batches cannot
-        be split (e.g. drawn inside the step), so training runs on one device.
+        be split (e.g. drawn inside the step), so ``train.devices`` must be 1.
         A carry is split along its leading axis.
     """
 
