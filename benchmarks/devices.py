@@ -26,9 +26,8 @@ import tempfile
 from pathlib import Path
 from typing import Any
 
-from benchmarks import machine
+from benchmarks import machine, report
 
-RESULTS = Path(__file__).resolve().parent / "results"
 
 
 def measure(config: str, devices: int, steps: int, batch_size: int, force: int | None) -> dict[str, Any]:
@@ -91,9 +90,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     print(table)
     result = {"device": device, "software": machine.software(), "config": args.config, "steps": args.steps,
               "batch_size": args.batch_size, "forced_host_devices": forced, "rows": rows, "markdown": table}
-    path = args.json or RESULTS / f"{device['slug']}-devices.json"
-    path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(json.dumps(result, indent=1))
+    path = report.write_json(result, args.json or report.RESULTS_DIR / f"{device['slug']}-devices.json")
     print(f"\nJSON: {path}")
     return result
 

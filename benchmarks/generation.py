@@ -15,7 +15,6 @@ JSON next to the other results: ``benchmarks/results/<device>-generation.json``.
 from __future__ import annotations
 
 import argparse
-import json
 import time
 from pathlib import Path
 from typing import Any
@@ -24,10 +23,9 @@ import jax
 import numpy as np
 
 import jaxrnn
-from benchmarks import machine
+from benchmarks import machine, report
 from jaxrnn import language
 
-RESULTS = Path(__file__).resolve().parent / "results"
 VOCABULARY, EMBEDDING, HIDDEN, PROMPT = 104, 32, 256, 16
 
 
@@ -81,9 +79,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     table = markdown(rows, device["name"])
     print(table)
     result = {"device": device, "software": machine.software(), "rows": rows, "markdown": table}
-    path = args.json or RESULTS / f"{device['slug']}-generation.json"
-    path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(json.dumps(result, indent=1))
+    path = report.write_json(result, args.json or report.RESULTS_DIR / f"{device['slug']}-generation.json")
     print(f"\nJSON: {path}")
     return result
 

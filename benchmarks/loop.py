@@ -15,21 +15,18 @@ JSON next to the other results: ``benchmarks/results/<device>-loop.json``.
 from __future__ import annotations
 
 import argparse
-import json
 from pathlib import Path
 from typing import Any
 
-import jax
 import numpy as np
 
 from jaxrnn.loop import MAX_UNROLL, check_unroll, resolve_path
-from benchmarks import machine
+from benchmarks import machine, report
 from benchmarks.layers import jaxrnn_layer
 from benchmarks.shapes import Shape, parse_shape
 from benchmarks.timing import measure, timed
 
 PATHS = ("plain", "projected", "fused")
-RESULTS = Path(__file__).resolve().parent / "results"
 
 
 def sweep(shape: Shape, cell: str, mode: str, unrolls: list[int], repeats: int, warmup: int = 2) -> list[dict[str, Any]]:
@@ -85,9 +82,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     print(table)
     result = {"device": device, "software": machine.software(), "shape": args.shape.as_dict(),
               "cell": args.cell, "mode": args.mode, "rows": rows, "markdown": table}
-    path = args.json or RESULTS / f"{device['slug']}-loop.json"
-    path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(json.dumps(result, indent=1))
+    path = report.write_json(result, args.json or report.RESULTS_DIR / f"{device['slug']}-loop.json")
     print(f"\nJSON: {path}")
     return result
 

@@ -24,7 +24,6 @@ JSON next to the other results: ``benchmarks/results/<device>-parallel.json``.
 from __future__ import annotations
 
 import argparse
-import json
 import re
 from pathlib import Path
 from typing import Any, Callable
@@ -33,12 +32,11 @@ import jax
 import numpy as np
 
 import jaxrnn
-from benchmarks import machine
+from benchmarks import machine, report
 from benchmarks.layers.jax_common import jax_case
 from benchmarks.shapes import Shape, parse_shapes
 from benchmarks.timing import measure, timed
 
-RESULTS = Path(__file__).resolve().parent / "results"
 SHAPES = "B16T4096I256H512,B64T512I256H512"
 SWEEP = "16,32,64,128,256,512,1024,2048"
 
@@ -168,9 +166,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
                       f"Crossover (minGRU parallel faster than the GRU from this T on): {result['crossover_T']}")
         print(tables[-1])
     result["markdown"] = "\n\n".join(tables)
-    path = args.json or RESULTS / f"{device['slug']}-parallel.json"
-    path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(json.dumps(result, indent=1))
+    path = report.write_json(result, args.json or report.RESULTS_DIR / f"{device['slug']}-parallel.json")
     print(f"\nJSON: {path}")
     return result
 

@@ -19,12 +19,12 @@ from typing import Any
 import jax
 import jax.numpy as jnp
 
-from jaxrnn import checks
 from jaxrnn.cells.activations import log_positive, positive
-from jaxrnn.cells.kernels import Initializer, gate_kernel, glorot_uniform, matmul
-from jaxrnn.checks import check_carry, check_input
+from jaxrnn.cells.kernels import Initializer, glorot_uniform
+from jaxrnn.cells.minimal import input_gates
+from jaxrnn.checks import check_carry
 from jaxrnn.linear_recurrence import gated_scan
-from jaxrnn.parts import BatchShape, Cell, Parallel, zeros_carry
+from jaxrnn.parts import Cell, Parallel
 
 
 def mingru(
@@ -45,25 +45,8 @@ def mingru(
 
     Params: ``input_kernel: (I, 2H)`` (update gate, candidate), ``bias: (2H,)``.
     """
-    H = checks.size("hidden_size", hidden_size)
-    checks.floating_dtype("param_dtype", param_dtype)
-    checks.floating_dtype("dtype", dtype, optional=True)
-    checks.function("kernel_init", kernel_init)
-
-    def init(key: jax.Array, input_size: int) -> dict[str, jax.Array]:
-        input_size = checks.size("input_size", input_size)
-        checks.random_key("key", key)
-        return {"input_kernel": gate_kernel(key, input_size, H, 2, kernel_init, param_dtype),
-                "bias": jnp.zeros((2 * H,), param_dtype)}
-
-    def initial_carry(batch_shape: BatchShape = (), dtype: Any = jnp.float32) -> jax.Array:
-        return zeros_carry(H, batch_shape, dtype, 1)
-
-    def gates(params, x, like):
-        check_input(x, params["input_kernel"].shape[0])
-        k = matmul(x, params["input_kernel"], dtype)
-        k = (k + params["bias"].astype(k.dtype)).astype(jnp.promote_types(like.dtype, jnp.float32))
-        return jnp.split(k, 2, axis=-1)
+    H, init, initial_carry, gates = input_gates(hidden_size, 2, param_dtype=param_dtype, dtype=dtype,
+                                                kernel_init=kernel_init)
 
     def step(params, h, x):
         check_carry(h, x.shape[:-1] + (H,), 1)

@@ -18,12 +18,12 @@ from typing import Any
 import jax
 import jax.numpy as jnp
 
-from jaxrnn import checks
 from jaxrnn.cells.activations import log_positive, positive
-from jaxrnn.cells.kernels import Initializer, gate_kernel, glorot_uniform, matmul
-from jaxrnn.checks import check_carry, check_input
+from jaxrnn.cells.kernels import Initializer, glorot_uniform
+from jaxrnn.cells.minimal import input_gates
+from jaxrnn.checks import check_carry
 from jaxrnn.linear_recurrence import gated_scan
-from jaxrnn.parts import BatchShape, Cell, Parallel, zeros_carry
+from jaxrnn.parts import Cell, Parallel
 
 
 def minlstm(
@@ -41,26 +41,12 @@ def minlstm(
 
     Params: ``input_kernel: (I, 3H)`` (forget, input, candidate), ``bias: (3H,)``.
     """
-    H = checks.size("hidden_size", hidden_size)
-    checks.floating_dtype("param_dtype", param_dtype)
-    checks.floating_dtype("dtype", dtype, optional=True)
-    checks.function("kernel_init", kernel_init)
-
-    def init(key: jax.Array, input_size: int) -> dict[str, jax.Array]:
-        input_size = checks.size("input_size", input_size)
-        checks.random_key("key", key)
-        return {"input_kernel": gate_kernel(key, input_size, H, 3, kernel_init, param_dtype),
-                "bias": jnp.zeros((3 * H,), param_dtype)}
-
-    def initial_carry(batch_shape: BatchShape = (), dtype: Any = jnp.float32) -> jax.Array:
-        return zeros_carry(H, batch_shape, dtype, 1)
+    H, init, initial_carry, blocks = input_gates(hidden_size, 3, param_dtype=param_dtype, dtype=dtype,
+                                                 kernel_init=kernel_init)
 
     def gates(params, x, like):
         """``(log f', log i', k_h)``."""
-        check_input(x, params["input_kernel"].shape[0])
-        k = matmul(x, params["input_kernel"], dtype)
-        k = (k + params["bias"].astype(k.dtype)).astype(jnp.promote_types(like.dtype, jnp.float32))
-        k_f, k_i, k_h = jnp.split(k, 3, axis=-1)
+        k_f, k_i, k_h = blocks(params, x, like)
         d = jax.nn.softplus(-k_f) - jax.nn.softplus(-k_i)
         return -jax.nn.softplus(d), -jax.nn.softplus(-d), k_h
 
