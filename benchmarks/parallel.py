@@ -3,10 +3,10 @@
 Cases, each a training step (``jax.value_and_grad`` of ``mean(ys**2)`` with
 respect to params and inputs) over time-major ``x: (T, B, I)``:
 
-* ``mingru``, ``minlstm``: ``jaxrnn.scan(jaxrnn.mingru(H), ...)``, the whole
-  sequence through the associative scan of :mod:`jaxrnn.linear_recurrence`;
-* ``mingru stepped``: the same cell's one-token ``step`` through the ordinary
-  loop (the same function, computed step by step);
+* ``mingru``, ``minlstm``: ``jaxrnn.scan(jaxrnn.mingru(H), ..., path="parallel")``,
+  the whole sequence through the associative scan of :mod:`jaxrnn.linear_recurrence`;
+* ``mingru stepped``: the same cell with ``path="plain"``, its one-token
+  ``step`` through the ordinary loop (the same function, step by step);
 * ``gru``: ``jaxrnn.gru(H, reset_after=True)`` through the ordinary loop
   (``path="auto"``: fused on a GPU), the sequential cell the paper replaces.
 
@@ -41,16 +41,12 @@ SHAPES = "B16T4096I256H512,B64T512I256H512"
 SWEEP = "16,32,64,128,256,512,1024,2048"
 
 
-def _stepped(cell: jaxrnn.Cell) -> jaxrnn.Cell:
-    """The cell with its one-token step only, so that ``scan`` loops over time."""
-    return jaxrnn.Cell(cell.init, cell.initial_carry, cell.step.step)
-
-
-CASES: dict[str, tuple[str, Callable[[int], jaxrnn.Cell]]] = {
-    "mingru": ("jaxrnn.mingru({H})", jaxrnn.mingru),
-    "minlstm": ("jaxrnn.minlstm({H})", jaxrnn.minlstm),
-    "mingru stepped": ("jaxrnn.mingru({H}).step.step, looped", lambda H: _stepped(jaxrnn.mingru(H))),
-    "gru": ("jaxrnn.gru({H}, reset_after=True)", lambda H: jaxrnn.gru(H, reset_after=True)),
+# name -> (the cell, as written in the table; its factory; scan's path)
+CASES: dict[str, tuple[str, Callable[[int], jaxrnn.Cell], str]] = {
+    "mingru": ("jaxrnn.mingru({H})", jaxrnn.mingru, "parallel"),
+    "minlstm": ("jaxrnn.minlstm({H})", jaxrnn.minlstm, "parallel"),
+    "mingru stepped": ("jaxrnn.mingru({H})", jaxrnn.mingru, "plain"),
+    "gru": ("jaxrnn.gru({H}, reset_after=True)", lambda H: jaxrnn.gru(H, reset_after=True), "auto"),
 }
 
 
@@ -59,14 +55,14 @@ def time_shape(shape: Shape, mode: str, names: list[str], repeats: int, warmup: 
     xs = jax.numpy.asarray(np.random.default_rng(0).standard_normal((shape.T, shape.B, shape.I)), "float32")
     cases, first = [], []
     for name in names:
-        template, factory = CASES[name]
+        template, factory, path = CASES[name]
         cell = factory(shape.H)
         params = cell.init(jax.random.key(0), shape.I)
 
-        def apply(params, x, cell=cell):
-            return jaxrnn.scan(cell, params, x)[1]
+        def apply(params, x, cell=cell, path=path):
+            return jaxrnn.scan(cell, params, x, path=path)[1]
 
-        case = jax_case(name, f"jaxrnn.scan({template.format(H=shape.H)}, params, x[T, B, I])[1]",
+        case = jax_case(name, f"jaxrnn.scan({template.format(H=shape.H)}, params, x[T, B, I], path={path!r})[1]",
                         apply, params, xs, mode)
         cases.append(case)
         first.append(timed(case.step))

@@ -48,3 +48,11 @@ def test_the_readme_examples_run():
     assert scope["logits"].shape == (len(scope["text"]), 1, scope["vocab"].size)
     assert scope["tokens"].shape == (200,)
     assert np.isfinite(float(scope["mse"]))
+
+
+def test_the_readme_has_no_placeholders_and_no_empty_generated_block():
+    text = (ROOT / "README.md").read_text()
+    assert not re.findall(r"\b[A-Z][A-Z_]*_(?:TEXT|NUMBERS|TODO)\b|\bTODO\b", text)
+    blocks = re.findall(r"<!-- (\w+):start -->(.*?)<!-- \1:end -->", text, flags=re.S)
+    assert {name for name, _ in blocks} >= {"results", "charlm", "sunspots", "gradient_flow", "benchmarks"}
+    assert all(body.strip() for _, body in blocks), [name for name, body in blocks if not body.strip()]
