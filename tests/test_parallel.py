@@ -188,7 +188,7 @@ def test_minimal_cells_compose_with_every_part():
 
 @pytest.mark.parametrize("backend", ["cpu", "gpu"])
 def test_auto_steps_on_the_cpu_and_scans_in_parallel_elsewhere(backend, monkeypatch):
-    # XLA:CPU runs the associative scan 3-4x slower than the step loop (benchmarks/README.md)
+    # XLA:CPU runs the associative scan 1.5-3.8x slower than the step loop (benchmarks/README.md)
     from jaxrnn.loop import resolve_path
     monkeypatch.setattr(jax, "default_backend", lambda: backend)
     cell = CELLS["mingru"]
