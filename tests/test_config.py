@@ -95,6 +95,8 @@ def test_defaults_fill_optional_keys(write_config):
     ({}, ["model.residual=maybe"], ["model.residual", "true or false"]),
     ({"model": {"cell": 3}}, [], ["model.cell", "a string"]),
     ({"data": {"seq_len": 1}}, [], ["data.seq_len", ">= 2"]),
+    ({}, ["train.devices=0"], ["train.devices: expected one of all or a positive integer, got 0"]),
+    ({}, ["train.devices=some"], ["train.devices: expected one of all or a positive integer, got 'some'"]),
     ({"model": "lstm"}, [], ["model", "a section"]),
     ({}, ["model=lstm"], ["model is a section", "model.cell"]),
     ({}, ["nonsense"], ["--set expects key=value"]),

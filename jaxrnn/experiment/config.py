@@ -244,6 +244,8 @@ def message(error: ValidationError) -> str:
     if kind == "rule":
         return f"{'.'.join([*keys, first['ctx']['field']])}: {first['ctx']['message']}"
     annotation, metadata = (field.annotation, field.metadata) if field else (None, ())
+    if annotation is not None and len(_members(annotation)) > 1 and literal_choices(annotation):
+        return f"{key}: expected {describe(annotation, metadata)}, got {got!r}"  # e.g. 'all' or a count
     if kind == "literal_error":
         choices = ", ".join(map(str, literal_choices(annotation)))
         if isinstance(got, str):
@@ -272,6 +274,8 @@ def _locate(loc: tuple) -> tuple[list[str], type[BaseModel] | None, Any]:
         if isinstance(owner, dict):  # the model union: this part is the tag of its member
             owner = owner.get(part)
             continue
+        if owner is None and field is not None:  # past a key's value: the member of a union of values
+            break
         parent, field = owner, None
         keys.append(str(part))
         if owner is None or part not in owner.model_fields:
