@@ -9,9 +9,6 @@ from pathlib import Path
 
 import jax
 import pytest
-import yaml
-
-from jaxrnn.experiment.cli import main
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -57,6 +54,8 @@ def optimized_compiles():
 
 def cli(*args: str) -> int:
     """``jaxrnn ARGS`` in this process; its exit status."""
+    from jaxrnn.experiment.cli import main  # the app's imports (pydantic, yaml, ...) only where the app is tested
+
     try:
         return main([str(a) for a in args])
     except SystemExit as exit:  # argparse's usage errors
@@ -77,6 +76,8 @@ def write_config(tmp_path):
                 raw.setdefault(section, {}).update(values)
             else:
                 raw[section] = values
+        import yaml
+
         path = tmp_path / f"{name}.yaml"
         path.write_text(yaml.safe_dump(raw))
         return path
