@@ -37,6 +37,19 @@ def losses(folder):
     return [{k: v for k, v in r.items() if k not in ("time", "steps_per_sec")} for r in rows]
 
 
+def interrupt_after(steps, monkeypatch):
+    """Ctrl-C, as the runner sees it, right after training step ``steps`` of the next run."""
+    advance, calls = progress.Progress.advance, []
+
+    def killed(self, n=1):
+        advance(self, n)
+        calls.append(n)
+        if len(calls) == steps:
+            raise KeyboardInterrupt
+
+    monkeypatch.setattr(progress.Progress, "advance", killed)
+
+
 def test_run_writes_every_file_it_promises(write_config, tmp_path, capsys):
     path = write_config()
     out = tmp_path / "run"
@@ -81,16 +94,7 @@ def test_resume_ends_with_the_parameters_of_an_uninterrupted_run(write_config, t
     assert cli("run", path, "--out", whole, "--set", "optim.schedule=cosine") == 0
 
     # Kill the second run after step 5: checkpoints 2 and 4 are on disk, step 5 is lost.
-    advance = progress.Progress.advance
-    calls = []
-
-    def killed_after_step_5(self, n=1):
-        advance(self, n)
-        calls.append(n)
-        if len(calls) == 5:
-            raise KeyboardInterrupt
-
-    monkeypatch.setattr(progress.Progress, "advance", killed_after_step_5)
+    interrupt_after(5, monkeypatch)
     assert cli("run", path, "--out", parts, "--set", "optim.schedule=cosine") == 130
     hint = capsys.readouterr().err
     assert "--resume" in hint and "--set" not in hint
@@ -233,15 +237,7 @@ def test_the_resume_hint_works_without_out_and_a_changed_config_is_refused(write
     Resuming with a config file that differs from the run's is an error naming the key."""
     monkeypatch.chdir(tmp_path)
     path = write_config(train={"steps": 4, "checkpoint_every": 2})
-    advance, calls = progress.Progress.advance, []
-
-    def killed_after_step_3(self, n=1):
-        advance(self, n)
-        calls.append(n)
-        if len(calls) == 3:
-            raise KeyboardInterrupt
-
-    monkeypatch.setattr(progress.Progress, "advance", killed_after_step_3)
+    interrupt_after(3, monkeypatch)
     assert cli("run", path, "--set", "name=renamed", "--set", "optim.learning_rate=0.02") == 130
     hint = capsys.readouterr().err
     monkeypatch.undo()
