@@ -8,10 +8,10 @@ function (values and gradients), and the tests hold them to it:
 * ``"projected"``: for a :class:`~jaxrnn.parts.SplitStep`, the input
   projection ``x_t @ W_x + b`` of all steps is one ``(T * B, I) @ (I, G)``
   product before the loop; the loop runs only the recurrence.
-* ``"fused"``: ``"projected"``, plus a custom VJP for the recurrence of cells
-  that give ``product``/``update`` (:mod:`jaxrnn.fused`): the backward loop
-  carries only ``dh @ W_h^T`` and the weight gradient is formed after it as
-  one product over all time steps, as cuDNN does.
+* ``"fused"``: ``"projected"``, plus a custom derivative for the recurrence of
+  cells that give ``product``/``update`` (:mod:`jaxrnn.fused`): the backward
+  loop carries only ``dh @ W_h^T`` and the weight gradient is formed after it
+  as one product over all time steps, as cuDNN does; forward mode too.
 * ``"parallel"``: for a :class:`~jaxrnn.parts.Parallel` step (the minimal
   RNNs), every step at once through an associative scan, ``O(log T)`` depth.
 
@@ -104,9 +104,9 @@ def scan(
         ``"parallel"`` (module docstring); a path the cell does not support
         falls back to the next simpler one, and ``remat`` never takes
         ``"fused"``. On the ``"parallel"`` path ``remat`` recomputes the whole
-        associative scan in the backward pass: less stored, but still ``O(T)``. ``"fused"``
-        supports reverse-mode differentiation (``grad``, ``vjp``), not
-        forward mode (``jvp``); take ``"projected"`` for that.
+        associative scan in the backward pass: less stored, but still ``O(T)``. Every
+        path computes the same function under every transformation (``grad``,
+        ``jvp``, ``jacfwd``, ``hessian``, ``vmap``, ``jit``).
       checked: with traced ``lengths``, also check at run time that each lies
         in ``[0, T]``, through :mod:`jax.experimental.checkify`: run the
         function under ``checkify.checkify`` and call ``error.throw()``.

@@ -99,7 +99,7 @@ class SplitStep:
 
     Cells whose carry enters the step through one linear map are built with
     :meth:`from_product` or :meth:`from_sum`; then ``scan`` can differentiate
-    the recurrence with a custom VJP that forms the weight gradient after the
+    the recurrence with a custom derivative that forms the weight gradient after the
     loop, as one product over all time steps (:mod:`jaxrnn.fused`). Only those
     constructors set ``product``, ``update`` and ``update_sum``, so ``recur``
     always is the step they describe: ``SplitStep(project, recur)`` builds a

@@ -2,20 +2,24 @@
 
 The reference is the ``"plain"`` path: ``lax.scan`` of ``cell.step`` under
 JAX's own autodiff. The ``"projected"`` and ``"fused"`` paths (input
-projection before the loop; custom VJP with the weight gradient after it)
+projection before the loop; a custom derivative with the weight gradient after the loop)
 must match it in values and in gradients, with ``lengths`` and ``reverse``.
 """
 
 from __future__ import annotations
 
+import functools
+import math
+import re
+
 import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
+from jax.ad_checkpoint import print_saved_residuals
 from jax.test_util import check_grads
 
 import jaxrnn
-from jaxrnn import fused
 from jaxrnn.loop import chunk_size, resolve_path
 
 T, B, I, H = 6, 3, 5, 4
@@ -60,7 +64,7 @@ def _inputs(cell, key=0):
 
 def _assert_trees_close(a, b, atol=2e-5):
     for x, y in zip(jax.tree_util.tree_leaves(a), jax.tree_util.tree_leaves(b), strict=True):
-        np.testing.assert_allclose(np.asarray(x, np.float32), np.asarray(y, np.float32), rtol=2e-5, atol=atol)
+        np.testing.assert_allclose(np.asarray(x, np.float64), np.asarray(y, np.float64), rtol=2e-5, atol=atol)
 
 
 @pytest.mark.parametrize("name", sorted(CELLS))
@@ -101,18 +105,22 @@ def test_fused_path_in_bfloat16_matches_plain(name, precision):
     _assert_trees_close(grads, reference_grads, atol=5e-2)
 
 @pytest.mark.parametrize("name", ["lstm", "gru_reset_after", "rnn"])
-def test_fused_path_gradients_match_finite_differences(name):
+def test_fused_path_derivatives_of_both_modes_match_finite_differences(name):
+    """Forward mode (``jvp``) and reverse mode, to second order (``hessian``, Hessian-vector products)."""
     cell = CELLS[name]
     params, xs, carry = _inputs(cell, key=1)
     lengths = jnp.array([T, 3, 1])
 
-    def f(params, xs, carry):
-        final, ys = jaxrnn.scan(cell, params, xs, carry, lengths=lengths, reverse=True, path="fused")
+    def f(params, xs, carry, path="fused"):
+        final, ys = jaxrnn.scan(cell, params, xs, carry, lengths=lengths, reverse=True, path=path)
         return jnp.sum(jnp.sin(ys)) + sum(jnp.sum(leaf**2) for leaf in jax.tree_util.tree_leaves(final))
 
     with jax.enable_x64(True):
         params, xs, carry = jax.tree_util.tree_map(lambda a: a.astype(jnp.float64), (params, xs, carry))
-        check_grads(jax.jit(f), (params, xs, carry), order=1, modes=["rev"], atol=1e-5, rtol=1e-5)
+        check_grads(jax.jit(f), (params, xs, carry), order=1, modes=["fwd", "rev"], atol=1e-5, rtol=1e-5)
+        hessians = [jax.jit(jax.hessian(functools.partial(f, path=path)))(params, xs, carry)
+                    for path in ("plain", "fused")]
+        _assert_trees_close(*hessians, atol=1e-10)
 
 
 def test_fused_path_under_vmap_matches_batch_axis():
@@ -153,17 +161,21 @@ def test_additive_flag_holds_exactly_where_update_reads_only_the_sum(name):
 
 
 @pytest.mark.parametrize("name", ["rnn", "lstm", "gru_reset_after"])
-def test_fused_path_saves_only_the_carry_and_the_products_per_step(name):
-    """Per step the backward pass keeps the carry and ``xp + hp`` (additive) or ``xp`` and ``hp``; not the activations."""
+def test_fused_path_saves_only_the_carry_and_the_products_per_step(name, capsys):
+    """Per step reverse mode keeps the carry and ``xp + hp`` (additive) or ``xp`` and ``hp``; not the activations.
+
+    Read from what JAX saves for the backward pass, so the fused path's tangent rule must be
+    rematerialised for this to hold (autodiff of the loop would keep every gate's activation)."""
     cell = CELLS[name]
     params, xs, carry = _inputs(cell)
-    xps = cell.step.project(params, xs)
-    _, residuals = jax.eval_shape(
-        lambda p, c, x: fused.forward(cell.step, False, 1, p, c, x, None), params, carry, xps)
-    stacked = [leaf for leaf in jax.tree_util.tree_leaves(residuals) if leaf.ndim >= 3 and leaf.shape[:2] == (T, B)]
-    per_step = sum(leaf.size for leaf in stacked) // T
+    print_saved_residuals(
+        lambda p, x: jnp.sum(jaxrnn.scan(cell, p, x, path="fused")[1]), params, xs)
+    saved = [line for line in capsys.readouterr().out.splitlines() if "from the argument" not in line]
+    shapes = [m.group(1) for m in map(re.compile(r"^\S+\[([\d,]+)\]").match, saved) if m]
+    per_step = sum(math.prod(map(int, shape.split(","))) for shape in shapes
+                   if tuple(map(int, shape.split(",")))[:2] == (T, B) and shape.count(",") >= 2) // T
     carry_size = sum(leaf.size for leaf in jax.tree_util.tree_leaves(carry))
-    gates = xps.shape[-1] * B
+    gates = cell.step.project(params, xs).shape[-1] * B
     assert per_step == carry_size + (gates if cell.step.additive else 2 * gates)
 
 
