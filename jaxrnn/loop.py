@@ -34,7 +34,7 @@ from jax import lax
 from jax.experimental import checkify
 
 from jaxrnn import checks, fused
-from jaxrnn.masking import mask, valid_mask
+from jaxrnn.masking import mask, valid_mask, zero_padding
 from jaxrnn.checks import check_carry_like
 from jaxrnn.parts import Carry, Cell, Composite, Layer, Parallel, Params, Part, Pointwise, SplitStep, reads_ids
 
@@ -79,7 +79,8 @@ def scan(
         ``xs[:lengths[b], b]`` and the rest is padding. Padding steps leave the
         carry unchanged and output zeros, so the final carry is the one at the
         sequence's true end (with ``reverse``, each sequence is read backwards
-        from its own last element). Lengths whose values are known when
+        from its own last element). Whatever the padding holds (NaN, Inf, any
+        id) reaches neither values nor gradients, and its own gradient is zero. Lengths whose values are known when
         ``scan`` is traced (numpy, lists, concrete arrays) must lie in
         ``[0, T]``, or ``scan`` raises. Traced lengths cannot be checked then:
         a length above ``T`` acts as ``T`` and a negative one as 0, silently,
@@ -146,6 +147,7 @@ def scan(
     batch_shape = xs.shape[1:] if ids else xs.shape[1:-1]
     if lengths is not None:
         lengths = check_lengths(lengths, batch_shape, xs.shape[0], checked=checked)
+        xs = zero_padding(xs, lengths)
     final, ys = _scan(cell, params, xs, carry, lengths, batch_shape, **options)
     return final, (ys if time_major else jnp.moveaxis(ys, 0, -2))
 

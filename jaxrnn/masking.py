@@ -22,6 +22,19 @@ def mask(ok: jax.Array | None, new_carry: Carry, carry: Carry, y: jax.Array) -> 
     return new_carry, jnp.where(expand(ok, y), y, jnp.zeros_like(y))
 
 
+def zero_padding(xs: jax.Array, lengths: jax.Array) -> jax.Array:
+    """``xs: (T, *batch, ...)`` with every padded step set to zero (id 0 for ids).
+
+    A padded step's result is discarded by :func:`mask`, but ``jnp.where``
+    differentiates the discarded branch too: a NaN or Inf there, times the zero
+    cotangent, is NaN in every parameter's gradient. So a padded step must
+    never see its input, whatever the padding holds (NaN, Inf, 1e30, an id out
+    of range).
+    """
+    ok = expand(valid_mask(xs.shape[0], lengths), xs)
+    return jnp.where(ok, xs, jnp.zeros((), xs.dtype))
+
+
 def expand(mask: jax.Array, like: jax.Array) -> jax.Array:
     """Append axes to a batch-shaped mask so it broadcasts against ``like``."""
     return mask.reshape(mask.shape + (1,) * (like.ndim - mask.ndim))

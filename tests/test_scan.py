@@ -208,3 +208,28 @@ def test_unroll_is_capped_so_compilation_cannot_explode(unroll, path):
     # Unrolling all 40 steps would multiply compile time far beyond the 40x of the loop body.
     with pytest.warns(UserWarning, match="capped at jaxrnn.loop.MAX_UNROLL = 16"):
         assert scan_unroll(CELLS["gru_reset_after"], 40, unroll, path) == jaxrnn.loop.MAX_UNROLL
+
+
+@pytest.mark.parametrize("poison", [np.nan, np.inf, -np.inf, 1e30])
+def test_padding_reaches_neither_values_nor_gradients(poison):
+    """Whatever the padded steps hold, the values and every gradient are those of zero padding, and the
+    padding's own gradient is zero (``jnp.where`` would otherwise differentiate the discarded step)."""
+    cell = jaxrnn.stack([jaxrnn.bidirectional(CELLS["lstm"], CELLS["gru_reset_after"]), CELLS["rnn_nobias"]])
+    params = cell.init(jax.random.key(0), I)
+    xs = random_inputs((T, B, I), 1)
+    lengths = jnp.array([T, 2, 0])
+    padded = jnp.arange(T)[:, None] >= lengths[None, :]
+    poisoned = jnp.where(padded[..., None], poison, xs)
+
+    @jax.jit
+    def value_and_grads(params, xs):
+        def loss(params, xs):
+            final, ys = jaxrnn.scan(cell, params, xs, lengths=lengths)
+            return jnp.sum(jnp.sin(ys)) + sum(jnp.sum(leaf) for leaf in jax.tree_util.tree_leaves(final))
+        return jax.value_and_grad(loss, argnums=(0, 1))(params, xs)
+
+    (value, (d_params, d_xs)), (clean, clean_grads) = value_and_grads(params, poisoned), value_and_grads(
+        params, jnp.where(padded[..., None], 0.0, xs))
+    assert np.isfinite(value) and value == clean
+    assert_trees_close(d_params, clean_grads[0], rtol=0, atol=0)
+    assert np.all(np.asarray(d_xs)[np.asarray(padded)] == 0)
