@@ -112,7 +112,14 @@ def train_step(
       learning_rate: its schedule (or constant), only to report ``lr``.
       jit: compile the step (turn off to debug).
 
-    ``metrics`` holds ``loss``, ``grad_norm``, ``finite``, ``lr`` and ``aux``.
+    ``metrics`` holds ``loss``, ``grad_norm`` (before clipping), ``finite``
+    (false: the loss or the gradient was not finite and the state was left as
+    it was), ``lr`` only when ``learning_rate`` is given, and each entry of
+    ``aux`` beside them under its own name.
+
+    Raises:
+      TypeError: ``aux`` is not a dict of metrics.
+      ValueError: ``aux`` reuses one of the names above.
     """
 
     checks.function("loss_fn", loss_fn)
@@ -122,9 +129,20 @@ def train_step(
     def step(state: TrainState, batch: Batch, key: jax.Array | None = None):
         (loss, aux), grads = jax.value_and_grad(loss_fn, has_aux=True)(state.params, batch, key)
         state, metrics = apply_gradients(state, grads, loss, tx, learning_rate)
-        return state, {**aux, **metrics}
+        return state, merge_metrics(aux, metrics)
 
     return jax.jit(step) if jit else step
+
+
+def merge_metrics(aux: Any, metrics: Metrics) -> Metrics:
+    """``aux``'s entries beside the step's own metrics; a name in both would hide one of them."""
+    if not isinstance(aux, dict):
+        raise TypeError(f"loss_fn: expected (loss, aux) with aux a dict of metrics, got aux of type {type(aux).__name__}")
+    clash = sorted(set(aux) & {"loss", "grad_norm", "finite", "lr"})
+    if clash:
+        raise ValueError(f"loss_fn: aux may not use the step's own metric names ({', '.join(clash)}); "
+                         "rename them (e.g. 'task_loss')")
+    return {**aux, **metrics}
 
 
 def carried_step(
@@ -165,7 +183,7 @@ def _carried_update(loss_fn, tx, learning_rate, state, carry, batch, key):
     (loss, (new_carry, aux)), grads = jax.value_and_grad(loss_fn, has_aux=True)(state.params, carry, batch, key)
     state, metrics = apply_gradients(state, grads, loss, tx, learning_rate)
     new_carry = jax.tree_util.tree_map(lambda n, o: jnp.where(metrics["finite"], n, o), new_carry, carry)
-    return state, jax.lax.stop_gradient(new_carry), {**aux, **metrics}
+    return state, jax.lax.stop_gradient(new_carry), merge_metrics(aux, metrics)
 
 
 def truncated_bptt_step(

@@ -182,3 +182,23 @@ def test_every_registered_cell_name_builds_a_cell():
             cell = Recurrent(cell=name, hidden_size=4, num_layers=layers).build()
             ys = jaxrnn.scan(cell, cell.init(jax.random.key(0), 3), jnp.zeros((2, 3)))[1]
             assert ys.shape == (2, 4)
+
+
+def test_train_step_metrics_are_as_documented():
+    """``aux`` sits beside ``loss``, ``grad_norm`` and ``finite``; ``lr`` only with ``learning_rate``;
+    an aux name that would hide one of those is an error, not a silent overwrite."""
+    params = {"w": jnp.ones(3)}
+    state = jaxrnn.training.init(params, optax.sgd(0.1))
+    batch = jnp.arange(3.0)
+
+    def loss_fn(aux):
+        return lambda p, b, key: (jnp.sum((p["w"] * b) ** 2), aux)
+
+    _, metrics = jaxrnn.train_step(loss_fn({"accuracy": 0.5}), optax.sgd(0.1))(state, batch)
+    assert set(metrics) == {"accuracy", "loss", "grad_norm", "finite"}
+    _, metrics = jaxrnn.train_step(loss_fn({}), optax.sgd(0.1), learning_rate=0.1)(state, batch)
+    assert set(metrics) == {"loss", "grad_norm", "finite", "lr"}
+    with pytest.raises(ValueError, match="aux may not use the step's own metric names .loss."):
+        jaxrnn.train_step(loss_fn({"loss": 1.0}), optax.sgd(0.1))(state, batch)
+    with pytest.raises(TypeError, match="aux a dict of metrics, got aux of type float"):
+        jaxrnn.train_step(loss_fn(1.0), optax.sgd(0.1))(state, batch)
