@@ -24,7 +24,8 @@ from jaxrnn import checks
 from jaxrnn.layers.linear import linear
 from jaxrnn.layers.stack import output_features, stack
 from jaxrnn.loop import scan
-from jaxrnn.parts import Cell, Layer, Part
+from jaxrnn.final_output import final_output
+from jaxrnn.parts import Cell, Layer, Part, reads_ids
 
 
 class Model(NamedTuple):
@@ -61,13 +62,14 @@ def latent_autoregressive(core: Part, features: int = 1) -> Cell | Layer:
 
 
 def many_to_one(core: Part, output_size: int) -> Model:
-    """Read a whole sequence, answer once: ``xs: (T, *batch, I) -> y: (*batch, O)`` from the last output.
+    """Read a whole sequence, answer once: ``xs: (T, *batch, I) -> y: (*batch, O)``, ``y = y^core_final W + b``.
 
-    With ``lengths``, the answer reads each sequence's output at its own last
-    step (a sequence of length 0 answers ``b``). ``time_major=False`` reads
-    ``xs: (*batch, T, I)``. Params ``{"cell", "readout"}``. (Over a
-    bidirectional core the last output holds the backward direction after one
-    step; such a model usually reads the final carries instead.)
+    The answer reads the core's output once it has read the whole sequence
+    (:func:`jaxrnn.final_output.final_output`): with ``lengths``, each
+    sequence's own last step (a sequence of length 0 answers ``b``); over a
+    bidirectional core, the forward direction at the last step merged with the
+    backward direction after it has read back to ``x_0`` (PyTorch's ``h_n``).
+    ``time_major=False`` reads ``xs: (*batch, T, I)``. Params ``{"cell", "readout"}``.
     """
     checks.part("core", core)
     readout = linear(checks.size("output_size", output_size))
@@ -80,21 +82,18 @@ def many_to_one(core: Part, output_size: int) -> Model:
 
     def apply(params: dict[str, Any], xs: jax.Array, *, lengths: jax.Array | None = None,
               key: jax.Array | None = None, time_major: bool = True) -> jax.Array:
-        _, ys = scan(core, params["cell"], xs, lengths=lengths, key=key, time_major=time_major)
-        ys = ys if time_major else jnp.moveaxis(ys, -2, 0)
-        return readout.step.fn(params["readout"], last(ys, lengths))
+        if not isinstance(params, dict) or set(params) != {"cell", "readout"}:
+            raise ValueError("expected the params of a many_to_one model, {'cell': ..., 'readout': ...}, got "
+                             + (f"keys {sorted(params)}" if isinstance(params, dict) else type(params).__name__))
+        xs = jnp.asarray(xs)
+        if not checks.flag("time_major", time_major):
+            time_axis = -1 - (0 if reads_ids(core) else 1)
+            if xs.ndim < -time_axis:  # scan says what layout it expected
+                scan(core, params["cell"], xs, time_major=False)
+            xs = jnp.moveaxis(xs, time_axis, 0)
+        return readout.step.fn(params["readout"], final_output(core, params["cell"], xs, lengths=lengths, key=key))
 
     return Model(init, apply)
-
-
-def last(ys: jax.Array, lengths: jax.Array | None = None) -> jax.Array:
-    """``ys[lengths - 1]`` for each sequence of ``ys: (T, *batch, O)`` (zeros for length 0); ``ys[-1]`` without lengths."""
-    if lengths is None:
-        return ys[-1]
-    lengths = jnp.asarray(lengths)
-    index = jnp.clip(lengths - 1, 0, ys.shape[0] - 1)[None, ..., None]
-    picked = jnp.take_along_axis(ys, index, axis=0)[0]
-    return jnp.where((lengths > 0)[..., None], picked, jnp.zeros_like(picked))
 
 
 def latent_forecast(model: Cell, params: Any, series: jax.Array, steps: int) -> jax.Array:

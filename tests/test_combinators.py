@@ -322,3 +322,34 @@ def test_out_of_range_traced_lengths_can_be_checked_at_run_time():
     error, ys = checked(jnp.array([T, 1, 2]))
     error.throw()  # in range: nothing to report
     np.testing.assert_array_equal(ys, f(jnp.array([T, 1, 2])))
+
+
+@pytest.mark.parametrize("merge", ["concat", "sum"])
+def test_many_to_one_over_bidirectional_reads_each_direction_at_its_own_end(merge):
+    """The forward direction after each sequence's last valid step, the backward one after reading back to
+    ``x_0`` (PyTorch's ``h_n``), through the layers above -- not one time step of the merged outputs."""
+    fwd, bwd = jaxrnn.lstm(H), jaxrnn.gru(H, reset_after=True)
+    core = jaxrnn.stack([jaxrnn.rnn(H), jaxrnn.bidirectional(fwd, bwd, merge=merge), jaxrnn.linear(3)])
+    model = jaxrnn.models.many_to_one(core, 2)
+    params = model.init(jax.random.key(0), I)
+    xs = jax.random.normal(jax.random.key(1), (T, B, I))
+    lengths = jnp.array([T, 2, 0])
+    below, (p_bi, p_lin) = params["cell"][0], params["cell"][1:]
+    _, hs = jaxrnn.scan(jaxrnn.rnn(H), below, xs, lengths=lengths)
+    _, ys_f = jaxrnn.scan(fwd, p_bi["forward"], hs, lengths=lengths)
+    _, ys_b = jaxrnn.scan(bwd, p_bi["backward"], hs, lengths=lengths, reverse=True)
+    at_end = jnp.take_along_axis(ys_f, jnp.maximum(lengths - 1, 0)[None, :, None], axis=0)[0]
+    merged = jnp.concatenate([at_end, ys_b[0]], -1) if merge == "concat" else at_end + ys_b[0]
+    merged = jnp.where((lengths > 0)[:, None], merged, 0.0)
+    expected = (merged @ p_lin["kernel"] + p_lin["bias"]) @ params["readout"]["kernel"] + params["readout"]["bias"]
+    np.testing.assert_allclose(model.apply(params, xs, lengths=lengths), expected, rtol=1e-5, atol=1e-5)
+    np.testing.assert_allclose(model.apply(params, jnp.moveaxis(xs, 0, 1), lengths=lengths, time_major=False),
+                               expected, rtol=1e-5, atol=1e-5)
+
+
+def test_many_to_one_over_a_residual_bidirectional_top_is_an_error():
+    bi = jaxrnn.bidirectional(jaxrnn.gru(H), jaxrnn.gru(H), merge="sum")
+    model = jaxrnn.models.many_to_one(jaxrnn.stack([jaxrnn.gru(H), bi], residual=True), 1)
+    params = model.init(jax.random.key(0), I)
+    with pytest.raises(ValueError, match="residual stack whose top recurrent layer is a layer"):
+        model.apply(params, jnp.zeros((T, B, I)))

@@ -17,6 +17,7 @@ import jax
 import jax.numpy as jnp
 
 from jaxrnn import checks
+from jaxrnn.final_output import final_output
 from jaxrnn.loop import scan
 from jaxrnn.masking import mask, valid_mask
 from jaxrnn.parts import BatchShape, Carry, Cell, Layer, Params, Part, reads_ids
@@ -48,22 +49,38 @@ class Bidirectional:
         ``reverse`` swaps the directions' reading order (the whole layer run on
         the time-reversed sequence); the options are :func:`jaxrnn.scan`'s.
         """
-        if not isinstance(params, dict) or set(params) != {"forward", "backward"}:
-            raise ValueError(f"expected the params of a bidirectional layer, {{'forward': ..., 'backward': ...}}, "
-                             f"got {type(params).__name__}" + (f" with keys {sorted(params)}" if isinstance(params, dict) else ""))
+        check_params(params)
         carry_f, carry_b = (None, None) if carry is None else carry
         key_f, key_b = (None, None) if key is None else jax.random.split(key)
         carry_f, ys_f = scan(self.forward, params["forward"], xs, carry_f, reverse=reverse, key=key_f, **options)
         carry_b, ys_b = scan(self.backward, params["backward"], xs, carry_b, reverse=not reverse, key=key_b, **options)
-        if self.merge in ("sum", "mean", "mul") and ys_f.shape != ys_b.shape:
+        return (carry_f, carry_b), self._merge(ys_f, ys_b, options.get("lengths"), ys_f.shape[:1])
+
+    def final_output(self, params: Params, xs: jax.Array, *, lengths: jax.Array | None = None,
+                     key: jax.Array | None = None, reverse: bool = False) -> jax.Array:
+        """``merge(y->_{n-1}, y<-_0)``: each direction's output once it has read the whole sequence, ``(*batch, O)``."""
+        check_params(params)
+        key_f, key_b = (None, None) if key is None else jax.random.split(key)
+        y_f = final_output(self.forward, params["forward"], xs, lengths=lengths, key=key_f, reverse=reverse)
+        y_b = final_output(self.backward, params["backward"], xs, lengths=lengths, key=key_b, reverse=not reverse)
+        return self._merge(y_f, y_b, lengths, ())
+
+    def _merge(self, y_f: jax.Array, y_b: jax.Array, lengths: jax.Array | None, time: tuple[int, ...]) -> jax.Array:
+        """The two directions' outputs merged; zero wherever there is nothing to read (padding, length 0)."""
+        if self.merge in ("sum", "mean", "mul") and y_f.shape != y_b.shape:
             raise ValueError(f"merge {self.merge!r} needs the two directions' outputs to be the same size: forward "
-                             f"{ys_f.shape[-1]}, backward {ys_b.shape[-1]} (merge 'concat' takes any sizes)")
-        merge = self.merge if callable(self.merge) else MERGES[self.merge]
-        ys = merge(ys_f, ys_b)
-        lengths = options.get("lengths")
-        if lengths is not None:  # padding outputs are zero, whatever the merge makes of two zeros
-            ys = mask(valid_mask(xs.shape[0], lengths), (), (), ys)[1]
-        return (carry_f, carry_b), ys
+                             f"{y_f.shape[-1]}, backward {y_b.shape[-1]} (merge 'concat' takes any sizes)")
+        ys = (self.merge if callable(self.merge) else MERGES[self.merge])(y_f, y_b)
+        if lengths is None:
+            return ys
+        valid = valid_mask(time[0], lengths) if time else jnp.asarray(lengths) > 0
+        return mask(valid, (), (), ys)[1]  # whatever the merge makes of two zeros
+
+
+def check_params(params: Params) -> None:
+    if not isinstance(params, dict) or set(params) != {"forward", "backward"}:
+        raise ValueError(f"expected the params of a bidirectional layer, {{'forward': ..., 'backward': ...}}, "
+                         f"got {type(params).__name__}" + (f" with keys {sorted(params)}" if isinstance(params, dict) else ""))
 
 
 def bidirectional(

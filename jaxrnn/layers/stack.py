@@ -22,8 +22,9 @@ import jax.numpy as jnp
 import numpy as np
 
 from jaxrnn import checks
+from jaxrnn.final_output import final_output, first, last
 from jaxrnn.loop import scan
-from jaxrnn.parts import BatchShape, Carry, Cell, Composite, Layer, Params, Part, reads_ids
+from jaxrnn.parts import BatchShape, Carry, Cell, Composite, Layer, Params, Part, Pointwise, reads_ids
 
 
 @dataclasses.dataclass(frozen=True)
@@ -62,14 +63,43 @@ class Stacked(Composite):
         """One layer at a time over the whole sequence ``xs: (T, *batch, I)``; the options of :func:`jaxrnn.scan`."""
         carry = (None,) * len(self.parts) if carry is None else carry
         check_layers(params, carry, len(self.parts))
+        return self._run(params, xs, carry, len(self.parts), key=key, **options)
+
+    def _run(self, params: Params, xs: jax.Array, carry: Carry, layers: int, *, key: jax.Array | None,
+             **options) -> tuple[Carry, jax.Array]:
+        """The bottom ``layers`` layers over the whole sequence: their final carries and the top one's outputs."""
         final = []
-        for layer, (part, p, c) in enumerate(zip(self.parts, params, carry)):
+        for layer, (part, p, c) in enumerate(zip(self.parts[:layers], params, carry)):
             inputs = dropout(key, self.dropout, layer, xs, time_axis=True) if layer > 0 else xs
             c, ys = scan(part, p, inputs, c, key=layer_key(key, layer), **options)
             xs = add_residual(inputs, ys) if self.residual and layer > 0 else ys
             final.append(c)
         return tuple(final), xs
 
+    def final_output(self, params: Params, xs: jax.Array, *, lengths: jax.Array | None = None,
+                     key: jax.Array | None = None, reverse: bool = False) -> jax.Array:
+        """The top recurrent layer's final output (:mod:`jaxrnn.final_output`), through the stateless layers above it."""
+        check_layers(params, (None,) * len(self.parts), len(self.parts))
+        stateless = [isinstance(part, Cell) and isinstance(part.step, Pointwise) for part in self.parts]
+        if all(stateless):
+            _, ys = self.scan(params, xs, key=key, lengths=lengths, reverse=reverse)
+            return (first if reverse else last)(ys, lengths)
+        top = max(layer for layer, pointwise in enumerate(stateless) if not pointwise)
+        _, xs = self._run(params, xs, (None,) * top, top, key=key, lengths=lengths, reverse=reverse)
+        inputs = dropout(key, self.dropout, top, xs, time_axis=True) if top > 0 else xs
+        y = final_output(self.parts[top], params[top], inputs, lengths=lengths, key=layer_key(key, top),
+                         reverse=reverse)
+        if self.residual and top > 0:
+            if isinstance(self.parts[top], Layer):
+                raise ValueError("a many-to-one answer from a residual stack whose top recurrent layer is a layer "
+                                 "(a bidirectional one) is not defined: its directions end at different steps, so "
+                                 "no one input step is added to their final outputs; drop residual on the top layer")
+            y = add_residual((first if reverse else last)(inputs, lengths), y)
+        for layer in range(top + 1, len(self.parts)):
+            x = dropout(key, self.dropout, layer, y)
+            _, out = self.parts[layer].step(params[layer], (), x)
+            y = add_residual(x, out) if self.residual else out
+        return y
 
 def stack(parts: Sequence[Part], *, residual: bool = False, dropout: float = 0.0) -> Cell | Layer:
     """A deep network: ``parts[0]`` reads the input, each next part reads the one below.
