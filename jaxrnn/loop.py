@@ -108,8 +108,9 @@ def scan(
         associative scan in the backward pass: less stored, but still ``O(T)``. Every
         path computes the same function under every transformation (``grad``,
         ``jvp``, ``jacfwd``, ``hessian``, ``vmap``, ``jit``).
-      checked: with traced ``lengths``, also check at run time that each lies
-        in ``[0, T]``, through :mod:`jax.experimental.checkify`: run the
+      checked: with traced ``lengths`` (or token ids, for a part that starts
+        with an embedding), also check at run time that each lies in ``[0, T]``
+        (ids in ``[0, V)``), through :mod:`jax.experimental.checkify`: run the
         function under ``checkify.checkify`` and call ``error.throw()``.
 
     Returns:
@@ -141,6 +142,8 @@ def scan(
         key=key,
     )
     checked = checks.flag("checked", checked)
+    if checked:  # handed on only when asked for, so the apply of a layer of yours need not take it
+        options["checked"] = True
     checks.random_key("key", key, optional=True)
     if isinstance(cell, Cell) and not isinstance(cell.step, Composite) and jnp.issubdtype(xs.dtype, jnp.floating):
         checks.check_params_fit(cell, params, xs.shape[-1])  # a stack or a layer checks each of its parts
@@ -165,6 +168,8 @@ def _scan(part: Part, params, xs, carry, lengths, batch_shape, **options):
     carry = initial() if carry is None else carry
     valid = None if lengths is None else valid_mask(xs.shape[0], lengths)
     if isinstance(step, Pointwise):  # no state: the whole sequence at once
+        if step.validate is not None:
+            step.validate(params, xs, options.get("checked", False))
         return carry, mask(valid, (), (), step.fn(params, xs))[1]
     if not jnp.issubdtype(xs.dtype, jnp.floating):
         raise TypeError(f"expected floating-point xs, got dtype {xs.dtype}")

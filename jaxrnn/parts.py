@@ -178,14 +178,19 @@ class Pointwise:
     :func:`jaxrnn.scan` applies ``fn`` to the whole sequence at once, which is
     one matrix product for a readout. ``reads_ids``: its input is integer ids,
     one per step, with no feature axis (an embedding), so a sequence of them is
-    ``(T, *batch)``.
+    ``(T, *batch)``. ``validate(params, x, checked)``, if given, raises for
+    inputs whose values are known and wrong, and with ``checked`` (``scan``'s)
+    checks traced ones through :mod:`jax.experimental.checkify`.
     """
 
     fn: Callable[[Params, Array], Array]
     reads_ids: bool = False
+    validate: Callable[[Params, Array, bool], None] | None = None
 
     def __call__(self, params: Params, carry: tuple, x: Array, key: Array | None = None) -> tuple[tuple, Array]:
         del key
+        if self.validate is not None:
+            self.validate(params, x, False)
         return carry, self.fn(params, x)
 
 

@@ -4,10 +4,12 @@
 from __future__ import annotations
 
 import functools
+import re
 import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
+from jax.experimental import checkify
 from support import CELL_NAMES, CELLS, B, H, I, T, random_params
 
 import jaxrnn
@@ -321,3 +323,25 @@ def test_a_many_to_one_model_reads_batch_major_input():
     xs, n = jnp.asarray(np.random.default_rng(0).normal(size=(T, B, I)), jnp.float32), jnp.array([T, 2, 1])
     np.testing.assert_allclose(model.apply(params, jnp.swapaxes(xs, 0, 1), lengths=n, time_major=False),
                                model.apply(params, xs, lengths=n), rtol=1e-6, atol=1e-6)
+
+
+def test_token_ids_out_of_range_are_an_error_or_nan_never_another_token():
+    vocab = 5
+    model = jaxrnn.stack([jaxrnn.embedding(3), CELLS["lstm"], jaxrnn.linear(vocab)])
+    params = model.init(jax.random.key(0), vocab)
+    good = np.array([[1, 2], [3, 4], [0, 1]])
+    for bad in (vocab, -1):
+        ids = good.copy()
+        ids[1, 1] = bad
+        with pytest.raises(ValueError, match=r"expected token ids in \[0, 5\)"):
+            jaxrnn.scan(model, params, ids)
+        with pytest.raises(ValueError, match=r"expected token ids in \[0, 5\)"):
+            model.step(params, model.initial_carry(), jnp.asarray(ids[1]))
+        traced = jax.jit(lambda p, x: jaxrnn.scan(model, p, x)[1])(params, ids)
+        assert np.all(np.isfinite(traced[:1])) and np.all(np.isnan(traced[1:, 1])) and np.all(np.isfinite(traced[:, 0]))
+        error, _ = checkify.checkify(jax.jit(lambda p, x: jaxrnn.scan(model, p, x, checked=True)[1]))(params, ids)
+        assert re.search(r"expected token ids in \[0, 5\)", error.get())
+        # padding may hold any id: it is never looked up
+        np.testing.assert_array_equal(jaxrnn.scan(model, params, ids, lengths=np.array([3, 1]))[1][:, 1][1:], 0.0)
+    error, _ = checkify.checkify(jax.jit(lambda p, x: jaxrnn.scan(model, p, x, checked=True)[1]))(params, good)
+    assert error.get() is None

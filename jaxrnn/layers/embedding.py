@@ -11,6 +11,8 @@ from typing import Any
 
 import jax
 import jax.numpy as jnp
+import numpy as np
+from jax.experimental import checkify
 
 from jaxrnn import checks
 from jaxrnn.parts import BatchShape, Cell, Pointwise, batch_tuple
@@ -24,9 +26,14 @@ def embedding(features: int, *, param_dtype: Any = jnp.float32, stddev: float = 
       param_dtype: dtype of the table.
       stddev: the table starts as ``N(0, stddev^2)`` (Flax's and PyTorch's default, 1).
 
-    Params: ``table: (V, E)``. Its ``step`` takes ids of any integer dtype; ids
-    outside ``[0, V)`` are clamped to it (JAX's gather), so map unknown tokens
-    to an id of their own first (:class:`jaxrnn.vocabulary.Vocabulary` does).
+    Params: ``table: (V, E)``. Its ``step`` takes ids of any integer dtype.
+    Ids outside ``[0, V)`` are an error when their values are known (a
+    ``ValueError`` when ``jaxrnn.scan`` or ``step`` is called on concrete ids);
+    traced ids (inside ``jit``) are checked with ``jaxrnn.scan(...,
+    checked=True)`` through ``checkify``, and otherwise look up a vector of
+    NaNs -- never another token's vector. Padding (``scan``'s ``lengths``)
+    may hold any id. Map unknown tokens to an id of their own first
+    (:class:`jaxrnn.vocabulary.Vocabulary` does).
     """
     features = checks.size("features", features)
     checks.floating_dtype("param_dtype", param_dtype)
@@ -42,9 +49,30 @@ def embedding(features: int, *, param_dtype: Any = jnp.float32, stddev: float = 
         return ()
 
     def lookup(params: dict[str, jax.Array], ids: jax.Array) -> jax.Array:
-        ids = jnp.asarray(ids)
-        if not jnp.issubdtype(ids.dtype, jnp.integer):
-            raise TypeError(f"expected integer ids, got dtype {ids.dtype}")
-        return jnp.take(params["table"], ids, axis=0)
+        table, ids = params["table"], jnp.asarray(ids)
+        inside = (ids >= 0) & (ids < table.shape[0])
+        vectors = jnp.take(table, jnp.where(inside, ids, 0), axis=0)
+        return jnp.where(inside[..., None], vectors, jnp.asarray(jnp.nan, table.dtype))
 
-    return Cell(init, initial_carry, Pointwise(lookup, reads_ids=True))
+    return Cell(init, initial_carry, Pointwise(lookup, reads_ids=True, validate=check_ids))
+
+
+def check_ids(params: dict[str, jax.Array], ids: Any, checked: bool) -> None:
+    """Raise unless every id lies in ``[0, V)``: at once for known values; through ``checkify`` for traced
+    ones when ``checked``."""
+    ids = jnp.asarray(ids)
+    if not jnp.issubdtype(ids.dtype, jnp.integer):
+        raise TypeError(f"expected integer ids, got dtype {ids.dtype}")
+    vocab = params["table"].shape[0]
+    try:
+        values = np.asarray(ids)
+    except jax.errors.TracerArrayConversionError:
+        values = None
+    if values is not None:
+        if values.size and (values.min() < 0 or values.max() >= vocab):
+            raise ValueError(f"expected token ids in [0, {vocab}) (the embedding's vocabulary), got ids from "
+                             f"{values.min()} to {values.max()}")
+    elif checked and ids.size:
+        checkify.check(jnp.all((ids >= 0) & (ids < vocab)),
+                       f"expected token ids in [0, {vocab}) (the embedding's vocabulary), got ids from {{lo}} to {{hi}}",
+                       lo=jnp.min(ids), hi=jnp.max(ids))
