@@ -9,16 +9,50 @@ vanishes or explodes over long dependencies; the gated cells are the remedy.
 
 from __future__ import annotations
 
+import dataclasses
 from typing import Any, Callable
 
 import jax
 import jax.numpy as jnp
 
 from jaxrnn import checks
-from jaxrnn.cells.activations import resolve_activation
+from jaxrnn.cells.activations import ACTIVATIONS, resolve_activation
 from jaxrnn.cells.kernels import Initializer, glorot_uniform, identity, matmul, orthogonal, scaled_to_radius
 from jaxrnn.checks import check_carry, check_hidden, check_input, check_kernel
 from jaxrnn.parts import BatchShape, Cell, SplitStep, zeros_carry
+
+
+@dataclasses.dataclass(frozen=True)
+class ElmanStep(SplitStep):
+    """The Elman cell's step: a :class:`~jaxrnn.parts.SplitStep` that also names its nonlinearity.
+
+    ``h_t = phi(h_{t-1} W + x_t U + b)`` has the same parameters for every
+    ``phi``, so nothing but the step can tell a ReLU cell from a tanh one:
+    :mod:`jaxrnn.interop` reads ``activation`` to match PyTorch's
+    ``nn.RNN(nonlinearity=...)`` instead of loading one into the other.
+
+    Attributes:
+      activation: the name of ``phi`` in
+        :data:`~jaxrnn.cells.activations.ACTIVATIONS` (``"tanh"``, ``"relu"``,
+        ...), or ``None`` for a function not found there.
+    """
+
+    activation: str | None = None
+
+    @classmethod
+    def named(cls, project, product, update_sum, activation: str | None) -> "ElmanStep":
+        """:meth:`SplitStep.from_sum`'s step, with ``activation`` recorded."""
+        plain = SplitStep.from_sum(project, product, update_sum)
+        return cls._with(plain.project, plain.recur, product=plain.product, update=plain.update,
+                         update_sum=plain.update_sum, activation=activation)
+
+
+def activation_name(activation: str | Callable[[jax.Array], jax.Array]) -> str | None:
+    """The name of ``activation`` in ``ACTIVATIONS`` (``jnp.tanh`` is ``"tanh"``), or ``None``."""
+    if isinstance(activation, str):
+        return activation
+    # by identity: what a function of the user's computes cannot be known, so it has no name
+    return next((name for name, fn in ACTIVATIONS.items() if fn is activation), None)
 
 
 def rnn(
@@ -49,6 +83,8 @@ def rnn(
 
     Params: ``input_kernel: (I, H)`` (``U``), ``recurrent_kernel: (H, H)``
     (``W``), ``bias: (H,)`` (``b``, when ``use_bias``).
+
+    The step is an :class:`ElmanStep`, whose ``activation`` names ``phi``.
 
     Raises:
       TypeError, ValueError: an argument of the wrong type or out of range.
@@ -91,7 +127,7 @@ def rnn(
         h = phi(z.astype(h.dtype))
         return h, h
 
-    return Cell(init, initial_carry, SplitStep.from_sum(project, product, update))
+    return Cell(init, initial_carry, ElmanStep.named(project, product, update, activation_name(activation)))
 
 
 def irnn(hidden_size: int, **options) -> Cell:
