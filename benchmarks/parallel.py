@@ -15,10 +15,19 @@ Cases of one shape are timed in interleaved rounds (:mod:`benchmarks.timing`).
 reports the crossover: the shortest ``T`` from which the parallel minGRU is
 faster than the sequential GRU at every longer ``T`` measured.
 
+``--accuracy`` measures instead how far float32 is from float64, for each
+minimal cell and sequence length: the outputs ``ys`` and the gradients of
+``sum(w * sin(ys))`` (``w`` fixed, random) with respect to params and inputs,
+each as its largest error over its largest magnitude, for ``path="parallel"``
+and ``path="plain"`` in float32 against ``path="plain"`` in float64 (the
+one-token step, stepped in float64), inputs ``N(0, 1)``, params from ``init``.
+
     python -m benchmarks.parallel [--shapes B16T4096I256H512,B64T512I256H512] [--modes train]
                                   [--sweep 16,32,...] [--sweep-shape B16I64H128] [--repeats 10]
+    python -m benchmarks.parallel --accuracy 1000,8192,20000 [--accuracy-shape B2I3H4]
 
-JSON next to the other results: ``benchmarks/results/<device>-parallel.json``.
+JSON next to the other results: ``benchmarks/results/<device>-parallel.json``
+(``<device>-parallel-accuracy.json`` for ``--accuracy``).
 """
 
 from __future__ import annotations
@@ -105,6 +114,55 @@ def markdown(rows: list[dict[str, Any]], device: str, title: str) -> str:
     return "\n".join(lines)
 
 
+def accuracy(lengths: list[int], B: int, I: int, H: int) -> list[dict[str, Any]]:  # noqa: E741
+    """One row per (cell, ``T``, float32 path): its relative errors against float64 (module docstring)."""
+    rows = []
+    for name in ("mingru", "minlstm"):
+        cell = CASES[name][1](H)
+        for t in lengths:
+            rng = np.random.default_rng(t)
+            params = cell.init(jax.random.key(t), I)
+            xs = rng.standard_normal((t, B, I)).astype(np.float32)
+            weights = rng.uniform(-1.0, 1.0, (t, B, H)).astype(np.float32)
+
+            def graded(params, xs, path):
+                def loss(params, xs):
+                    ys = jaxrnn.scan(cell, params, xs, path=path)[1]
+                    return jax.numpy.sum(weights * jax.numpy.sin(ys)), ys
+
+                (_, ys), grads = jax.value_and_grad(loss, argnums=(0, 1), has_aux=True)(params, xs)
+                return ys, grads
+
+            compiled = jax.jit(graded, static_argnames="path")
+            run = lambda *args: jax.tree_util.tree_map(np.asarray, compiled(*args))  # noqa: E731
+            with jax.enable_x64(True):
+                as64 = lambda tree: jax.tree_util.tree_map(lambda a: np.asarray(a, np.float64), tree)  # noqa: E731
+                exact_ys, exact_grads = run(as64(params), as64(xs), "plain")
+            for path in ("parallel", "plain"):
+                ys, grads = run(params, xs, path)
+                grad_errors = [_relative(g, e) for g, e in zip(jax.tree_util.tree_leaves(grads),
+                                                                jax.tree_util.tree_leaves(exact_grads))]
+                rows.append({"case": name, "path": path, "shape": Shape(B, t, I, H).as_dict(),
+                             "value_error": _relative(ys, exact_ys), "grad_error": max(grad_errors)})
+            print(f"{name} T={t}: parallel {rows[-2]['value_error']:.2g} / {rows[-2]['grad_error']:.2g}, "
+                  f"plain {rows[-1]['value_error']:.2g} / {rows[-1]['grad_error']:.2g}", flush=True)
+    return rows
+
+
+def _relative(actual: Any, expected: Any) -> float:
+    expected = np.asarray(expected, np.float64)
+    return float(np.max(np.abs(np.asarray(actual, np.float64) - expected)) / np.max(np.abs(expected)))
+
+
+def accuracy_markdown(rows: list[dict[str, Any]], device: str) -> str:
+    lines = [f"#### float32 against float64, {device}", "",
+             "| cell | T | path | ys: max error / max abs | gradients: max error / max abs |",
+             "| --- | ---: | --- | ---: | ---: |"]
+    lines += [f"| {r['case']} | {r['shape']['T']} | {r['path']} | {r['value_error']:.2g} | {r['grad_error']:.2g} |"
+              for r in rows]
+    return "\n".join(lines)
+
+
 _SWEEP_SHAPE = re.compile(r"^B(\d+)I(\d+)H(\d+)$", re.IGNORECASE)
 
 
@@ -116,6 +174,9 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     parser.add_argument("--cases", default=",".join(CASES), help=f"comma-separated, of {', '.join(CASES)}")
     parser.add_argument("--sweep", default="", help=f"comma-separated sequence lengths (e.g. {SWEEP}); empty: no sweep")
     parser.add_argument("--sweep-shape", default="B16I64H128", help="the sweep's batch, input and hidden sizes")
+    parser.add_argument("--accuracy", default="", help="comma-separated sequence lengths: float32 against float64 "
+                        "instead of timing (e.g. 1000,8192,20000)")
+    parser.add_argument("--accuracy-shape", default="B2I3H4", help="--accuracy's batch, input and hidden sizes")
     parser.add_argument("--repeats", type=int, default=10)
     parser.add_argument("--warmup", type=int, default=2)
     parser.add_argument("--json", type=Path, default=None)
@@ -123,8 +184,21 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     try:
         shapes = [] if args.shapes.strip().lower() == "none" else parse_shapes(args.shapes)
         lengths = [int(t) for t in args.sweep.split(",") if t.strip()]
+        accuracy_lengths = [int(t) for t in args.accuracy.split(",") if t.strip()]
     except ValueError as error:
         parser.error(str(error))
+    if accuracy_lengths:
+        accuracy_shape = _SWEEP_SHAPE.match(args.accuracy_shape.strip())
+        if accuracy_shape is None or min(accuracy_lengths) < 1:
+            parser.error("--accuracy: positive sequence lengths; --accuracy-shape: like B2I3H4")
+        device = machine.device()
+        rows = accuracy(accuracy_lengths, *(int(g) for g in accuracy_shape.groups()))
+        table = accuracy_markdown(rows, device["name"])
+        print(table)
+        result = {"device": device, "software": machine.software(), "accuracy": rows, "markdown": table}
+        path = report.write_json(result, args.json or report.RESULTS_DIR / f"{device['slug']}-parallel-accuracy.json")
+        print(f"\nJSON: {path}")
+        return result
     modes = [m.strip() for m in args.modes.split(",") if m.strip()]
     names = [c.strip() for c in args.cases.split(",") if c.strip()]
     if not modes or set(modes) - {"train", "infer"}:

@@ -2,26 +2,44 @@
 
 A recurrence whose coefficients do not depend on ``h`` composes: two steps
 ``(a_1, b_1)`` then ``(a_2, b_2)`` are one step ``(a_1 a_2, a_2 b_1 + b_2)``,
-an associative operation, so ``lax.associative_scan`` computes every ``h_t``
-at once (Blelloch 1990; Martin & Cundy 2018). :func:`linear_scan` does that
-for diagonal (elementwise) ``a_t``, any batch shape, an initial state,
-``lengths`` and ``reverse``; :func:`log_linear_scan` does it in log space,
-for positive ``a``, ``b`` and ``h``: ``log h_t = A_t + logsumexp_{s <= t}(log b_s - A_s)``
-with ``A_t = sum_{s <= t} log a_s`` (Heinsen 2023), which stays finite where
-``prod a`` underflows. The minimal RNNs (``jaxrnn.mingru``, ``jaxrnn.minlstm``)
-run through it; so can any linear recurrence of yours.
+an associative operation, so every ``h_t`` comes out of a tree of
+``O(log T)`` levels (Blelloch 1990; Martin & Cundy 2018): compose the steps
+in pairs, solve the half-length recurrence of the pairs, and each pair's
+first step is then one step from the state before it. :func:`linear_scan`
+does that for diagonal (elementwise) ``a_t``, any batch shape, an initial
+state, ``lengths`` and ``reverse``; :func:`gated_scan` takes ``a`` and ``b``
+as logs, the form in which the minimal RNNs (``jaxrnn.mingru``,
+``jaxrnn.minlstm``) compute their gates; :func:`log_linear_scan` composes in
+log space, for positive ``a``, ``b`` and ``h``, where ``h`` itself would
+underflow float32. :func:`checkpointed_sequence` runs any whole-sequence
+function a chunk at a time, for ``remat``.
+
+Precision: each ``h_t`` is ``O(log T)`` compositions deep, each a product and
+a sum (of terms of one sign, for positive ``a``, ``b``), so its float32 error
+is ``O(log T)`` epsilons at any ``T``, where stepping's is a few. The
+log-space form ``log h_t = A_t + logsumexp_s (log b_s - A_s)`` with the
+cumulative ``A_t = sum_{s <= t} log a_s`` is not used: ``|A_t|`` grows like
+``t``, and ``log b_s - A_s`` then keeps ``|A_t|`` epsilons fewer of
+``h_t``'s digits, an error that grows linearly in ``T``.
+
+Derivatives: the tangent of ``h`` is the same recurrence,
+``dh_t = a_t dh_{t-1} + (da_t h_{t-1} + db_t)`` (a custom JVP), so reverse
+mode transposes a recurrence that is linear in its ``b`` alone (the adjoint
+``l_t = g_t + a_{t+1} l_{t+1}``, another tree) instead of differentiating
+every level's products of ``a``; forward mode and higher orders work as usual.
 """
 
 from __future__ import annotations
 
-from typing import Any
+import functools
+from typing import Any, Callable, NamedTuple
 
 import jax
 import jax.numpy as jnp
 from jax import lax
 
 from jaxrnn import checks
-from jaxrnn.loop import check_lengths
+from jaxrnn.loop import check_lengths, chunk_size
 from jaxrnn.masking import expand, valid_mask
 
 
@@ -42,7 +60,7 @@ def _check(a: Any, b: Any, h0: Any, lengths: Any, what: str, reverse: Any) -> tu
 
 def linear_scan(a: jax.Array, b: jax.Array, h0: jax.Array | None = None, *, reverse: bool = False,
                 lengths: jax.Array | None = None) -> tuple[jax.Array, jax.Array]:
-    """``h_t = a_t * h_{t-1} + b_t`` for every ``t`` at once, through ``lax.associative_scan``.
+    """``h_t = a_t * h_{t-1} + b_t`` for every ``t`` at once: a tree of ``O(log T)`` levels (module docstring).
 
     Args:
       a, b: ``(T, *batch, H)``: the elementwise coefficients of each step.
@@ -64,28 +82,109 @@ def linear_scan(a: jax.Array, b: jax.Array, h0: jax.Array | None = None, *, reve
     if valid is not None:  # a padded step is the identity step (a = 1, b = 0)
         a, b = jnp.where(valid, a, jnp.ones_like(a)), jnp.where(valid, b, jnp.zeros_like(b))
     first = -1 if reverse else 0  # the step that meets h0 first
-    b = b.at[first].add(a[first] * h0)
-
-    def compose(earlier, later):
-        (a1, b1), (a2, b2) = earlier, later
-        return a1 * a2, a2 * b1 + b2
-
-    _, hs = lax.associative_scan(compose, (a, b), reverse=reverse, axis=0)
+    hs = _recurrence(a, b.at[first].add(a[first] * h0), reverse)
     final = hs[0] if reverse else hs[-1]
     return final, hs if valid is None else jnp.where(valid, hs, jnp.zeros_like(hs))
+
+
+class _Space(NamedTuple):
+    """The arithmetic of the recurrence: ``times(a_1, a_2)`` composes two ``a``'s, ``step(a, h, b)`` is one
+    step, ``one`` the identity ``a`` and ``zero`` the zero state (and ``b`` of the identity step)."""
+
+    times: Callable[[jax.Array, jax.Array], jax.Array]
+    step: Callable[[jax.Array, jax.Array, jax.Array], jax.Array]
+    one: float
+    zero: float
+
+
+# log 0, kept finite: a log-sum-exp of nothing but -inf has no gradient (0 * inf), this one has 0.
+_ZERO = -1e30
+_LINEAR = _Space(lambda a1, a2: a1 * a2, lambda a, h, b: a * h + b, 1.0, 0.0)
+# in logs: log a_1 + log a_2 and logaddexp(log a + log h, log b). A span's log a is only ever added to a state's
+# log, never subtracted from a value of its size; where it is large, the term it weighs is negligible.
+_LOG = _Space(lambda a1, a2: a1 + a2, lambda a, h, b: jnp.logaddexp(a + h, b), 0.0, _ZERO)
+
+
+def _tree(a: jax.Array, b: jax.Array, reverse: bool, space: _Space = _LINEAR) -> jax.Array:
+    """``h_t = a_t h_{t-1} + b_t`` from ``h = 0`` (``reverse``: ``h_t = a_t h_{t+1} + b_t``), ``(T, ...)``.
+
+    Steps ``2k`` and ``2k+1`` make one pair; the pair, read in order, is the
+    step ``(a_1 a_2, a_2 b_1 + b_2)``, whose half-length recurrence gives ``h``
+    after each pair; the state before a pair is the previous pair's, so its
+    first step is ``h = a_1 h_before + b_1``. ``log2 T`` levels, each a few
+    elementwise operations on reshaped halves: no strided slices, no interior
+    padding, and no products of ``a`` on the way down. ``space``: the same in
+    logs (:data:`_LOG`).
+    """
+    time = a.shape[0]
+    if time == 1:
+        return b
+    if time % 2:  # one identity step past the end; it is read last (reverse: first, from h = 0) and cut off
+        a = jnp.concatenate([a, jnp.full_like(a[:1], space.one)])
+        b = jnp.concatenate([b, jnp.full_like(b[:1], space.zero)])
+    a, b = (x.reshape(x.shape[0] // 2, 2, *x.shape[1:]) for x in (a, b))
+    first, second = (1, 0) if reverse else (0, 1)  # which of a pair's steps is read first
+    a1, a2, b1, b2 = a[:, first], a[:, second], b[:, first], b[:, second]
+    h2 = _tree(space.times(a1, a2), space.step(a2, b1, b2), reverse, space)
+    h1 = space.step(a1, _shift(h2, reverse, space.zero), b1)
+    hs = jnp.stack([h2, h1] if reverse else [h1, h2], axis=1)
+    return hs.reshape(2 * hs.shape[0], *hs.shape[2:])[:time]
+
+
+def _shift(hs: jax.Array, reverse: bool, zero: float = 0.0) -> jax.Array:
+    """The state each step starts from, ``h_{t-1}`` (``reverse``: ``h_{t+1}``), ``zero`` before the first."""
+    start = jnp.full_like(hs[:1], zero)
+    return jnp.concatenate([hs[1:], start] if reverse else [start, hs[:-1]])
+
+
+@functools.partial(jax.custom_jvp, nondiff_argnums=(2,))
+def _recurrence(a: jax.Array, b: jax.Array, reverse: bool) -> jax.Array:
+    """:func:`_tree`, with the recurrence's own tangent (module docstring)."""
+    return _tree(a, b, reverse)
+
+
+@_recurrence.defjvp
+def _recurrence_jvp(reverse, primals, tangents):
+    (a, b), (da, db) = primals, tangents
+    hs = _tree(a, b, reverse)
+    return hs, _tree(a, da * _shift(hs, reverse) + db, reverse)
+
+
+# One compiled program, not one per level and operation, when called outside jit; inlined inside it.
+_recurrence = jax.jit(_recurrence, static_argnums=2)
+_log_tree = jax.jit(functools.partial(_tree, space=_LOG), static_argnums=2)
+
+
+def gated_scan(log_a: jax.Array, log_b: jax.Array, h0: jax.Array | None = None, *, reverse: bool = False,
+               lengths: jax.Array | None = None) -> tuple[jax.Array, jax.Array]:
+    """``h_t = a_t h_{t-1} + b_t`` with ``a``, ``b`` given as logs, and an initial state of either sign.
+
+    The form the minimal RNNs use: their gates come as logs
+    (``log a = -softplus(k)``, computed without ``1 - sigmoid`` cancelling),
+    and ``h_t`` is :func:`linear_scan` of ``(exp(log a), exp(log b))``, the
+    same products and sums as stepping the cell, in ``O(log T)`` depth. Where a
+    product ``a_s ... a_t`` underflows float32 it is 0, as stepping makes it:
+    the state stays finite over any length, and so do the gradients.
+
+    Args:
+      log_a, log_b: ``(T, *batch, H)``; ``-inf`` is a coefficient of 0.
+      h0, reverse, lengths: as for :func:`linear_scan`.
+
+    Returns:
+      ``(h_final, hs)``, as :func:`linear_scan`.
+    """
+    log_a, log_b, _ = _check(log_a, log_b, h0, None, "log a and log b", reverse)
+    return linear_scan(jnp.exp(log_a), jnp.exp(log_b), h0, reverse=reverse, lengths=lengths)
 
 
 def log_linear_scan(log_a: jax.Array, log_b: jax.Array, log_h0: jax.Array | None = None, *, reverse: bool = False,
                     lengths: jax.Array | None = None) -> tuple[jax.Array, jax.Array]:
     """:func:`linear_scan` in log space, for positive ``a``, ``b`` and ``h``: ``log h`` from ``log a``, ``log b``.
 
-    ``log h_t = A_t + logsumexp(log h_0, log b_1 - A_1, ..., log b_t - A_t)``, ``A_t = log a_1 + ... + log a_t``:
-    a cumulative sum and a cumulative log-sum-exp (both associative), finite
-    where ``a_1 ... a_t`` underflows float32 and ``h`` would round to 0. The
-    price: ``log h_t`` is a sum of two terms of size ``|A_t|``, so its error
-    grows to about ``|A_t|`` float32 epsilons (a relative ``1e-4`` on ``h`` at
-    ``A_t = -1000``); :func:`linear_scan` keeps full precision where the
-    products stay in range.
+    The same tree, composing two steps in logs,
+    ``(log a_1 + log a_2, logaddexp(log a_2 + log b_1, log b_2))``: finite
+    where ``h`` itself underflows float32, and ``O(log T)`` epsilons from the
+    exact ``log h_t``.
 
     Args:
       log_a, log_b: ``(T, *batch, H)``; ``log b = -inf`` is ``b = 0``.
@@ -101,53 +200,55 @@ def log_linear_scan(log_a: jax.Array, log_b: jax.Array, log_h0: jax.Array | None
     log_h0 = floor if log_h0 is None else jnp.maximum(jnp.asarray(log_h0, log_b.dtype), _ZERO)
     if log_a.shape[0] == 0:
         return log_h0, log_b
-    log_a, log_b = _identity_padding(log_a, jnp.maximum(log_b, _ZERO), valid)
-    _, log_hs = _log_scan(log_a, log_b, log_h0, reverse)
+    log_b = jnp.maximum(log_b, _ZERO)
+    if valid is not None:  # a padded step is the identity step (log a = 0, b = 0)
+        log_a, log_b = jnp.where(valid, log_a, jnp.zeros_like(log_a)), jnp.where(valid, log_b, _ZERO)
+    first = -1 if reverse else 0  # the step that meets h0 first
+    log_b = log_b.at[first].set(jnp.logaddexp(log_b[first], log_a[first] + log_h0))
+    log_hs = _log_tree(log_a, log_b, reverse)
     final = log_hs[0] if reverse else log_hs[-1]
     return final, log_hs if valid is None else jnp.where(valid, log_hs, jnp.full_like(log_hs, -jnp.inf))
 
 
-# log 0, kept finite: a log-sum-exp of nothing but -inf has no gradient (0 * inf), this one has 0.
-_ZERO = -1e30
+def checkpointed_sequence(sequence: Callable[..., tuple[Any, jax.Array]], params: Any, xs: jax.Array, carry: Any,
+                          *, lengths: jax.Array | None = None, reverse: bool = False) -> tuple[Any, jax.Array]:
+    """``sequence(params, xs, carry, lengths=, reverse=)`` a chunk of ``K ~ sqrt(T)`` steps at a time, for ``remat``.
 
+    ``sequence`` is a whole-sequence function that starts from ``carry`` and
+    returns ``(final_carry, ys)`` (a :class:`~jaxrnn.parts.Parallel` step's),
+    so running it over consecutive chunks, each from the last one's final
+    carry, is running it once. A ``lax.scan`` over the ``T / K`` chunks does
+    that, each chunk under ``jax.checkpoint``: the backward pass stores
+    ``T / K`` carries and recomputes one chunk at a time, memory
+    ``O(sqrt(T))`` carries plus one chunk's activations instead of every
+    step's. Each chunk still runs its ``K`` steps in parallel; the chunks
+    follow one another (``reverse``: from the last). A ``T`` with no divisor
+    near ``sqrt(T)`` is padded at the end with steps past every length.
 
-def _identity_padding(log_a, log_b, valid):
-    """Padded steps as the identity step: ``log a = 0``, ``b = 0``."""
-    if valid is None:
-        return log_a, log_b
-    return jnp.where(valid, log_a, jnp.zeros_like(log_a)), jnp.where(valid, log_b, jnp.full_like(log_b, _ZERO))
-
-
-def _log_scan(log_a, log_b, log_h0, reverse):
-    """``(A, log h)`` of every step, ``A_t`` the cumulative ``log a``; no masking."""
-    total = lax.cumsum(log_a, axis=0, reverse=reverse)  # A_t
-    terms = log_b - total
-    first = -1 if reverse else 0  # h_0 joins as one more term, before the first step
-    terms = terms.at[first].set(jnp.logaddexp(terms[first], log_h0))
-    return total, total + lax.cumlogsumexp(terms, axis=0, reverse=reverse)
-
-
-def gated_scan(log_a: jax.Array, log_b: jax.Array, h0: jax.Array | None = None, *, reverse: bool = False,
-               lengths: jax.Array | None = None) -> tuple[jax.Array, jax.Array]:
-    """``h_t = a_t h_{t-1} + b_t`` with positive ``a``, ``b`` given as logs, and an initial state of either sign.
-
-    The part that grows from the ``b``'s is computed in log space (as
-    :func:`log_linear_scan` does); the initial state's part, ``h_0 a_1 ... a_t``,
-    from ``A_t``; their sum is ``h_t``. The form the minimal RNNs use: finite
-    over long sequences where the products underflow, and any carry works; the
-    log-space part carries :func:`log_linear_scan`'s error of about ``|A_t|``
-    float32 epsilons (a relative ``1e-3`` against :func:`linear_scan` at
-    ``A_t = -10^4``).
+    Args:
+      sequence: ``sequence(params, xs, carry, *, lengths, reverse) -> (carry, ys)``.
+      params, xs, carry: its arguments; ``xs: (T, *batch, I)``, ``ys: (T, *batch, O)``.
+      lengths: integer ``(*batch,)``, or ``None``; as in :func:`jaxrnn.scan`.
+      reverse: as in :func:`jaxrnn.scan`.
 
     Returns:
-      ``(h_final, hs)``, as :func:`linear_scan`.
+      ``(final_carry, ys)``, as ``sequence(params, xs, carry, lengths=lengths, reverse=reverse)``.
     """
-    log_a, log_b, valid = _check(log_a, log_b, h0, lengths, "log a and log b", reverse)
-    h0 = jnp.zeros(log_a.shape[1:], log_b.dtype) if h0 is None else jnp.asarray(h0, log_b.dtype)
-    if log_a.shape[0] == 0:
-        return h0, log_b
-    log_a, log_b = _identity_padding(log_a, jnp.maximum(log_b, _ZERO), valid)
-    total, log_grown = _log_scan(log_a, log_b, jnp.full_like(h0, _ZERO), reverse)
-    hs = jnp.exp(log_grown) + jnp.exp(total) * h0
-    final = hs[0] if reverse else hs[-1]
-    return final, hs if valid is None else jnp.where(valid, hs, jnp.zeros_like(hs))
+    time = xs.shape[0]
+    if time == 0:
+        return sequence(params, xs, carry, lengths=lengths, reverse=reverse)
+    size = chunk_size(time)
+    chunks = -(-time // size)
+    if chunks * size > time:  # the padding is past every sequence's end: it changes no carry
+        lengths = jnp.full(xs.shape[1:-1], time, jnp.int32) if lengths is None else lengths
+        xs = jnp.concatenate([xs, jnp.zeros((chunks * size - time, *xs.shape[1:]), xs.dtype)])
+    starts = jnp.arange(chunks, dtype=jnp.int32) * size
+
+    @jax.checkpoint
+    def chunk(carry, inputs):
+        x, start = inputs
+        n = None if lengths is None else jnp.clip(lengths.astype(jnp.int32) - start, 0, size)
+        return sequence(params, x, carry, lengths=n, reverse=reverse)
+
+    carry, ys = lax.scan(chunk, carry, (xs.reshape(chunks, size, *xs.shape[1:]), starts), reverse=reverse)
+    return carry, jax.tree_util.tree_map(lambda y: y.reshape(chunks * size, *y.shape[2:])[:time], ys)

@@ -104,8 +104,9 @@ def scan(
       path: ``"auto"``, ``"plain"``, ``"projected"``, ``"fused"`` or
         ``"parallel"`` (module docstring); a path the cell does not support
         falls back to the next simpler one, and ``remat`` never takes
-        ``"fused"``. On the ``"parallel"`` path ``remat`` recomputes the whole
-        associative scan in the backward pass: less stored, but still ``O(T)``. Every
+        ``"fused"``. On the ``"parallel"`` path ``remat`` runs a chunk of
+        ``~sqrt(T)`` steps at a time (each chunk's steps at once) and recomputes
+        one chunk at a time in the backward pass. Every
         path computes the same function under every transformation (``grad``,
         ``jvp``, ``jacfwd``, ``hessian``, ``vmap``, ``jit``).
       checked: with traced ``lengths`` (or token ids, for a part that starts
@@ -175,11 +176,12 @@ def _scan(part: Part, params, xs, carry, lengths, batch_shape, **options):
         raise TypeError(f"expected floating-point xs, got dtype {xs.dtype}")
     reverse, unroll, remat = options["reverse"], options["unroll"], options["remat"]
     path = resolve_path(options["path"], part, remat=remat)
-    if path == "parallel":  # all steps at once; remat recomputes them (all at once) in the backward pass
-        def sequence(params, xs, carry, lengths):
-            return step.sequence(params, xs, carry, lengths=lengths, reverse=reverse)
+    if path == "parallel":  # all steps at once; with remat, ~sqrt(T) steps at a time, each chunk recomputed
+        if remat:
+            from jaxrnn.linear_recurrence import checkpointed_sequence  # (it imports this module)
 
-        return (jax.checkpoint(sequence) if remat else sequence)(params, xs, carry, lengths)
+            return checkpointed_sequence(step.sequence, params, xs, carry, lengths=lengths, reverse=reverse)
+        return step.sequence(params, xs, carry, lengths=lengths, reverse=reverse)
     if path == "plain":
         return masked_scan(step, params, xs, carry, valid, reverse=reverse, unroll=unroll, remat=remat)
     if path == "projected":

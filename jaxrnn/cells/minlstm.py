@@ -5,10 +5,12 @@
     h~_t = g(x_t W_h + b_h)                                      candidate, g positive
     h_t  = f'_t * h_{t-1} + i'_t * h~_t
 
-Linear in ``h``, so :func:`jaxrnn.scan` computes a whole sequence at once in
-log space: with ``d = softplus(-k_f) - softplus(-k_i)``, ``log f' = -softplus(d)``
-and ``log i' = -softplus(-d)`` (:func:`jaxrnn.linear_recurrence.gated_scan`);
-``step`` is the one-token recurrence. No cell state apart from ``h``.
+Linear in ``h``, so :func:`jaxrnn.scan` computes a whole sequence at once, in
+``O(log T)`` depth (:func:`jaxrnn.linear_recurrence.gated_scan`), from the
+normalised gates' logs: with ``d = softplus(-k_f) - softplus(-k_i)``,
+``log f' = -softplus(d)`` and ``log i' = -softplus(-d)``, which exist where
+``f`` and ``i`` both underflow; ``step`` is the one-token recurrence. No cell
+state apart from ``h``.
 """
 
 from __future__ import annotations
