@@ -28,7 +28,7 @@ from __future__ import annotations
 import functools
 import math
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Callable
 
 import jax
 import jax.numpy as jnp
@@ -169,19 +169,20 @@ def problem(config: Config) -> Problem:
 
 
 def sample(config: Config, params, vocabulary: Vocabulary, prompt: str, length: int, temperature: float,
-           top_k: int | None, seed: int) -> str:
-    """``prompt`` and ``length`` characters drawn after it by the model of ``config`` with ``params``."""
+           top_k: int | None, seed: int, progress: Callable[[int], None] | None = None) -> str:
+    """``prompt`` and ``length`` characters drawn after it by the model of ``config`` with ``params``;
+    ``progress(k)`` after each piece of ``k`` (``language.generate``)."""
     net = model(config, vocabulary.size)
     tokens = language.generate(net, params, vocabulary.encode(prompt), length, key=jax.random.key(seed),
-                               temperature=temperature, top_k=top_k)
+                               temperature=temperature, top_k=top_k, progress=progress)
     return prompt + vocabulary.decode(np.asarray(tokens))
 
 
 def sample_run(config: Config, params, folder: RunDir, *, prompt: str, length: int, temperature: float,
-               top_k: int | None, seed: int) -> str:
+               top_k: int | None, seed: int, progress: Callable[[int], None] | None = None) -> str:
     """:func:`sample` with the vocabulary the run saved (the ``jaxrnn sample`` command)."""
     vocabulary = Vocabulary.load(folder.path / VOCABULARY)
-    return sample(config, params, vocabulary, prompt, length, temperature, top_k, seed)
+    return sample(config, params, vocabulary, prompt, length, temperature, top_k, seed, progress)
 
 
 def table(summaries: list[dict]) -> str:

@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import functools
 import math
-from typing import Any, NamedTuple
+from typing import Any, Callable, NamedTuple
 
 import jax
 import jax.numpy as jnp
@@ -126,34 +126,60 @@ def streams(tokens: Any, batch_size: int, window: int) -> Streams:
 # --- generation ---------------------------------------------------------------------------------------
 
 
+# Tokens per compiled call of a long generation: between calls, the caller shows progress and Ctrl-C gets a turn.
+CHUNK = 4096
+
+
+class Generation(NamedTuple):
+    """Where a generation stands, to go on from (``generate(..., state=...)``).
+
+    Attributes:
+      carry: the model's carry after reading every token before ``token``.
+      token: the last token, not read yet: ``()`` for a prompt ``(P,)``, ``(B,)`` for ``(B, P)``.
+      drawn: how many tokens were drawn so far (token ``i`` is drawn with ``fold_in(key, i)``).
+    """
+
+    carry: Any
+    token: jax.Array
+    drawn: jax.Array
+
+
 def generate(model: Cell, params: Any, prompt: Any, length: int, *, key: jax.Array, temperature: float = 1.0,
-             top_k: int | None = None) -> jax.Array:
+             top_k: int | None = None, state: Generation | None = None, return_state: bool = False,
+             progress: Callable[[int], None] | None = None) -> jax.Array | tuple[jax.Array, Generation]:
     """Read ``prompt``, then draw ``length`` tokens, each from ``softmax(logits / temperature)``.
 
     The carry is warmed on the prompt by :func:`jaxrnn.scan`; the tokens are
-    drawn in one ``lax.scan`` of ``model.step``, each step fed the token drawn
-    before it; jit-compiled once per ``(prompt shape, length, top_k)``.
+    drawn by a ``lax.scan`` of ``model.step``, each step fed the token drawn
+    before it, in pieces of at most :data:`CHUNK` tokens: one compiled
+    function serves every full piece, and between pieces ``progress`` is
+    called and Ctrl-C can stop the loop. Token ``i`` is drawn with the key
+    ``fold_in(key, i)``, so the pieces change nothing: ``n`` tokens are the
+    first ``n`` of ``n + m`` with the same key, and a generation that goes on
+    from a returned ``state`` continues it exactly.
 
     Args:
       model: a :func:`language_model` of a cell (it is stepped).
       params: its params.
       prompt: ids, ``(P,)``, or ``(B, P)`` for ``B`` prompts of equal length; ``P >= 1``.
+        ``None`` to go on from ``state`` instead.
       length: ``n``, how many tokens to draw.
       key: random key; the same key gives the same tokens.
       temperature: ``0`` takes the most likely token (greedy); higher flattens
         the distribution, lower sharpens it.
       top_k: draw only among the ``k`` most likely tokens; ``None`` for all.
+      state: where an earlier call (``return_state=True``) stopped; give the same ``key``.
+      return_state: return ``(tokens, state)``, to go on from later.
+      progress: ``progress(k)`` after each piece of ``k`` tokens.
 
     Returns:
-      ``(n,)`` or ``(B, n)`` int32 ids.
+      ``(n,)`` or ``(B, n)`` int32 ids; with ``return_state``, and the :class:`Generation` after them.
     """
     if not isinstance(model, Cell):
         raise TypeError(f"model: expected a jaxrnn.Cell (a language_model of a cell: it is stepped), got "
                         f"{type(model).__name__}")
-    prompt = jnp.asarray(prompt)
-    if prompt.ndim not in (1, 2) or prompt.shape[-1] < 1 or not jnp.issubdtype(prompt.dtype, jnp.integer):
-        raise ValueError(f"prompt: expected integer ids of shape (P,) or (B, P) with P >= 1, got shape "
-                         f"{prompt.shape} and dtype {prompt.dtype}")
+    if (prompt is None) == (state is None):
+        raise ValueError("prompt: expected ids to start from, or None with a state to go on from (not both)")
     length = checks.size("length", length)
     temperature = checks.number("temperature", temperature)
     if temperature < 0:
@@ -161,25 +187,55 @@ def generate(model: Cell, params: Any, prompt: Any, length: int, *, key: jax.Arr
     if top_k is not None:
         top_k = checks.size("top_k", top_k)
     checks.random_key("key", key)
-    return _generate(model, params, prompt, length, key, jnp.float32(temperature), top_k)
+    state = _start(model, params, _prompt(prompt)) if state is None else state
+    pieces = []
+    for size in _pieces(length):
+        tokens, state = _draw(model, params, state, size, key, jnp.float32(temperature), top_k)
+        if progress is not None or length > CHUNK:
+            tokens.block_until_ready()  # progress counts what is done; Ctrl-C waits for a piece, not the whole
+        pieces.append(tokens)
+        if progress is not None:
+            progress(size)
+    tokens = pieces[0] if len(pieces) == 1 else jnp.concatenate(pieces, axis=-1)
+    return (tokens, state) if return_state else tokens
+
+
+def _prompt(prompt: Any) -> jax.Array:
+    prompt = jnp.asarray(prompt)
+    if prompt.ndim not in (1, 2) or prompt.shape[-1] < 1 or not jnp.issubdtype(prompt.dtype, jnp.integer):
+        raise ValueError(f"prompt: expected integer ids of shape (P,) or (B, P) with P >= 1, got shape "
+                         f"{prompt.shape} and dtype {prompt.dtype}")
+    return prompt
+
+
+def _pieces(length: int) -> list[int]:
+    """``length`` as full pieces of :data:`CHUNK` tokens and the rest."""
+    full, rest = divmod(length, CHUNK)
+    return [CHUNK] * full + ([rest] if rest else [])
+
+
+@functools.partial(jax.jit, static_argnames=("model",))
+def _start(model, params, prompt) -> Generation:
+    """The carry warmed on all but the prompt's last token, which is read first when drawing."""
+    batched = prompt if prompt.ndim == 2 else prompt[None]
+    carry, _ = scan(model, params, batched[:, :-1], time_major=False)
+    if prompt.ndim == 1:
+        carry = jax.tree_util.tree_map(lambda leaf: leaf[0], carry)
+    return Generation(carry, prompt[..., -1].astype(jnp.int32), jnp.zeros((), jnp.int32))
 
 
 @functools.partial(jax.jit, static_argnames=("model", "length", "top_k"))
-def _generate(model, params, prompt, length, key, temperature, top_k):
-    batched = prompt.ndim == 2
-    prompt = prompt if batched else prompt[None]
-    carry, _ = scan(model, params, prompt[:, :-1], time_major=False)  # warm the state on all but the last token
-
-    def draw(state, step_key):
-        carry, token = state
+def _draw(model, params, state: Generation, length, key, temperature, top_k) -> tuple[jax.Array, Generation]:
+    """``length`` tokens drawn from ``state``: ``(B, n)`` or ``(n,)``, and the state after them."""
+    def draw(running, index):
+        carry, token = running
         carry, logits = model.step(params, carry, token)
-        token = sample_token(step_key, logits, temperature, top_k)
+        token = sample_token(jax.random.fold_in(key, index), logits, temperature, top_k).astype(jnp.int32)
         return (carry, token), token
 
-    keys = jax.random.split(key, length)
-    _, tokens = jax.lax.scan(draw, (carry, prompt[:, -1]), keys)
-    tokens = tokens.T.astype(jnp.int32)  # (B, n)
-    return tokens if batched else tokens[0]
+    indices = state.drawn + jnp.arange(length, dtype=jnp.int32)
+    (carry, token), tokens = jax.lax.scan(draw, (state.carry, state.token), indices)
+    return jnp.moveaxis(tokens, 0, -1), Generation(carry, token, state.drawn + length)
 
 
 def sample_token(key: jax.Array, logits: jax.Array, temperature: jax.Array, top_k: int | None = None) -> jax.Array:

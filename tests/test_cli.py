@@ -8,8 +8,12 @@ from __future__ import annotations
 import io
 import json
 import os
+import signal
+import site
 import subprocess
 import sys
+import threading
+import time
 
 import jax
 import numpy as np
@@ -37,17 +41,65 @@ def losses(folder):
     return [{k: v for k, v in r.items() if k not in ("time", "steps_per_sec")} for r in rows]
 
 
-def interrupt_after(steps, monkeypatch):
-    """Ctrl-C, as the runner sees it, right after training step ``steps`` of the next run."""
+def interrupt_after(steps, monkeypatch, real=False):
+    """Ctrl-C right after training step ``steps`` of the next run: as the runner sees it (``KeyboardInterrupt``),
+    or ``real``: a SIGINT sent to this process, which the command's handler turns into a stop between steps."""
     advance, calls = progress.Progress.advance, []
 
     def killed(self, n=1):
         advance(self, n)
         calls.append(n)
         if len(calls) == steps:
-            raise KeyboardInterrupt
+            if real:
+                signal.raise_signal(signal.SIGINT)
+            else:
+                raise KeyboardInterrupt
 
     monkeypatch.setattr(progress.Progress, "advance", killed)
+
+
+def spawn(command, **options):
+    """``subprocess.Popen(command)`` with Ctrl-C's default action in the child, which a test run started in the
+    background would hand down as ignored (the command, rightly, leaves an ignored SIGINT ignored). A signal
+    this process handles is reset to its default in the child."""
+    previous = signal.signal(signal.SIGINT, signal.default_int_handler)
+    try:
+        return subprocess.Popen(command, **options)
+    finally:
+        signal.signal(signal.SIGINT, previous)
+
+
+def ctrl_c(args, cwd, at, timeout=120):
+    """``python -m jaxrnn ARGS`` in a process sent SIGINT ``at`` seconds after its start, or once
+    ``at(stdout_lines)`` holds; ``(returncode, stdout, stderr)``."""
+    proc = spawn([sys.executable, "-m", "jaxrnn", *map(str, args)], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                 text=True, cwd=cwd)
+    lines, start = [], time.monotonic()
+
+    def read():
+        for line in proc.stdout:
+            lines.append(line)
+
+    reader = threading.Thread(target=read, daemon=True)
+    reader.start()
+    ready = (lambda: time.monotonic() - start >= at) if isinstance(at, (int, float)) else (lambda: at(lines))
+    while not ready() and proc.poll() is None and time.monotonic() - start < timeout:
+        time.sleep(0.02)
+    assert proc.poll() is None, f"the command ended before Ctrl-C: {proc.returncode}, {proc.stderr.read()}"
+    proc.send_signal(signal.SIGINT)
+    try:
+        proc.wait(timeout=60)  # a run that ignored the signal goes on: fail, rather than wait for it
+    finally:
+        proc.kill()
+    reader.join(timeout)
+    return proc.returncode, "".join(lines), proc.stderr.read()
+
+
+def assert_clean_interrupt(returncode, err):
+    """Exit status 130 and one line on stderr: no traceback, nothing ignored, no crash."""
+    assert returncode == 130, (returncode, err)  # a segfault is -11, SIGINT's default action -2
+    assert "Traceback" not in err and "Exception ignored" not in err, err
+    assert err.count("\n") == 1 and err.startswith("interrupted"), err
 
 
 def test_run_writes_every_file_it_promises(write_config, tmp_path, capsys):
@@ -207,6 +259,112 @@ def _subprocess(*args, cwd=ROOT):
                           cwd=cwd, timeout=120)
 
 
+# Ctrl-C at moments from the imports to training. The fast suite keeps 2.5 s: set-up on most machines (the app's
+# imports, building the problem, the first compile), where a KeyboardInterrupt raised inside JAX is swallowed
+# ("Exception ignored") or races XLA's threads at exit (a segfault after the message).
+MOMENTS = [pytest.param(moment, marks=pytest.mark.slow) for moment in (0.2, 1.0, 3.0, "header", "first checkpoint")]
+
+
+@pytest.mark.parametrize("moment", [2.5, *MOMENTS])
+def test_ctrl_c_at_any_moment_of_a_run_is_one_line_and_status_130(write_config, tmp_path, moment):
+    """Ctrl-C to a real run: status 130, one line on stderr (with the resume command once a checkpoint exists),
+    never a traceback, an ignored exception or a segfault."""
+    path = write_config(train={"steps": 100000, "eval_every": 100000, "checkpoint_every": 5, "log_every": 5})
+    out = tmp_path / "run"
+    at = {"header": lambda lines: any(" steps -> " in line for line in lines),
+          "first checkpoint": lambda lines: (out / "checkpoints" / "5").is_dir()}.get(moment, moment)
+    returncode, _, err = ctrl_c(["run", path, "--out", out, "--progress", "lines"], tmp_path, at)
+    assert_clean_interrupt(returncode, err)
+    if not any((out / "checkpoints").glob("[0-9]*")):  # nothing saved: no resume command that resumes nothing
+        assert "--resume" not in err, err
+    if moment == "header":  # compiling the first step
+        assert err == "interrupted before the first checkpoint (nothing to resume)\n"
+    if moment == "first checkpoint":
+        assert err.strip().endswith(f"jaxrnn run --resume --out {out}")
+
+
+@pytest.mark.slow
+def test_ctrl_c_during_training_stops_at_a_step_boundary_with_the_resume_command(write_config, tmp_path, capsys,
+                                                                                     monkeypatch):
+    """A real SIGINT after step 3 (checkpoints every 2 steps): training stops between steps, the checkpoints
+    it started are written, and the command prints how to resume."""
+    if threading.current_thread() is not threading.main_thread():
+        pytest.skip("signal handlers live in the main thread")
+    path = write_config(train={"steps": 6, "checkpoint_every": 2, "eval_every": 100})
+    out = tmp_path / "run"
+    interrupt_after(3, monkeypatch, real=True)
+    # A test run started in the background has SIGINT ignored, which the command leaves as it is: Python's own here.
+    previous = signal.signal(signal.SIGINT, signal.default_int_handler)
+    try:
+        assert cli("run", path, "--out", out) == 130
+    finally:
+        signal.signal(signal.SIGINT, previous)
+    err = capsys.readouterr().err
+    assert err == f"interrupted; continue with: jaxrnn run --resume --out {out}\n"
+    with Checkpointer(out / "checkpoints") as checkpoints:
+        assert checkpoints.steps() in ([2], [2, 4])  # the step the signal came in, or the next, then stop
+    assert not (out / "summary.json").exists()
+
+
+@pytest.mark.slow
+def test_ctrl_c_stops_a_long_sample_at_once(write_config, tmp_path):
+    """A million characters take a minute; Ctrl-C while they are drawn ends `jaxrnn sample` within seconds, in
+    one line."""
+    corpus = tmp_path / "corpus.txt"
+    corpus.write_text("abcd efgh ijkl mnop " * 40)
+    path = write_config(experiment="charlm", model={"cell": "gru", "hidden_size": 128, "num_layers": 1},
+                        train={"steps": 2, "batch_size": 4, "eval_every": 2, "checkpoint_every": 2},
+                        data={"path": str(corpus), "window": 10, "eval_streams": 2, "sample_length": 20})
+    out = tmp_path / "lm"
+    assert cli("run", path, "--out", out) == 0
+    started = time.monotonic()  # how long this machine takes to start drawing: imports, restore, compile
+    subprocess.run([sys.executable, "-m", "jaxrnn", "sample", out, "--length", "10"], check=True, cwd=tmp_path,
+                   capture_output=True, timeout=120)
+    drawing = time.monotonic() - started + 2.0
+    returncode, text, err = ctrl_c(["sample", out, "--length", "1000000"], tmp_path, at=drawing)
+    assert_clean_interrupt(returncode, err)
+    assert err == "interrupted\n" and text == "" and time.monotonic() - started < 2 * drawing + 10
+
+
+def new_devices():
+    """More devices than this process sees."""
+    return len(jax.devices()) + 1
+
+
+@pytest.mark.parametrize("override, message", [
+    (lambda: f"train.devices={new_devices()}", "train.devices: "),
+    (lambda: "model.hidden_size=100000000", "use a smaller model.hidden_size or model.num_layers"),
+], ids=["devices", "memory"])
+def test_errors_found_before_training_leave_no_run_folder_and_no_header(write_config, tmp_path, capsys, override,
+                                                                         message):
+    """Devices that are not there, a model that cannot fit in memory (told from shapes, in a moment): status 2,
+    one line, before the header is printed or the run folder made."""
+    out = tmp_path / "run"
+    assert cli("run", write_config(), "--out", out, "--set", override()) == 2
+    captured = capsys.readouterr()
+    assert captured.out == "" and not out.exists()
+    assert captured.err.count("\n") == 1 and captured.err.startswith("error: ") and message in captured.err
+    if "hidden_size" in override():
+        assert "parameters need at least" in captured.err and "more than the" in captured.err
+
+
+def test_sample_length_has_a_bound(tmp_path, capsys):
+    assert cli("sample", tmp_path, "--length", "100000000") == 2
+    assert capsys.readouterr().err == "error: --length: expected an integer >= 1 and <= 1000000, got 100000000\n"
+
+
+def test_python_dash_m_jaxrnn_works_from_the_root_of_a_checkout():
+    """From the repository's root, ``python -m jaxrnn`` imports the checkout's ``jaxrnn/`` (the working
+    directory comes first on the path), which holds neither ``configs`` nor ``experiments``: the wheel maps
+    them into the package. ``-S`` without the editable install's path hook is what ``pip install .`` leaves."""
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join(site.getsitepackages())}
+    proc = subprocess.run([sys.executable, "-S", "-m", "jaxrnn", "list"], capture_output=True, text=True, cwd=ROOT,
+                          env=env, timeout=120)
+    assert proc.returncode == 0, proc.stderr
+    names = sorted(p.stem for p in (ROOT / "configs").glob("*.yaml"))
+    assert sorted(line.split()[0] for line in proc.stdout.splitlines()) == names
+
+
 def test_a_real_process_exits_2_on_a_bad_config(write_config):
     proc = _subprocess("run", write_config(model={"cell": "lstn"}), "--out", "/nonexistent/never")
     assert proc.returncode == 2
@@ -254,20 +412,17 @@ def test_the_resume_hint_works_without_out_and_a_changed_config_is_refused(write
 @pytest.mark.slow
 def test_ctrl_c_stops_a_real_run_between_steps(write_config, tmp_path):
     """SIGINT to a real process: exit 130 with the resume command, no crash; the command resumes it."""
-    import signal
-    import time
-
     path = write_config(train={"steps": 100000, "checkpoint_every": 5, "log_every": 5, "eval_every": 100000})
     out = tmp_path / "run"
-    proc = subprocess.Popen([sys.executable, "-m", "jaxrnn", "run", str(path), "--out", str(out), "--progress", "lines"],
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, cwd=tmp_path)
+    proc = spawn([sys.executable, "-m", "jaxrnn", "run", str(path), "--out", str(out), "--progress", "lines"],
+                 stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, cwd=tmp_path)
     deadline = time.time() + 120
     while not (out / "checkpoints" / "5").exists() and time.time() < deadline:
         time.sleep(0.2)
     proc.send_signal(signal.SIGINT)
     _, err = proc.communicate(timeout=120)
-    assert proc.returncode == 130, err
-    assert "Traceback" not in err and err.strip().endswith(f"jaxrnn run --resume --out {out}")
+    assert_clean_interrupt(proc.returncode, err)
+    assert err.strip().endswith(f"jaxrnn run --resume --out {out}")
     assert not (out / "summary.json").exists()
 
 

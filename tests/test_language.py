@@ -90,6 +90,24 @@ def test_sampling_is_reproducible_and_batched_prompts_are_each_prompt_alone():
     assert one.tolist() == greedy_by_hand([5], 3)  # a prompt of one token: nothing to warm up on
 
 
+@pytest.mark.parametrize("prompt", [[1, 4, 2], [[1, 2], [3, 3], [0, 6]]], ids=["one", "batched"])
+def test_a_generation_in_pieces_is_one_generation(prompt, monkeypatch):
+    """Token i is drawn with fold_in(key, i): n tokens and then m more from the returned state are the n + m
+    tokens of one call, and so are the pieces of CHUNK tokens a long generation runs in."""
+    prompt, key = jnp.array(prompt), jax.random.key(3)
+    whole = language.generate(MODEL, PARAMS, prompt, 10, key=key)
+    first, state = language.generate(MODEL, PARAMS, prompt, 4, key=key, return_state=True)
+    rest, state = language.generate(MODEL, PARAMS, None, 6, key=key, state=state, return_state=True)
+    np.testing.assert_array_equal(jnp.concatenate([first, rest], axis=-1), whole)
+    assert int(state.drawn) == 10 and state.token.shape == prompt.shape[:-1]
+    monkeypatch.setattr(language, "CHUNK", 3)
+    pieces = []
+    np.testing.assert_array_equal(language.generate(MODEL, PARAMS, prompt, 10, key=key, progress=pieces.append), whole)
+    assert pieces == [3, 3, 3, 1]
+    with pytest.raises(ValueError, match="not both"):
+        language.generate(MODEL, PARAMS, prompt, 2, key=key, state=state)
+
+
 @pytest.mark.parametrize("call, exception, match", [
     (lambda: language.generate(MODEL, PARAMS, jnp.array([1.0]), 3, key=jax.random.key(0)), ValueError, "prompt"),
     (lambda: language.generate(MODEL, PARAMS, jnp.zeros((0,), jnp.int32), 3, key=jax.random.key(0)), ValueError,

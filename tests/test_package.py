@@ -21,7 +21,8 @@ APP_ONLY = ("yaml", "matplotlib", "orbax", "tqdm", "pydantic", "flax", "torch")
 
 
 def test_import_jaxrnn_loads_only_jax_numpy_and_optax():
-    code = "import sys, jaxrnn; print(' '.join(sorted(sys.modules)))"
+    """Every public name loaded (``import jaxrnn`` alone loads them on first use)."""
+    code = "import sys, jaxrnn; [getattr(jaxrnn, n) for n in jaxrnn.__all__]; print(' '.join(sorted(sys.modules)))"
     loaded = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True,
                             timeout=120).stdout.split()
     found = [m for m in loaded if m.split(".")[0] in APP_ONLY or m.startswith(("jaxrnn.experiment", "jaxrnn.configs"))]

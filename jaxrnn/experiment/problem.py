@@ -100,8 +100,10 @@ class Experiment(NamedTuple):
         runs, for the block ``<!-- <name>:start -->`` ... ``<!-- <name>:end -->``
         of a README (``jaxrnn table --into``); or ``None``.
       sample: ``sample(config, params, folder, *, prompt, length, temperature,
-        top_k, seed) -> text``: what ``jaxrnn sample RUN_DIR`` prints, for an
-        experiment whose model writes; or ``None``.
+        top_k, seed, progress) -> text``: what ``jaxrnn sample RUN_DIR`` prints,
+        for an experiment whose model writes; or ``None``. ``progress`` is
+        ``None`` or ``progress(k)``, to call after each ``k`` characters drawn
+        (``language.generate``'s ``progress``), for a progress bar.
     """
 
     name: str

@@ -1,4 +1,4 @@
-"""Progress of a training loop: a tqdm bar on a terminal, plain periodic lines otherwise."""
+"""Progress of a training loop (or of a long generation): a tqdm bar on a terminal, plain periodic lines otherwise."""
 
 from __future__ import annotations
 
@@ -17,16 +17,18 @@ class Progress:
       interactive: a tqdm bar if true, lines if false; default: whether
         ``stream`` is a terminal.
       stream: where to write (default ``sys.stderr`` for the bar, ``sys.stdout`` for lines).
+      unit: what is counted, for the bar (``step``, ``char``).
     """
 
-    def __init__(self, total: int, start: int = 0, interactive: bool | None = None, stream: TextIO | None = None):
+    def __init__(self, total: int, start: int = 0, interactive: bool | None = None, stream: TextIO | None = None,
+                 unit: str = "step"):
         if interactive is None:
             interactive = (stream or sys.stderr).isatty()
         self.total = total
         self.interactive = interactive
         self.stream = stream
         self._bar = (
-            tqdm(total=total, initial=start, file=stream or sys.stderr, dynamic_ncols=True, unit="step")
+            tqdm(total=total, initial=start, file=stream or sys.stderr, dynamic_ncols=True, unit=unit)
             if interactive
             else None
         )

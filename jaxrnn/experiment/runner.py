@@ -14,9 +14,8 @@ ends with bit-for-bit the parameters of an uninterrupted run.
 
 from __future__ import annotations
 
+import contextlib
 import shutil
-import signal
-import threading
 import time
 from pathlib import Path
 from typing import Any
@@ -25,7 +24,7 @@ import jax
 import numpy as np
 
 from jaxrnn import training
-from jaxrnn.experiment import catalog, config as config_lib, data_parallel, plots
+from jaxrnn.experiment import catalog, config as config_lib, data_parallel, interrupt, memory, plots
 from jaxrnn.experiment.checkpoint import Checkpointer
 from jaxrnn.experiment.keys import Purpose, key
 from jaxrnn.experiment.problem import Problem
@@ -44,10 +43,14 @@ class RunExists(FileExistsError):
     """The run folder already holds a run and neither resume nor overwrite was asked for."""
 
 
-def run(config: Config, folder: RunDir, *, resume: bool = False, interactive: bool | None = None) -> dict[str, Any]:
-    """Train ``config``'s experiment into ``folder`` (call :func:`prepare` first); return the summary."""
+def run(config: Config, folder: RunDir, *, resume: bool = False, interactive: bool | None = None,
+        problem: Problem | None = None) -> dict[str, Any]:
+    """Train ``config``'s experiment into ``folder`` (call :func:`prepare` first); return the summary.
+
+    ``problem``: the one :func:`check` returned, so it is not built twice.
+    """
     experiment = catalog.experiment(config.experiment)
-    problem = experiment.problem(config)
+    problem = experiment.problem(config) if problem is None else problem
     state, summary = fit(config, problem, folder, resume=resume, interactive=interactive,
                          length=experiment.length(config))
     extra = problem.report(state.params, folder) if problem.report is not None else None
@@ -55,6 +58,25 @@ def run(config: Config, folder: RunDir, *, resume: bool = False, interactive: bo
         summary["metrics"].update(extra)
         folder.write_summary(summary)
     return summary
+
+
+def check(config: Config) -> Problem:
+    """Everything about ``config`` that can fail before training, checked before a run folder or header exists.
+
+    Builds the experiment's problem and the optimiser, checks the devices of
+    data-parallel training and that the model fits in memory (from shapes,
+    allocating nothing). Returns the problem, for :func:`run`.
+
+    Raises:
+      ConfigError: one line naming the key.
+    """
+    problem = catalog.experiment(config.experiment).problem(config)
+    tx, _ = config.optim.build(config.train.steps)
+    mesh = data_parallel.mesh(config.train.devices)
+    if mesh is not None:
+        data_parallel.check(problem.batch_axes, config.train.batch_size, mesh, config.experiment)
+    memory.check(config, problem.init, tx, 1 if mesh is None else int(mesh.devices.size))
+    return problem
 
 
 def prepare(config: Config, folder: RunDir, *, resume: bool = False, overwrite: bool = False) -> None:
@@ -109,9 +131,14 @@ def fit(
     checkpoint (or from scratch if there is none, and says so). ``length``:
     the sequence length the model reads, for the summary.
 
+    Once the first step has compiled the update, Ctrl-C stops training at
+    the next step boundary (:func:`jaxrnn.experiment.interrupt.deferred`);
+    before, it stops the process at once under the ``jaxrnn`` command.
+
     Raises:
       training.Diverged: the loss or gradient became NaN/infinite. The state of
         that step is not saved; the checkpoints hold the last good ones.
+      KeyboardInterrupt: Ctrl-C, after the checkpoints in flight are written.
     """
     train = config.train
     tx, learning_rate = config.optim.build(train.steps)
@@ -138,7 +165,10 @@ def fit(
     if problem.setup is not None:
         problem.setup(folder)
 
-    with Checkpointer(folder.checkpoints, keep=train.keep_checkpoints) as checkpoints, Interrupt() as interrupt:
+    stop = None  # Ctrl-C's request to stop, once the first step has compiled the update (see below)
+    # The deferral outlives the checkpointer, whose closing waits for the saves in flight.
+    checkpointer = Checkpointer(folder.checkpoints, keep=train.keep_checkpoints)
+    with contextlib.ExitStack() as deferral, checkpointer as checkpoints:
         start = 0
         if resume and checkpoints.latest() is not None:
             saved = checkpoints.restore(saved)
@@ -186,12 +216,16 @@ def fit(
                 if checkpoint:
                     checkpoints.save(done, saved)
                 progress.advance()
-                if interrupt.requested:  # Ctrl-C: stop between steps; --resume goes on from the last checkpoint
+                if stop is None:  # set-up and the first compile are behind: from now on Ctrl-C stops between steps
+                    stop = deferral.enter_context(interrupt.deferred())
+                if stop.requested:  # --resume goes on from the last checkpoint
                     raise KeyboardInterrupt
             state = state_of(saved)
             final = _evaluate(evaluate, state.params, problem, train.steps, folder, progress, clock)
         finally:
             progress.close()
+    if stop is not None and stop.requested:  # Ctrl-C during the final evaluation or the last saves
+        raise KeyboardInterrupt
     records = folder.records()
     plots.loss_curves(records, folder.path / "loss.png", baseline=problem.baseline, title=config.name or "")
     summary = _summary(config, final, problem.baseline, time.perf_counter() - clock, length)
@@ -199,30 +233,6 @@ def fit(
     summary["devices"] = 1 if mesh is None else int(mesh.devices.size)
     folder.write_summary(summary)
     return state, summary
-
-
-class Interrupt:
-    """Ctrl-C (SIGINT) asks training to stop at the next step boundary, not in the middle of a step.
-
-    The loop then stops with ``KeyboardInterrupt`` after the checkpoints it
-    started are written; a second Ctrl-C interrupts at once. Outside the
-    main thread (no signal handlers there) this does nothing.
-    """
-
-    def __enter__(self) -> "Interrupt":
-        self.requested = False
-        self._previous = None
-        if threading.current_thread() is threading.main_thread():
-            self._previous = signal.signal(signal.SIGINT, self._handle)
-        return self
-
-    def _handle(self, signum, frame) -> None:
-        self.requested = True
-        signal.signal(signal.SIGINT, self._previous)
-
-    def __exit__(self, *exc) -> None:
-        if self._previous is not None:
-            signal.signal(signal.SIGINT, self._previous)
 
 
 def _evaluate(evaluate, params, problem: Problem, step: int, folder: RunDir, progress: Progress, clock: float):
