@@ -66,7 +66,7 @@ def many_to_one(core: Part, output_size: int) -> Model:
 
     The answer reads the core's output once it has read the whole sequence
     (:func:`jaxrnn.final_output.final_output`): with ``lengths``, each
-    sequence's own last step (a sequence of length 0 answers ``b``); over a
+    sequence's own last step (a sequence of length 0 reads the core's output as zeros); over a
     bidirectional core, the forward direction at the last step merged with the
     backward direction after it has read back to ``x_0`` (PyTorch's ``h_n``).
     ``time_major=False`` reads ``xs: (*batch, T, I)``. Params ``{"cell", "readout"}``.
