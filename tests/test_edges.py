@@ -898,13 +898,18 @@ def test_concrete_lengths_out_of_range_raise(name, lengths):
 
 
 @functools.cache
-def checked_scan(name, checked):
-    part = O.build(BAD_INPUT_SPECS[name])
+def compiled_scan(spec, checked):
+    """``scan(part, params, xs, lengths=lengths, checked=checked)`` of the part ``spec`` builds, compiled once."""
+    part = O.build(spec)
 
     def run(params, xs, lengths):
         return jaxrnn.scan(part, params, xs, lengths=lengths, checked=checked)
 
     return checkify.checkify(jax.jit(run)) if checked else jax.jit(run)
+
+
+def checked_scan(name, checked):
+    return compiled_scan(BAD_INPUT_SPECS[name], checked)
 
 
 def test_traced_lengths_out_of_range():
@@ -1002,14 +1007,8 @@ def test_ids_captured_inside_jit_read_nan_never_another_token():
     assert np.all(np.isnan(ys[1, 0])) and np.all(np.isfinite(ys[[0, 0, 1], [0, 1, 1]]))
 
 
-@functools.cache
 def id_scan(name, checked):
-    part = O.build(ID_SPECS[name])
-
-    def run(params, ids, lengths):
-        return jaxrnn.scan(part, params, ids, lengths=lengths, checked=checked)
-
-    return checkify.checkify(jax.jit(run)) if checked else jax.jit(run)
+    return compiled_scan(ID_SPECS[name], checked)
 
 
 def test_traced_ids_out_of_range():

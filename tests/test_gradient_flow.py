@@ -79,7 +79,8 @@ def test_state_jacobians_of_a_linear_rnn_are_powers_of_w():
                                              for k in range(T + 1)], rtol=1e-4)
 
 
-@pytest.mark.parametrize("cell", [jaxrnn.rnn(3), jaxrnn.lstm(2), jaxrnn.gru(3, reset_after=True)],
+@pytest.mark.parametrize("cell", [jaxrnn.rnn(3), pytest.param(jaxrnn.lstm(2), marks=pytest.mark.slow),
+                                  pytest.param(jaxrnn.gru(3, reset_after=True), marks=pytest.mark.slow)],
                          ids=["rnn", "lstm", "gru"])
 def test_state_jacobians_match_finite_differences(cell):
     """Each ``J[k]``, column by column, against central differences of the last carry in float64."""

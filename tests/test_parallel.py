@@ -307,21 +307,7 @@ def test_a_chunk_at_a_time_is_the_whole_sequence():
         assert_trees_close(chunked, stepping, rtol=2e-5, atol=2e-5)
 
 
-def test_remat_on_the_parallel_path_stores_about_sqrt_t_carries():
-    """The compiled training step's temporaries shrink several-fold with ``remat``: a chunk of steps at a
-    time is recomputed in the backward pass, not the whole sequence."""
-    cell, steps = jaxrnn.mingru(8), 512
-    params = cell.init(jax.random.key(0), 4)
-    xs = jnp.zeros((steps, 2, 4))
-
-    def temporaries(remat):
-        loss = lambda p, x: jnp.mean(jaxrnn.scan(cell, p, x, remat=remat, path="parallel")[1] ** 2)  # noqa: E731
-        compiled = jax.jit(jax.grad(loss, argnums=(0, 1))).lower(params, xs).compile()
-        return compiled.memory_analysis().temp_size_in_bytes
-
-    assert temporaries(False) > 4 * temporaries(True)
-
-
+@pytest.mark.slow  # op by op (eager); the composites are held to the oracle in the fast suite (test_edges.py)
 def test_minimal_cells_compose_with_every_part():
     """stack, bidirectional, remat, batch-major input and the language model take them like any cell."""
     xs = jnp.asarray(RNG.normal(size=(T, B, I)), jnp.float32)

@@ -8,7 +8,6 @@ must match it in values and in gradients, with ``lengths`` and ``reverse``.
 
 from __future__ import annotations
 
-import functools
 import math
 import re
 
@@ -106,21 +105,18 @@ def test_fused_path_in_bfloat16_matches_plain(name, precision):
 
 @pytest.mark.parametrize("name", ["lstm", "gru_reset_after", "rnn"])
 def test_fused_path_derivatives_of_both_modes_match_finite_differences(name):
-    """Forward mode (``jvp``) and reverse mode, to second order (``hessian``, Hessian-vector products)."""
+    """Forward mode (``jvp``) and reverse mode; second order (``hessian``) is held to the oracle in test_edges.py."""
     cell = CELLS[name]
     params, xs, carry = _inputs(cell, key=1)
     lengths = jnp.array([T, 3, 1])
 
-    def f(params, xs, carry, path="fused"):
-        final, ys = jaxrnn.scan(cell, params, xs, carry, lengths=lengths, reverse=True, path=path)
+    def f(params, xs, carry):
+        final, ys = jaxrnn.scan(cell, params, xs, carry, lengths=lengths, reverse=True, path="fused")
         return jnp.sum(jnp.sin(ys)) + sum(jnp.sum(leaf**2) for leaf in jax.tree_util.tree_leaves(final))
 
     with jax.enable_x64(True):
         params, xs, carry = jax.tree_util.tree_map(lambda a: a.astype(jnp.float64), (params, xs, carry))
         check_grads(jax.jit(f), (params, xs, carry), order=1, modes=["fwd", "rev"], atol=1e-5, rtol=1e-5)
-        hessians = [jax.jit(jax.hessian(functools.partial(f, path=path)))(params, xs, carry)
-                    for path in ("plain", "fused")]
-        _assert_trees_close(*hessians, atol=1e-10)
 
 
 def test_fused_path_under_vmap_matches_batch_axis():
@@ -205,14 +201,16 @@ def test_lengths_captured_inside_jit_are_still_range_checked():
             jax.jit(lambda p, x, bad=bad: jaxrnn.scan(cell, p, x, lengths=bad)[1])(params, xs)
 
 
-def test_remat_keeps_about_sqrt_t_carries_instead_of_every_step(optimized_compiles):
-    """The compiled training step's temporaries shrink several-fold with ``remat`` (chunked checkpoints)."""
-    cell, steps = jaxrnn.lstm(16), 1024
+@pytest.mark.parametrize("cell, path, steps", [(jaxrnn.lstm(16), "plain", 1024), (jaxrnn.mingru(8), "parallel", 512)],
+                         ids=["lstm-plain", "mingru-parallel"])
+def test_remat_keeps_about_sqrt_t_carries_instead_of_every_step(optimized_compiles, cell, path, steps):
+    """The compiled training step's temporaries shrink several-fold with ``remat``: chunks of ~sqrt(T) steps
+    (on the parallel path each chunk's steps at once) are recomputed in the backward pass, not the whole sequence."""
     params = cell.init(jax.random.key(0), 4)
     xs = jnp.zeros((steps, 2, 4))
 
     def temporaries(remat):
-        loss = lambda p, x: jnp.mean(jaxrnn.scan(cell, p, x, remat=remat, path="plain")[1] ** 2)  # noqa: E731
+        loss = lambda p, x: jnp.mean(jaxrnn.scan(cell, p, x, remat=remat, path=path)[1] ** 2)  # noqa: E731
         compiled = jax.jit(jax.grad(loss, argnums=(0, 1))).lower(params, xs).compile()
         return compiled.memory_analysis().temp_size_in_bytes
 

@@ -150,7 +150,8 @@ def test_jit_equals_eager(name, seed, lengths, reverse):
     assert_trees_close(run(cell, params, xs, lengths=lengths, reverse=reverse), eager)
 
 
-@pytest.mark.parametrize("name", LOOP_CELLS)
+# remat on every path is also held to the oracle in test_edges.py: one cell here, all of them with -m slow.
+@pytest.mark.parametrize("name", [n if n == "lstm" else pytest.param(n, marks=pytest.mark.slow) for n in LOOP_CELLS])
 @PROPERTY
 @given(seed=seeds, lengths=st.lists(st.integers(0, T), min_size=B, max_size=B))
 def test_remat_and_unroll_change_neither_values_nor_gradients(name, seed, lengths):
