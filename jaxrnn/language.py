@@ -25,7 +25,7 @@ import optax
 from jaxrnn import checks
 from jaxrnn.layers.embedding import embedding
 from jaxrnn.layers.linear import linear
-from jaxrnn.layers.stack import stack
+from jaxrnn.layers.stack import layers_of, stack
 from jaxrnn.loop import scan
 from jaxrnn.masking import valid_mask
 from jaxrnn.parts import Cell, Layer, Part
@@ -187,7 +187,10 @@ def generate(model: Cell, params: Any, prompt: Any, length: int, *, key: jax.Arr
     if top_k is not None:
         top_k = checks.size("top_k", top_k)
     checks.random_key("key", key)
-    state = _start(model, params, _prompt(prompt)) if state is None else state
+    if state is None:
+        prompt = _prompt(prompt)
+        _check_ids(model, params, prompt)
+        state = _start(model, params, prompt)
     pieces = []
     for size in _pieces(length):
         tokens, state = _draw(model, params, state, size, key, jnp.float32(temperature), top_k)
@@ -206,6 +209,16 @@ def _prompt(prompt: Any) -> jax.Array:
         raise ValueError(f"prompt: expected integer ids of shape (P,) or (B, P) with P >= 1, got shape "
                          f"{prompt.shape} and dtype {prompt.dtype}")
     return prompt
+
+
+def _check_ids(model: Cell, params: Any, prompt: jax.Array) -> None:
+    """The prompt's ids within the vocabulary of the model's embedding, checked while their values are known
+    (inside the compiled generation they are not, and an id out of range would read NaNs)."""
+    stacked = layers_of(model)
+    first, first_params = (stacked.parts[0], params[0]) if stacked is not None else (model, params)
+    validate = getattr(first.step, "validate", None) if isinstance(first, Cell) else None
+    if validate is not None:
+        validate(first_params, prompt, False)
 
 
 def _pieces(length: int) -> list[int]:

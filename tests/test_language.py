@@ -272,3 +272,11 @@ def test_the_digits_ship_with_the_package():
     assert len(test_y) == 359 and len(train_y) == 1438 and train_x.max() == 1.0
     assert digits.sequences(test_x, "pixels").shape == (64, 359, 1) and digits.sequences(test_x, "rows").shape == (8, 359, 8)
     np.testing.assert_array_equal(digits.sequences(test_x, "pixels")[:8, 0, 0], test_x[0, 0])  # the first row first
+
+
+def test_a_prompt_out_of_the_vocabulary_is_an_error_not_token_0_forever():
+    model = language.language_model(jaxrnn.gru(4), 5, 3)
+    params = model.init(jax.random.key(0), 5)
+    for bad in ([1, 5], [-1, 2]):
+        with pytest.raises(ValueError, match=r"expected token ids in \[0, 5\)"):
+            language.generate(model, params, jnp.array(bad), 3, key=jax.random.key(1))
