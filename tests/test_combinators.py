@@ -103,6 +103,7 @@ def test_stack_step_loop_equals_scan_with_dropout():
     assert not np.allclose(scanned[1], run(DEEP, params, xs, carry, key=jax.random.key(13))[1])
 
 
+@pytest.mark.slow  # the fast suite holds masked stacks to the float64 oracle (test_edges.py)
 @PROPERTY
 @given(seed=seeds, lengths=batch_lengths, reverse=st.booleans())
 def test_stack_masked_batch_equals_each_sequence_alone(seed, lengths, reverse):
@@ -165,6 +166,7 @@ def test_bidirectional_merges_and_default_carry():
 # --- gradients ---------------------------------------------------------------------------------------------
 
 
+@pytest.mark.slow  # the fast suite holds composites' gradients to the float64 oracle (test_edges.py)
 def test_combinator_gradients_match_finite_differences():
     """Gradients through a residual stack and a bidirectional layer, both with lengths, in float64,
     against finite differences."""
