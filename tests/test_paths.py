@@ -67,7 +67,8 @@ def _assert_trees_close(a, b, atol=2e-5):
 
 
 @pytest.mark.parametrize("name", sorted(CELLS))
-@pytest.mark.parametrize("reverse, masked", [(False, False), (True, True)])
+# Reversed with lengths in the fast suite, forwards without with -m slow (test_edges.py runs the paths forwards too)
+@pytest.mark.parametrize("reverse, masked", [pytest.param(False, False, marks=pytest.mark.slow), (True, True)])
 def test_fast_paths_match_plain_values_and_gradients(name, reverse, masked):
     cell = CELLS[name]
     params, xs, carry = _inputs(cell)
