@@ -36,7 +36,7 @@ from jax.experimental import checkify
 from jaxrnn import checks, fused
 from jaxrnn.masking import mask, valid_mask, zero_padding
 from jaxrnn.checks import check_carry_like
-from jaxrnn.parts import Carry, Cell, Composite, Layer, Parallel, Params, Part, Pointwise, SplitStep, reads_ids
+from jaxrnn.parts import Carry, Cell, Composite, Layer, Parallel, Params, Part, Pointwise, SplitStep, reads_ids, validate_ids
 
 PATHS = ("auto", "plain", "projected", "fused", "parallel")
 MAX_UNROLL = 16  # steps per loop iteration; see scan's ``unroll``
@@ -124,8 +124,9 @@ def scan(
     """
     if not isinstance(cell, (Cell, Layer)):
         raise TypeError(f"expected a jaxrnn.Cell or jaxrnn.Layer to scan, got {type(cell).__name__}")
-    xs = jnp.asarray(xs)
     ids = reads_ids(cell)
+    known = known_values(xs) if ids else None  # before jnp.asarray, which inside jit traces even a constant
+    xs = jnp.asarray(xs)
     if ids and not jnp.issubdtype(xs.dtype, jnp.integer):
         raise TypeError(f"expected integer ids (this part starts with an embedding), got xs of dtype {xs.dtype}")
     features = 0 if ids else 1  # ids have no feature axis: (T, *batch)
@@ -149,9 +150,16 @@ def scan(
     if isinstance(cell, Cell) and not isinstance(cell.step, Composite) and jnp.issubdtype(xs.dtype, jnp.floating):
         checks.check_params_fit(cell, params, xs.shape[-1])  # a stack or a layer checks each of its parts
     batch_shape = xs.shape[1:] if ids else xs.shape[1:-1]
+    known_lengths = None if lengths is None else known_values(lengths)
     if lengths is not None:
         lengths = check_lengths(lengths, batch_shape, xs.shape[0], checked=checked)
         xs = zero_padding(xs, lengths)
+    if known is not None and jnp.issubdtype(known.dtype, jnp.integer) and (lengths is None or known_lengths is not None):
+        known = known if time_major else np.moveaxis(known, -1, 0)
+        if lengths is not None:  # padding may hold any id
+            known = np.where(np.arange(known.shape[0]).reshape((-1,) + (1,) * known_lengths.ndim) < known_lengths,
+                             known, 0)
+        validate_ids(cell, params, known)
     final, ys = _scan(cell, params, xs, carry, lengths, batch_shape, **options)
     return final, (ys if time_major else jnp.moveaxis(ys, 0, -2))
 
@@ -223,6 +231,15 @@ def resolve_path(path: str, cell: Cell, *, remat: bool = False) -> str:
     if path == "projected" and not isinstance(step, SplitStep):
         path = "plain"
     return path
+
+
+def known_values(array: Any) -> np.ndarray | None:
+    """``array``'s values where they are known when ``scan`` is traced (numpy, lists, concrete arrays, even
+    when captured inside jit), else ``None``."""
+    try:
+        return np.asarray(array)
+    except jax.errors.TracerArrayConversionError:
+        return None
 
 
 def check_path(path: Any) -> str:

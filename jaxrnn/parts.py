@@ -240,6 +240,17 @@ def reads_ids(part: Part) -> bool:
     return bool(getattr(behaviour, "reads_ids", False))
 
 
+def validate_ids(part: Part, params: Params, ids: Any) -> None:
+    """Hand ids whose values are known to the ``validate`` of the part that reads them: an embedding, the first
+    layer of a stack, the forward direction of a bidirectional layer (each says which through ``reader``)."""
+    behaviour = part.step if isinstance(part, Cell) else getattr(part.apply, "__self__", part.apply)
+    if isinstance(behaviour, Pointwise):
+        if behaviour.validate is not None:
+            behaviour.validate(params, ids, False)
+    elif callable(getattr(behaviour, "reader", None)):
+        validate_ids(*behaviour.reader(params), ids)
+
+
 def batch_tuple(batch_shape: BatchShape) -> tuple[int, ...]:
     """``batch_shape`` as a tuple of sizes: an int is a batch of that size.
 

@@ -997,14 +997,16 @@ def test_concrete_ids_out_of_range_raise(name, bad):
         jaxrnn.scan(O.build(ID_SPECS[name]), id_params(name), ids)
 
 
-def test_ids_captured_inside_jit_read_nan_never_another_token():
-    """Ids held as a numpy constant inside jit reach the embedding traced, as jit's arguments do: without
-    ``checked`` an id out of range reads a NaN vector, never the row of another token."""
+@pytest.mark.parametrize("name", sorted(ID_SPECS))
+def test_concrete_ids_inside_jit_raise(name):
+    """Ids whose values are known when scan is traced inside jit (a numpy constant) are checked as concrete
+    lengths are there: a ValueError at trace time, not a silent NaN; out-of-range ids in known padding pass."""
     ids = np.array([[1, 2], [VOCAB, 0]], np.int32)
-    part = O.build(ID_SPECS["embedding"])
-    params = id_params("embedding")
-    ys = np.asarray(jax.jit(lambda params: jaxrnn.scan(part, params, ids)[1])(params))
-    assert np.all(np.isnan(ys[1, 0])) and np.all(np.isfinite(ys[[0, 0, 1], [0, 1, 1]]))
+    part = O.build(ID_SPECS[name])
+    with pytest.raises(ValueError, match=rf"\[0, ?({VOCAB}\)|{VOCAB - 1}\])"):
+        jax.jit(lambda params: jaxrnn.scan(part, params, ids))(id_params(name))
+    padded = jax.jit(lambda params: jaxrnn.scan(part, params, ids, lengths=np.array([1, 2]))[1])(id_params(name))
+    assert np.all(np.isfinite(padded))
 
 
 def id_scan(name, checked):

@@ -42,6 +42,11 @@ class Bidirectional:
     def reads_ids(self) -> bool:
         return reads_ids(self.forward)
 
+    def reader(self, params: Params) -> tuple[Part, Params]:
+        """A direction that reads the layer's input (both read the same), and its params."""
+        check_params(params)
+        return self.forward, params["forward"]
+
     def __call__(self, params: Params, xs: jax.Array, carry: Carry | None = None, *, reverse: bool = False,
                  key: jax.Array | None = None, **options) -> tuple[tuple[Carry, Carry], jax.Array]:
         """``((carry_forward, carry_backward), ys)`` over ``xs: (T, *batch, I)``.

@@ -28,10 +28,10 @@ def embedding(features: int, *, param_dtype: Any = jnp.float32, stddev: float = 
 
     Params: ``table: (V, E)``. Its ``step`` takes ids of any integer dtype.
     Ids outside ``[0, V)`` are an error when their values are known (a
-    ``ValueError`` when ``jaxrnn.scan`` or ``step`` is called on concrete ids);
-    traced ids (inside ``jit``) are checked with ``jaxrnn.scan(...,
-    checked=True)`` through ``checkify``, and otherwise look up a vector of
-    NaNs -- never another token's vector. Padding (``scan``'s ``lengths``)
+    ``ValueError`` when ``jaxrnn.scan`` or ``step`` is called on concrete ids,
+    a numpy constant inside ``jit`` included); traced ids are checked with
+    ``jaxrnn.scan(..., checked=True)`` through ``checkify``, and otherwise
+    look up a vector of NaNs -- never another token's vector. Padding (``scan``'s ``lengths``)
     may hold any id. Map unknown tokens to an id of their own first
     (:class:`jaxrnn.vocabulary.Vocabulary` does).
     """
@@ -60,14 +60,14 @@ def embedding(features: int, *, param_dtype: Any = jnp.float32, stddev: float = 
 def check_ids(params: dict[str, jax.Array], ids: Any, checked: bool) -> None:
     """Raise unless every id lies in ``[0, V)``: at once for known values; through ``checkify`` for traced
     ones when ``checked``."""
-    ids = jnp.asarray(ids)
+    try:  # before jnp.asarray, which inside jit traces even a constant
+        values = np.asarray(ids)
+    except jax.errors.TracerArrayConversionError:
+        values = None  # traced: the values are not known until run time
+    ids = jnp.asarray(ids) if values is None else values
     if not jnp.issubdtype(ids.dtype, jnp.integer):
         raise TypeError(f"expected integer ids, got dtype {ids.dtype}")
     vocab = params["table"].shape[0]
-    try:
-        values = np.asarray(ids)
-    except jax.errors.TracerArrayConversionError:
-        values = None
     if values is not None:
         if values.size and (values.min() < 0 or values.max() >= vocab):
             raise ValueError(f"expected token ids in [0, {vocab}) (the embedding's vocabulary), got ids from "

@@ -44,6 +44,10 @@ class Stacked(Composite):
         """Whether the bottom layer reads integer ids (an embedding)."""
         return reads_ids(self.parts[0])
 
+    def reader(self, params: Params) -> tuple[Part, Params]:
+        """The layer that reads the stack's input, and its params."""
+        return self.parts[0], params[0]
+
     def __call__(self, params: Params, carry: Carry, x: jax.Array, key: jax.Array | None = None):
         check_layers(params, carry, len(self.parts))
         new_carry = []
