@@ -29,7 +29,6 @@ from typing import Any
 from benchmarks import machine, report
 
 
-
 def measure(config: str, devices: int, steps: int, batch_size: int, force: int | None) -> dict[str, Any]:
     """One run of ``config`` on ``devices`` devices: steps per second and the final evaluation loss."""
     env = dict(os.environ)

@@ -20,16 +20,18 @@ from typing import Any
 
 import numpy as np
 
-from jaxrnn.loop import MAX_UNROLL, check_unroll, resolve_path
 from benchmarks import machine, report
 from benchmarks.layers import jaxrnn_layer
 from benchmarks.shapes import Shape, parse_shape
 from benchmarks.timing import measure, timed
+from jaxrnn.loop import MAX_UNROLL, check_unroll, resolve_path
 
 PATHS = ("plain", "projected", "fused")
 
 
-def sweep(shape: Shape, cell: str, mode: str, unrolls: list[int], repeats: int, warmup: int = 2) -> list[dict[str, Any]]:
+def sweep(
+    shape: Shape, cell: str, mode: str, unrolls: list[int], repeats: int, warmup: int = 2
+) -> list[dict[str, Any]]:
     """One row per (path, unroll): compile seconds and the step's timing."""
     xs = np.random.default_rng(0).standard_normal((shape.T, shape.B, shape.I)).astype(np.float32)
     settings = [(path, unroll) for path in PATHS for unroll in unrolls]

@@ -28,10 +28,10 @@ from pydantic import Field
 
 from jaxrnn import gradient_flow, models
 from jaxrnn.experiment import plots
+from jaxrnn.experiment.fields import Int
 from jaxrnn.experiment.keys import Purpose, key
 from jaxrnn.experiment.problem import Experiment, Figure, Problem, batches, needs_recurrent
 from jaxrnn.experiment.rundir import RunDir
-from jaxrnn.experiment.fields import Int
 from jaxrnn.experiment.schema import Config, Section
 from jaxrnn.tasks import adding
 

@@ -20,9 +20,9 @@ import jax
 import jaxrnn
 from jaxrnn import models
 from jaxrnn.experiment import plots
+from jaxrnn.experiment.fields import PositiveInt
 from jaxrnn.experiment.problem import Experiment, Problem, batches, needs_recurrent
 from jaxrnn.experiment.rundir import RunDir
-from jaxrnn.experiment.fields import PositiveInt
 from jaxrnn.experiment.schema import Config, Section
 from jaxrnn.tasks import copying
 
@@ -46,7 +46,8 @@ def problem(config: Config) -> Problem:
 
     def loss(params, batch, key):
         logits = jaxrnn.scan(model, params, batch.xs, key=key)[1]
-        return copying.cross_entropy(logits, batch.ys), {"accuracy": copying.recall_accuracy(logits, batch.ys, data.length)}
+        accuracy = copying.recall_accuracy(logits, batch.ys, data.length)
+        return copying.cross_entropy(logits, batch.ys), {"accuracy": accuracy}
 
     def metrics(params, batch):
         logits = jaxrnn.scan(model, params, batch.xs)[1]

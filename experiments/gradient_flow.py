@@ -33,10 +33,10 @@ from pydantic import Field
 
 from jaxrnn import gradient_flow
 from jaxrnn.experiment import plots
+from jaxrnn.experiment.fields import Int, PositiveFloat, PositiveInt
 from jaxrnn.experiment.keys import Purpose, key
 from jaxrnn.experiment.problem import Experiment, Figure, Problem, needs_recurrent
 from jaxrnn.experiment.rundir import RunDir
-from jaxrnn.experiment.fields import Int, PositiveFloat, PositiveInt
 from jaxrnn.experiment.schema import Config, Section
 from jaxrnn.experiments import adding
 from jaxrnn.tasks.adding import BASELINE_MSE

@@ -40,10 +40,10 @@ from pydantic import Field, model_validator
 import jaxrnn
 from jaxrnn import autoregressive, datasets, models
 from jaxrnn.experiment import plots
+from jaxrnn.experiment.fields import Int
 from jaxrnn.experiment.keys import Purpose, key
 from jaxrnn.experiment.problem import Experiment, Figure, Problem
 from jaxrnn.experiment.rundir import RunDir
-from jaxrnn.experiment.fields import Int
 from jaxrnn.experiment.schema import Config, ConfigError, Naive, Section, Window, rule
 
 YEARS, COUNTS = datasets.sunspots()
@@ -114,7 +114,8 @@ def check(config: Config) -> None:
         largest = split - config.data.horizon + 1
         if config.model.tau > largest:
             raise ConfigError(f"model.tau: expected at most {largest} (the {split} training years before "
-                              f"data.first_test_year, less data.horizon {config.data.horizon}, plus 1), got {config.model.tau}")
+                              f"data.first_test_year, less data.horizon {config.data.horizon}, plus 1), "
+                              f"got {config.model.tau}")
     elif config.data.seq_len >= split:
         raise ConfigError(f"data.seq_len: expected fewer than the {split} training years before data.first_test_year, "
                           f"got {config.data.seq_len}")
@@ -261,7 +262,8 @@ def table(summaries: list[dict]) -> str:
         if s.get("diverged"):
             continue
         units = f" ({s['hidden_size']} units)" if s.get("hidden_size") else ""
-        rows.append(f"| {s['model']}{units} | " + " | ".join(f"{s['metrics'][f'eval_rmse_k{k}']:.1f}" for k in ks) + " |")
+        rmses = " | ".join(f"{s['metrics'][f'eval_rmse_k{k}']:.1f}" for k in ks)
+        rows.append(f"| {s['model']}{units} | " + rmses + " |")
     return "\n".join(rows) + "\n"
 
 

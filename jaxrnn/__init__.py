@@ -65,8 +65,17 @@ def __dir__() -> list[str]:
 
 
 if TYPE_CHECKING:  # what the lazy names are, for type checkers and editors
-    from jaxrnn import (autoregressive, datasets, gradient_flow, interop, language, linear_recurrence, models,
-                        tasks, training)
+    from jaxrnn import (
+        autoregressive,
+        datasets,
+        gradient_flow,
+        interop,
+        language,
+        linear_recurrence,
+        models,
+        tasks,
+        training,
+    )
     from jaxrnn.cells.activations import ACTIVATIONS
     from jaxrnn.cells.elman import irnn, rnn
     from jaxrnn.cells.gru import gru

@@ -78,7 +78,8 @@ def ar(tau: int, hidden: Sequence[int] = (), *, activation: Callable[[jax.Array]
     """
     tau = checks.size("tau", tau)
     if isinstance(hidden, (int, np.integer)) or not all(isinstance(n, (int, np.integer)) for n in _iterable(hidden)):
-        raise TypeError(f"hidden: expected a sequence of layer sizes (e.g. (32,), or () for the linear AR), got {hidden!r}")
+        raise TypeError("hidden: expected a sequence of layer sizes (e.g. (32,), or () for the linear AR), "
+                        f"got {hidden!r}")
     hidden = tuple(checks.size("hidden", n) for n in hidden)
     checks.function("activation", activation)
     checks.function("kernel_init", kernel_init)
@@ -88,7 +89,8 @@ def ar(tau: int, hidden: Sequence[int] = (), *, activation: Callable[[jax.Array]
         checks.random_key("key", key)
         sizes = (tau * features, *hidden, features)
         keys = jax.random.split(key, len(sizes) - 1)
-        return {"layers": [linear(n, kernel_init=kernel_init).init(k, m) for k, m, n in zip(keys, sizes[:-1], sizes[1:])]}
+        return {"layers": [linear(n, kernel_init=kernel_init).init(k, m)
+                           for k, m, n in zip(keys, sizes[:-1], sizes[1:])]}
 
     def apply(params: dict[str, Any], window: jax.Array, *, key: jax.Array | None = None) -> jax.Array:
         del key  # no dropout: the signature matches the other models'

@@ -16,7 +16,6 @@ import numpy as np
 
 from jaxrnn.parts import Cell, Layer
 
-
 # --- arguments ------------------------------------------------------------------------------------
 
 
@@ -58,7 +57,8 @@ def random_key(name: str, value: Any, *, optional: bool = False) -> Any:
     legacy = hasattr(value, "dtype") and getattr(value, "shape", None) == (2,) and value.dtype == jnp.uint32
     if not (typed or legacy):
         got = f"an array of shape {value.shape} and dtype {value.dtype}" if hasattr(value, "dtype") else repr(value)
-        raise TypeError(f"{name}: expected a random key (jax.random.key(seed)){' or None' if optional else ''}, got {got}")
+        raise TypeError(f"{name}: expected a random key (jax.random.key(seed)){' or None' if optional else ''}, "
+                        f"got {got}")
     return value
 
 
@@ -155,7 +155,8 @@ def check_carry_like(carry: Any, expected: Any) -> None:
     """Raise unless ``carry`` has the structure and shapes of ``expected`` (e.g. ``initial_carry``'s)."""
     same_tree = jax.tree_util.tree_structure(carry) == jax.tree_util.tree_structure(expected)
     if not same_tree or any(
-        tuple(jnp.shape(a)) != tuple(b.shape) for a, b in zip(jax.tree_util.tree_leaves(carry), jax.tree_util.tree_leaves(expected))
+        tuple(jnp.shape(a)) != tuple(b.shape)
+        for a, b in zip(jax.tree_util.tree_leaves(carry), jax.tree_util.tree_leaves(expected))
     ):
         raise ValueError(f"expected carry to be {_describe(expected)}, got {_describe(carry)}")
 

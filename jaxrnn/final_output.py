@@ -39,7 +39,10 @@ def final_output(part: Part, params: Params, xs: jax.Array, *, lengths: jax.Arra
 
 
 def last(ys: jax.Array, lengths: jax.Array | None = None) -> jax.Array:
-    """``ys[lengths - 1]`` for each sequence of ``ys: (T, *batch, O)`` (zeros for length 0); ``ys[-1]`` without lengths."""
+    """``ys[lengths - 1]`` for each sequence of ``ys: (T, *batch, O)``; ``ys[-1]`` without lengths.
+
+    Zeros for a sequence of length 0.
+    """
     if lengths is None:
         return ys[-1] if ys.shape[0] else jnp.zeros(ys.shape[1:], ys.dtype)
     lengths = jnp.asarray(lengths)

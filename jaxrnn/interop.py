@@ -338,7 +338,8 @@ def _kind(shapes: Mapping[str, Any], step: SplitStep) -> str:
     if not isinstance(shapes, Mapping) or "recurrent_kernel" not in shapes:
         raise ValueError(SUPPORTED)
     if "candidate_kernel" in shapes:
-        raise ValueError("PyTorch's nn.GRU is the reset-after variant: build the cell with jaxrnn.gru(H, reset_after=True)")
+        raise ValueError("PyTorch's nn.GRU is the reset-after variant: "
+                         "build the cell with jaxrnn.gru(H, reset_after=True)")
     if isinstance(step, ElmanStep):
         return "rnn"
     if "recurrent_bias" in shapes:
@@ -359,7 +360,8 @@ def _walk(part: Part, tree: Any, layer: int, reverse: bool, visit: Callable[[Any
     stacked = layers_of(part)
     if stacked is not None:
         if stacked.residual:
-            raise ValueError("PyTorch's recurrent modules have no residual connections: build the stack with residual=False")
+            raise ValueError("PyTorch's recurrent modules have no residual connections: "
+                             "build the stack with residual=False")
         if tree is not None:
             check_layers(tree, tree, len(stacked.parts))
         out = []
@@ -370,9 +372,11 @@ def _walk(part: Part, tree: Any, layer: int, reverse: bool, visit: Callable[[Any
     if isinstance(part, Layer) and isinstance(part.apply, Bidirectional):
         directions = part.apply
         if directions.merge != "concat":
-            raise ValueError(f"PyTorch's bidirectional layers concatenate the directions; this one merges by {directions.merge!r}")
+            raise ValueError("PyTorch's bidirectional layers concatenate the directions; "
+                             f"this one merges by {directions.merge!r}")
         if reverse or layers_of(directions.forward) or layers_of(directions.backward):
-            raise ValueError("a PyTorch bidirectional layer is one cell per direction; stack bidirectional layers instead")
+            raise ValueError("a PyTorch bidirectional layer is one cell per direction; "
+                             "stack bidirectional layers instead")
         trees = (None, None) if tree is None else (tree["forward"], tree["backward"])
         return {"forward": _walk(directions.forward, trees[0], layer, False, visit),
                 "backward": _walk(directions.backward, trees[1], layer, True, visit)}

@@ -110,7 +110,8 @@ def streams(tokens: Any, batch_size: int, window: int) -> Streams:
     """
     tokens = np.asarray(tokens)
     if tokens.ndim != 1 or not np.issubdtype(tokens.dtype, np.integer):
-        raise ValueError(f"tokens: expected a 1-D array of integer ids, got shape {tokens.shape} and dtype {tokens.dtype}")
+        raise ValueError("tokens: expected a 1-D array of integer ids, "
+                         f"got shape {tokens.shape} and dtype {tokens.dtype}")
     batch_size, window = checks.size("batch_size", batch_size), checks.size("window", window)
     length = tokens.size // batch_size
     windows = (length - 1) // window

@@ -34,9 +34,21 @@ from jax import lax
 from jax.experimental import checkify
 
 from jaxrnn import checks, fused
-from jaxrnn.masking import mask, valid_mask, zero_padding
 from jaxrnn.checks import check_carry_like
-from jaxrnn.parts import Carry, Cell, Composite, Layer, Parallel, Params, Part, Pointwise, SplitStep, reads_ids, validate_ids
+from jaxrnn.masking import mask, valid_mask, zero_padding
+from jaxrnn.parts import (
+    Carry,
+    Cell,
+    Composite,
+    Layer,
+    Parallel,
+    Params,
+    Part,
+    Pointwise,
+    SplitStep,
+    reads_ids,
+    validate_ids,
+)
 
 PATHS = ("auto", "plain", "projected", "fused", "parallel")
 MAX_UNROLL = 16  # steps per loop iteration; see scan's ``unroll``
@@ -154,7 +166,8 @@ def scan(
     if lengths is not None:
         lengths = check_lengths(lengths, batch_shape, xs.shape[0], checked=checked)
         xs = zero_padding(xs, lengths)
-    if known is not None and jnp.issubdtype(known.dtype, jnp.integer) and (lengths is None or known_lengths is not None):
+    if (known is not None and jnp.issubdtype(known.dtype, jnp.integer)
+            and (lengths is None or known_lengths is not None)):
         known = known if time_major else np.moveaxis(known, -1, 0)
         if lengths is not None:  # padding may hold any id
             known = np.where(np.arange(known.shape[0]).reshape((-1,) + (1,) * known_lengths.ndim) < known_lengths,

@@ -21,10 +21,10 @@ import jax
 import jax.numpy as jnp
 
 from jaxrnn import checks
+from jaxrnn.final_output import final_output
 from jaxrnn.layers.linear import linear
 from jaxrnn.layers.stack import output_features, stack
 from jaxrnn.loop import scan
-from jaxrnn.final_output import final_output
 from jaxrnn.parts import Cell, Layer, Part, reads_ids
 
 

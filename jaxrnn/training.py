@@ -137,7 +137,8 @@ def train_step(
 def merge_metrics(aux: Any, metrics: Metrics) -> Metrics:
     """``aux``'s entries beside the step's own metrics; a name in both would hide one of them."""
     if not isinstance(aux, dict):
-        raise TypeError(f"loss_fn: expected (loss, aux) with aux a dict of metrics, got aux of type {type(aux).__name__}")
+        raise TypeError("loss_fn: expected (loss, aux) with aux a dict of metrics, "
+                        f"got aux of type {type(aux).__name__}")
     clash = sorted(set(aux) & {"loss", "grad_norm", "finite", "lr"})
     if clash:
         raise ValueError(f"loss_fn: aux may not use the step's own metric names ({', '.join(clash)}); "

@@ -200,7 +200,8 @@ def cell_step(xp, kind: str, p: dict, carry, x):
 
 
 def initial_carry(spec, batch_shape, xp=np):
-    zeros = lambda n: xp.zeros(tuple(batch_shape) + (n,), xp.float64)
+    def zeros(n):
+        return xp.zeros(tuple(batch_shape) + (n,), xp.float64)
     if isinstance(spec, Cell):
         return (zeros(spec.hidden), zeros(spec.hidden)) if spec.kind == "lstm" else zeros(spec.hidden)
     if isinstance(spec, (Embedding, Linear)):
@@ -319,7 +320,8 @@ def final_output(spec, params, xs, valid, lengths, reverse, xp=np):
             picked = xp.take_along_axis(ys, index[None, ..., None], axis=0)[0]
         return xp.where((lengths > 0)[..., None], picked, 0.0)
 
-    stateless = lambda s: isinstance(s, (Embedding, Linear))
+    def stateless(s):
+        return isinstance(s, (Embedding, Linear))
     if isinstance(spec, Bi):
         f = final_output(spec.forward, params["forward"], xs, valid, lengths, reverse, xp)
         b = final_output(spec.backward, params["backward"], xs, valid, lengths, not reverse, xp)
@@ -328,7 +330,8 @@ def final_output(spec, params, xs, valid, lengths, reverse, xp=np):
     if isinstance(spec, Stack) and not all(stateless(p) for p in spec.parts):
         top = max(n for n, p in enumerate(spec.parts) if not stateless(p))
         for layer in range(top):
-            carry = initial_carry(spec.parts[layer], xs.shape[1:-1] if not reads_ids(spec.parts[layer]) else xs.shape[1:], xp)
+            batch_shape = xs.shape[1:-1] if not reads_ids(spec.parts[layer]) else xs.shape[1:]
+            carry = initial_carry(spec.parts[layer], batch_shape, xp)
             _, ys = _run(xp, spec.parts[layer], params[layer], xs, carry, valid, reverse)
             xs = xs + ys if spec.residual and layer > 0 else ys
         y = final_output(spec.parts[top], params[top], xs, valid, lengths, reverse, xp)

@@ -12,11 +12,22 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
-from support import (CELL_NAMES, CELLS, B, H, I, T, assert_trees_close, random_carry,
-                     random_inputs, random_params, run, step)
 
 import jaxrnn
-
+from support import (
+    CELL_NAMES,
+    CELLS,
+    B,
+    H,
+    I,
+    T,
+    assert_trees_close,
+    random_carry,
+    random_inputs,
+    random_params,
+    run,
+    step,
+)
 
 # --- numpy references, straight from the docstrings (row-vector style: x @ U) ---------------------
 
@@ -90,7 +101,8 @@ def ref_scan(step, params, xs, carry, lengths=None, reverse=False):
     Batch axes are flattened; with ``reverse`` the loop runs from the sequence's own last
     element down to 0. Returns ``(final_carry, ys)`` like ``jaxrnn.scan``.
     """
-    f64 = lambda tree: jax.tree_util.tree_map(lambda a: np.asarray(a, np.float64), tree)
+    def f64(tree):
+        return jax.tree_util.tree_map(lambda a: np.asarray(a, np.float64), tree)
     params, xs, carry = f64(params), f64(xs), f64(carry)
     time, batch_shape = xs.shape[0], xs.shape[1:-1]
     n = int(np.prod(batch_shape))
@@ -289,7 +301,10 @@ def test_lstm_forget_bias_configurable():
 
 
 def test_lstm_chrono_initialisation():
-    """Chrono (Tallec & Ollivier 2018): per unit b_f = log u, u ~ U(1, T_max - 1), b_i = -b_f; the rest as without it."""
+    """Chrono (Tallec & Ollivier 2018): per unit b_f = log u, u ~ U(1, T_max - 1), b_i = -b_f.
+
+    The rest as without it.
+    """
     hidden, t_max = 256, 50
     plain, chrono = jaxrnn.lstm(hidden), jaxrnn.lstm(hidden, chrono=t_max)
     key = jax.random.key(5)

@@ -12,7 +12,6 @@ import jaxrnn
 from jaxrnn import models, training
 from jaxrnn.experiment.checkpoint import Checkpointer
 
-
 TX = optax.chain(optax.clip_by_global_norm(1.0), optax.adam(optax.cosine_decay_schedule(1e-3, 10)))
 MODEL = models.many_to_one(jaxrnn.stack([jaxrnn.lstm(4), jaxrnn.lstm(4)]), 1)
 

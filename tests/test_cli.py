@@ -19,11 +19,11 @@ import jax
 import numpy as np
 import pytest
 
-from jaxrnn import training
-from jaxrnn.experiment import catalog, config as config_lib, progress, registry, results, runner
-from jaxrnn.experiment.checkpoint import Checkpointer
-
 from conftest import ROOT, cli
+from jaxrnn import training
+from jaxrnn.experiment import catalog, progress, registry, results, runner
+from jaxrnn.experiment import config as config_lib
+from jaxrnn.experiment.checkpoint import Checkpointer
 
 
 def final_state(folder, config_path):

@@ -10,11 +10,24 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 from jax.test_util import check_grads
-from support import (CELL_NAMES, CELLS, PROPERTY, B, H, I, T, assert_trees_close, random_carry,
-                     random_inputs, random_params, run, step, step_loop)
 
 import jaxrnn
-
+from support import (
+    CELL_NAMES,
+    CELLS,
+    PROPERTY,
+    B,
+    H,
+    I,
+    T,
+    assert_trees_close,
+    random_carry,
+    random_inputs,
+    random_params,
+    run,
+    step,
+    step_loop,
+)
 
 seeds = st.integers(0, 2**31 - 1)
 batch_lengths = st.lists(st.integers(0, T), min_size=B, max_size=B)
@@ -171,7 +184,8 @@ def test_combinator_gradients_match_finite_differences():
     """Gradients through a residual stack and a bidirectional layer, both with lengths, in float64,
     against finite differences."""
     with jax.enable_x64(True):
-        f64 = lambda tree: jax.tree_util.tree_map(lambda a: jnp.asarray(a, jnp.float64), tree)
+        def f64(tree):
+            return jax.tree_util.tree_map(lambda a: jnp.asarray(a, jnp.float64), tree)
         deep = jaxrnn.stack([CELLS["gru_reset_after"], CELLS["lstm"]], residual=True)
         deep_params = f64((random_params(CELLS["gru_reset_after"], 30), random_params(CELLS["lstm"], 31, H)))
         bi_params, bi_carry = f64(bidirectional_params_and_carry(seed=32))
@@ -222,7 +236,8 @@ scan_bi_stack = jax.jit(jaxrnn.scan, static_argnames=("cell", "reverse", "time_m
 
 
 def bi_stack_params(seed):
-    return ({"forward": random_params(CELLS["lstm"], seed), "backward": random_params(CELLS["gru_reset_after"], seed + 1)},
+    return ({"forward": random_params(CELLS["lstm"], seed),
+             "backward": random_params(CELLS["gru_reset_after"], seed + 1)},
             {"forward": random_params(CELLS["rnn_tanh"], seed + 2, input_size=2 * H),
              "backward": random_params(CELLS["gru"], seed + 3, input_size=2 * H)})
 

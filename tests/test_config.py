@@ -10,10 +10,9 @@ import yaml
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from conftest import ROOT, TINY, cli
 from jaxrnn.experiment import catalog, config, registry
 from jaxrnn.experiment.schema import ConfigError
-
-from conftest import ROOT, TINY, cli
 
 
 def required_keys(raw: dict) -> list[str]:
@@ -203,7 +202,8 @@ def _field_values(annotation, metadata=()):
     members = config.annotated_members(annotation, list(metadata))
     options = []
     for tp, meta in members:
-        bounds = {type(m).__name__: getattr(m, type(m).__name__.lower()) for m in meta if hasattr(m, type(m).__name__.lower())}
+        bounds = {type(m).__name__: getattr(m, type(m).__name__.lower())
+                  for m in meta if hasattr(m, type(m).__name__.lower())}
         if tp is type(None):
             options.append(st.none())
         elif tp is bool:
@@ -222,7 +222,8 @@ def _field_values(annotation, metadata=()):
 
 
 def _section(cls, **fixed):
-    fields = {name: _field_values(f.annotation, f.metadata) for name, f in cls.model_fields.items() if name not in fixed}
+    fields = {name: _field_values(f.annotation, f.metadata)
+              for name, f in cls.model_fields.items() if name not in fixed}
     required = {name: fields.pop(name) for name in list(fields) if cls.model_fields[name].is_required()}
     return st.fixed_dictionaries({**required, **{k: st.just(v) for k, v in fixed.items()}}, optional=fields)
 

@@ -19,13 +19,13 @@ import functools
 import jax
 import jax.numpy as jnp
 import numpy as np
-import oracle as O
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from jax.experimental import checkify
 
 import jaxrnn
+import oracle as O
 from jaxrnn.loop import resolve_path
 
 PATHS = ("plain", "projected", "fused", "parallel")
@@ -57,7 +57,8 @@ def assert_close(actual, expected, rtol, what, floor=1e-3):
         assert np.all(np.isfinite(a)), f"{what}, leaf {n}: {np.sum(~np.isfinite(a))} non-finite entries"
         scale = max(float(np.max(np.abs(e))), floor * top, 1e-30)
         err = float(np.max(np.abs(a - e)))
-        assert err <= rtol * scale, f"{what}, leaf {n} {a.shape}: max error {err:.3g} = {err / scale:.3g} x scale {scale:.3g}"
+        assert err <= rtol * scale, (f"{what}, leaf {n} {a.shape}: "
+                                     f"max error {err:.3g} = {err / scale:.3g} x scale {scale:.3g}")
 
 
 def rel_error(a, e):
@@ -245,7 +246,8 @@ class Case:
         """Each float leaf of (params, xs, carry): ``<grad, v>`` against the oracle's derivative along ``v``,
         within ``1e-4 |grad_leaf|`` (``|grad_leaf|`` at least ``1e-3`` of the largest leaf's norm)."""
         grad_leaves = [np.asarray(g, np.float64) for g in leaves(grads)]
-        assert len(grad_leaves) == len(leaves(self.float_args())), f"{what}: gradient tree has {len(grad_leaves)} leaves"
+        assert len(grad_leaves) == len(leaves(self.float_args())), \
+            f"{what}: gradient tree has {len(grad_leaves)} leaves"
         norms = [float(np.linalg.norm(g)) for g in grad_leaves]
         for n, v, fd in self.directional:
             g = grad_leaves[n]
@@ -265,7 +267,8 @@ def test_oracle_reads_the_params_the_library_makes():
         spec = O.Cell(kind, H)
         _, ys = O.run(spec, init_params(spec, I, 0), np.zeros((2, I)))
         assert ys.shape == (2, H)
-    zeros = lambda key, shape, dtype: jnp.zeros(shape, dtype)  # no QR to compile
+    def zeros(key, shape, dtype):
+        return jnp.zeros(shape, dtype)  # no QR to compile
     lstm = jaxrnn.lstm(H, kernel_init=zeros, recurrent_init=zeros)
     bias = np.asarray(jax.jit(lambda key: lstm.init(key, I))(jax.random.key(0))["bias"]).reshape(4, H)
     np.testing.assert_array_equal(bias, np.stack([np.zeros(H), np.ones(H), np.zeros(H), np.zeros(H)]))
@@ -332,7 +335,8 @@ def check_long(kind, paths, reverse, group):
 
 
 FAST_GROUP = tuple((kind, reverse) for kind, _, reverse in FAST_LONG)
-LONG_IDS = lambda v: "+".join(v) if isinstance(v, tuple) else ("reverse" if v is True else "forward" if v is False else v)
+def LONG_IDS(v):
+    return "+".join(v) if isinstance(v, tuple) else ("reverse" if v is True else "forward" if v is False else v)
 
 
 @pytest.mark.parametrize("kind, paths, reverse", FAST_LONG, ids=LONG_IDS)
@@ -409,7 +413,8 @@ def check_poison(case, paths, what, run=None):
             if not ids:
                 d_xs = np.asarray(g[1])
                 pad = padding_mask(case.xs.shape[0], case.lengths, d_xs)
-                assert np.all(d_xs[pad] == 0.0), f"{label}: d loss/d xs non-zero at padding: {d_xs[pad][d_xs[pad] != 0][:5]}"
+                assert np.all(d_xs[pad] == 0.0), \
+                    f"{label}: d loss/d xs non-zero at padding: {d_xs[pad][d_xs[pad] != 0][:5]}"
 
 
 @pytest.mark.parametrize("kind, paths, reverse", FAST_LONG, ids=LONG_IDS)
@@ -447,7 +452,8 @@ def check_small(name, paths, reverse):
         assert_close(ys, case.expected[1], VALUE_RTOL, what + ": ys")
         assert_close(final, case.expected[0], VALUE_RTOL, what + ": final carry")
         for f, c in zip(leaves(final), leaves(case.carry)):
-            np.testing.assert_array_equal(np.asarray(f)[2], np.asarray(c)[2], err_msg=what + ": length 0 keeps the carry")
+            np.testing.assert_array_equal(np.asarray(f)[2], np.asarray(c)[2],
+                                          err_msg=what + ": length 0 keeps the carry")
         case.directional_check(g, what)
     check_poison(case, paths, f"{name} reverse={reverse}")
 
@@ -541,7 +547,8 @@ M2O = {
     "emb_stack_bi": O.Stack((O.Embedding(3), O.Bi(O.Cell("gru_ra", H), O.Cell("minlstm", H)))),
     "cell": O.Cell("lstm", H),
     "bi_linear": O.Stack((O.Bi(O.Cell("gru", H), O.Cell("lstm", H)), O.Linear(3))),
-    "nested_bi": O.Bi(O.Stack((O.Cell("lstm", H), O.Cell("gru", H))), O.Bi(O.Cell("gru_ra", H), O.Cell("mingru", H), "sum")),
+    "nested_bi": O.Bi(O.Stack((O.Cell("lstm", H), O.Cell("gru", H))),
+                      O.Bi(O.Cell("gru_ra", H), O.Cell("mingru", H), "sum")),
     "residual_top_cell": O.Stack((O.Bi(O.Cell("lstm", H), O.Cell("gru", H), "sum"), O.Cell("rnn_tanh", H), O.Linear(H)),
                                  residual=True),
 }
@@ -552,7 +559,8 @@ class M2OCase(Case):
     def __init__(self, spec, seed=7):
         super().__init__(spec, SMALL_T, (3,), SMALL_LENGTHS, False, seed)
         self.params = {"cell": self.params, "readout": {
-            "kernel": jnp.asarray(np.random.default_rng(seed).normal(0.0, 0.5, (O.out_features(spec, I), 2)), jnp.float32),
+            "kernel": jnp.asarray(np.random.default_rng(seed).normal(0.0, 0.5, (O.out_features(spec, I), 2)),
+                                  jnp.float32),
             "bias": jnp.asarray([0.3, -0.2], jnp.float32)}}
         self.w = weights(np.zeros((3, 2)), seed + 5)
 
@@ -679,7 +687,8 @@ def fd_hessian_xs(case):
     xs = np.asarray(case.xs, np.float64)
     n = xs.size
     h = 1e-4
-    f = lambda x: case.oracle_loss(case.params, x.reshape(xs.shape), case.carry)
+    def f(x):
+        return case.oracle_loss(case.params, x.reshape(xs.shape), case.carry)
     flat = xs.ravel()
     hess = np.zeros((n, n))
     for i in range(n):
@@ -715,8 +724,11 @@ def check_transforms(kind, path, eager=True, checkpoint=True):
         primal, tangent, hess = forward
         assert_close(primal, case.expected, VALUE_RTOL, what + ": jvp primal")
         h = 1e-6
-        shifted = [jax.tree_util.tree_map(lambda a, t, s=s: np.asarray(a, np.float64) + s * h * np.asarray(t, np.float64),
-                                          args, tangents) for s in (1, -1)]
+        shifted = [
+            jax.tree_util.tree_map(lambda a, t, s=s: np.asarray(a, np.float64) + s * h * np.asarray(t, np.float64),
+                                   args, tangents)
+            for s in (1, -1)
+        ]
         fd = (oracle_outputs(case, *shifted[0]) - oracle_outputs(case, *shifted[1])) / (2 * h)
         got = np.concatenate([np.ravel(leaf) for leaf in leaves(tangent[0])] + [np.ravel(tangent[1])])
         assert_close(got, fd, GRAD_RTOL, what + ": jvp tangent")

@@ -5,15 +5,15 @@ from __future__ import annotations
 
 import functools
 import re
+
 import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
 from jax.experimental import checkify
-from support import CELL_NAMES, CELLS, B, H, I, T, random_params
 
 import jaxrnn
-
+from support import CELL_NAMES, CELLS, B, H, I, T, random_params
 
 
 def shapes(tree):
@@ -97,7 +97,8 @@ def test_integer_carry_and_stack_carry_of_wrong_length():
 )
 def test_lengths_of_wrong_shape_or_dtype(lengths, exception, match):
     cell = CELLS["lstm"]
-    f = lambda params, xs, lengths: jaxrnn.scan(cell, params, xs, lengths=lengths)
+    def f(params, xs, lengths):
+        return jaxrnn.scan(cell, params, xs, lengths=lengths)
     raises_eagerly_and_traced(exception, match, f, init(cell, I), jnp.zeros((T, B, I)), lengths)
 
 
@@ -218,8 +219,10 @@ def test_init_checks_the_input_size(size, exception):
 
 
 def test_initial_carry_takes_an_int_batch_size():
-    for part in (CELLS["lstm"], jaxrnn.stack([CELLS["gru"], CELLS["lstm"]]), jaxrnn.bidirectional(CELLS["gru"], CELLS["gru"])):
-        assert jax.tree_util.tree_structure(part.initial_carry(32)) == jax.tree_util.tree_structure(part.initial_carry((32,)))
+    for part in (CELLS["lstm"], jaxrnn.stack([CELLS["gru"], CELLS["lstm"]]),
+                 jaxrnn.bidirectional(CELLS["gru"], CELLS["gru"])):
+        assert (jax.tree_util.tree_structure(part.initial_carry(32))
+                == jax.tree_util.tree_structure(part.initial_carry((32,))))
         assert {leaf.shape for leaf in jax.tree_util.tree_leaves(part.initial_carry(32))} == {(32, H)}
     for bad in (2.5, "32", (3, -1), [None]):
         with pytest.raises(TypeError, match=r"batch_shape: expected an int or a tuple of non-negative ints"):
@@ -280,10 +283,12 @@ def test_padding_outputs_are_zero_whatever_the_merge():
     (lambda: jaxrnn.stack(CELLS["lstm"]), TypeError, r"stack: expected a list of parts, got one Cell"),
     (lambda: jaxrnn.stack([CELLS["lstm"]] * 2, dropout="0.5"), TypeError, r"dropout: expected a number in \[0, 1\)"),
     (lambda: jaxrnn.stack([CELLS["lstm"]] * 2, dropout=np.float32(0.5)), None, None),
-    (lambda: jaxrnn.bidirectional(CELLS["lstm"], CELLS["lstm"], merge=["concat"]), ValueError, r"unknown merge \['concat'\]"),
+    (lambda: jaxrnn.bidirectional(CELLS["lstm"], CELLS["lstm"], merge=["concat"]), ValueError,
+     r"unknown merge \['concat'\]"),
     (lambda: jaxrnn.scan(jaxrnn.bidirectional(jaxrnn.lstm(3), jaxrnn.lstm(4), merge="sum"),
                          jaxrnn.bidirectional(jaxrnn.lstm(3), jaxrnn.lstm(4)).init(jax.random.key(0), I),
-                         jnp.ones((T, I))), ValueError, r"merge 'sum' needs the two directions' outputs to be the same size"),
+                         jnp.ones((T, I))),
+     ValueError, r"merge 'sum' needs the two directions' outputs to be the same size"),
     (lambda: CELLS["lstm"].init(0, I), TypeError, r"key: expected a random key \(jax.random.key\(seed\)\), got 0"),
     (lambda: jaxrnn.stack([CELLS["lstm"]] * 2).init(None, I), TypeError, r"key: expected a random key"),
     (lambda: jaxrnn.scan(CELLS["lstm"], init(CELLS["lstm"], I), jnp.ones((T, I)), key=0), TypeError,
@@ -294,9 +299,11 @@ def test_padding_outputs_are_zero_whatever_the_merge():
      r"recurrent_kernel: expected shape \(6, 6\), got \(6, 24\)"),
     (lambda: jaxrnn.scan(jaxrnn.bidirectional(CELLS["lstm"], CELLS["lstm"]), init(CELLS["lstm"], I), jnp.ones((T, I))),
      ValueError, r"expected the params of a bidirectional layer"),
-    (lambda: CELLS["lstm"].initial_carry(2, jnp.int32), TypeError, r"dtype: expected a floating-point dtype for the carry"),
+    (lambda: CELLS["lstm"].initial_carry(2, jnp.int32), TypeError,
+     r"dtype: expected a floating-point dtype for the carry"),
     (lambda: jaxrnn.models.many_to_one("lstm", 1), TypeError, r"core: expected a jaxrnn.Cell or jaxrnn.Layer, got str"),
-    (lambda: jaxrnn.autoregressive.windows(jnp.ones((5, 1)), 2.5), TypeError, r"tau: expected an integer >= 1, got 2.5"),
+    (lambda: jaxrnn.autoregressive.windows(jnp.ones((5, 1)), 2.5), TypeError,
+     r"tau: expected an integer >= 1, got 2.5"),
     (lambda: jaxrnn.autoregressive.ar(2, hidden=5), TypeError, r"hidden: expected a sequence of layer sizes"),
     (lambda: jaxrnn.autoregressive.markov(5), TypeError, r"hidden: expected a sequence of layer sizes"),
     (lambda: jaxrnn.autoregressive.forecast(jaxrnn.lstm(2), {}, jnp.ones((5, 1)), 2, 1), TypeError,
@@ -304,7 +311,8 @@ def test_padding_outputs_are_zero_whatever_the_merge():
     (lambda: jaxrnn.autoregressive.forecast(jaxrnn.autoregressive.ar(2), {}, jnp.ones((5, 1)), 2, 2.5), TypeError,
      r"steps: expected an integer >= 1, got 2.5"),
     (lambda: jaxrnn.train_step(None, None), TypeError, r"loss_fn: expected a callable, got None"),
-    (lambda: jaxrnn.train_step(lambda p, b, k: (0.0, {}), "adam"), TypeError, r"tx: expected an Optax GradientTransformation"),
+    (lambda: jaxrnn.train_step(lambda p, b, k: (0.0, {}), "adam"), TypeError,
+     r"tx: expected an Optax GradientTransformation"),
     (lambda: jaxrnn.truncated_bptt_step(lambda *a: 0.0, jaxrnn.training.optax.sgd(0.1), 2.5), TypeError,
      r"chunk_length: expected an integer >= 1, got 2.5"),
     (lambda: jaxrnn.lstm(4, forget_bias=float("inf")), ValueError, r"forget_bias: expected a finite number, got inf"),

@@ -24,11 +24,10 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
-from support import CELLS, H, assert_trees_close, random_params
 
 import jaxrnn
 from jaxrnn.interop import StateDictMismatch, check_module, from_torch, to_torch, torch_module, torch_spec
-
+from support import CELLS, H, assert_trees_close, random_params
 
 FIXTURES = pathlib.Path(__file__).parent / "fixtures"
 NAMES = sorted(path.stem for path in FIXTURES.glob("*.npz"))
@@ -124,7 +123,8 @@ def test_matches_pytorch_outputs_final_state_and_input_gradient(name):
     np.testing.assert_allclose(h_n, fixture["h_n"], rtol=1e-5, atol=1e-5)
     if c_n is not None:
         np.testing.assert_allclose(c_n, fixture["c_n"], rtol=1e-5, atol=1e-5)
-    zeros = lambda a: None if a is None else jnp.zeros_like(a)
+    def zeros(a):
+        return None if a is None else jnp.zeros_like(a)
     (grad_x,) = vjp((jnp.asarray(fixture["loss_weight"]), zeros(h_n), zeros(c_n)))
     np.testing.assert_allclose(grad_x, fixture["grad_x"], rtol=1e-4, atol=1e-5)
 

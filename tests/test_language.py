@@ -14,10 +14,9 @@ import optax
 import pytest
 
 import jaxrnn
+from conftest import TINY, cli
 from jaxrnn import datasets, language, training
 from jaxrnn.vocabulary import UNKNOWN_ID, Vocabulary
-
-from conftest import TINY, cli
 
 V, E, H = 7, 5, 6
 MODEL = language.language_model(jaxrnn.gru(H, reset_after=True), V, E)
@@ -270,7 +269,8 @@ def test_the_digits_ship_with_the_package():
     assert np.bincount(labels).min() > 170  # ten balanced classes
     train_x, train_y, test_x, test_y = digits.split(0.2)
     assert len(test_y) == 359 and len(train_y) == 1438 and train_x.max() == 1.0
-    assert digits.sequences(test_x, "pixels").shape == (64, 359, 1) and digits.sequences(test_x, "rows").shape == (8, 359, 8)
+    assert digits.sequences(test_x, "pixels").shape == (64, 359, 1)
+    assert digits.sequences(test_x, "rows").shape == (8, 359, 8)
     np.testing.assert_array_equal(digits.sequences(test_x, "pixels")[:8, 0, 0], test_x[0, 0])  # the first row first
 
 

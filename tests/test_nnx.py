@@ -18,10 +18,10 @@ import pytest
 pytest.importorskip("flax")
 
 from flax import nnx  # noqa: E402
-from support import B, H, I, T, assert_trees_close, random_carry, random_inputs, random_params  # noqa: E402
 
 import jaxrnn  # noqa: E402
 from jaxrnn import nnx as jnnx  # noqa: E402
+from support import B, H, I, T, assert_trees_close, random_carry, random_inputs, random_params  # noqa: E402
 
 # name: (part, scan options the case exercises)
 PARTS = {

@@ -222,3 +222,14 @@ def test_the_installed_wheel_works_from_anywhere(tmp_path):
     ran = jaxrnn_command("run", "adding_t50_lstm", "--set", "train.steps=2", "--set", "train.eval_batches=1")
     assert ran.returncode == 0, ran.stderr
     assert (elsewhere / "runs" / "adding_t50_lstm" / "summary.json").exists()
+
+
+def test_the_linter_passes():
+    """``ruff check`` with the settings in pyproject.toml (line length, imports, pyflakes): every ``noqa`` names
+    a rule that is checked."""
+    ruff = shutil.which("ruff")
+    if ruff is None:
+        pytest.skip("ruff is in the test extra; not installed here")
+    found = subprocess.run([ruff, "check", "--no-cache", "--output-format", "concise", str(ROOT)], capture_output=True,
+                           text=True, timeout=120)
+    assert found.returncode == 0, found.stdout + found.stderr

@@ -12,11 +12,11 @@ import numpy as np
 import pytest
 from jax import lax
 from jax.test_util import check_grads
-from support import assert_trees_close
 
 import jaxrnn
 from jaxrnn import language
 from jaxrnn.linear_recurrence import checkpointed_sequence, gated_scan, linear_scan, log_linear_scan
+from support import assert_trees_close
 
 T, B, I, H = 9, 3, 4, 6
 RNG = np.random.default_rng(0)

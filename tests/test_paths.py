@@ -90,7 +90,8 @@ def test_fused_path_in_bfloat16_matches_plain(name, precision):
     ``hp`` in bf16; ``bf16 params and inputs`` with the float32 carry gives a bf16
     ``xp`` and a float32 ``hp``, whose sum an additive cell must not save alone.
     """
-    factory = {"rnn": jaxrnn.rnn, "lstm": jaxrnn.lstm, "gru_reset_after": lambda h, **kw: jaxrnn.gru(h, reset_after=True, **kw)}
+    factory = {"rnn": jaxrnn.rnn, "lstm": jaxrnn.lstm,
+               "gru_reset_after": lambda h, **kw: jaxrnn.gru(h, reset_after=True, **kw)}
     if precision == "bf16 products":
         cell = factory[name](H, dtype=jnp.bfloat16)
         params, xs, carry = _inputs(cell)

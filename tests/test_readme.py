@@ -10,9 +10,8 @@ import numpy as np
 import pytest
 
 import jaxrnn
-from jaxrnn.tasks import adding
-
 from conftest import ROOT
+from jaxrnn.tasks import adding
 
 
 def examples() -> list[str]:

@@ -13,11 +13,23 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 from jax.test_util import check_grads
-from support import (CELL_NAMES, CELLS, PROPERTY, B, H, I, T, assert_trees_close, random_carry,
-                     random_inputs, random_params, run, step_loop)
 
 import jaxrnn
-
+from support import (
+    CELL_NAMES,
+    CELLS,
+    PROPERTY,
+    B,
+    H,
+    I,
+    T,
+    assert_trees_close,
+    random_carry,
+    random_inputs,
+    random_params,
+    run,
+    step_loop,
+)
 
 seeds = st.integers(0, 2**31 - 1)
 cell_names = st.sampled_from(CELL_NAMES)
@@ -48,7 +60,8 @@ def outputs_and_grads(cell, params, xs, carry, lengths):
         out = jaxrnn.scan(cell, params, xs, carry, lengths=lengths, **options)
         return sum(jnp.sum(jnp.square(leaf)) for leaf in jax.tree_util.tree_leaves(out)), out
 
-    grad = lambda options: jax.grad(functools.partial(loss, options=options), (0, 1, 2), has_aux=True)
+    def grad(options):
+        return jax.grad(functools.partial(loss, options=options), (0, 1, 2), has_aux=True)
     return [grad(options)(params, xs, carry)[::-1] for options in BASELINES + VARIANTS]
 
 

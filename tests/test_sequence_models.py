@@ -10,11 +10,10 @@ import numpy as np
 import pytest
 
 import jaxrnn
+from conftest import TINY, cli
 from jaxrnn import autoregressive, datasets, models
 from jaxrnn.experiment import registry
 from jaxrnn.experiments import sunspots
-
-from conftest import TINY, cli
 
 RNG = np.random.default_rng(0)
 SERIES = jnp.asarray(RNG.standard_normal((12, 2)), jnp.float32)  # (N, D)
@@ -233,7 +232,8 @@ WINDOW = {"kind": "window", "num_layers": 0}
      ["model.tau: expected at most 214", "data.horizon 8", "got 215"]),
     ({"data": {"seq_len": 100, "first_test_year": 1760}}, ["data.seq_len", "60 training years"]),
     ({"data": {"first_test_year": 2000}}, ["data.first_test_year", "1750..1992"]),
-    ({"data": {"first_test_year": 1900, "last_test_year": 1899}}, ["data.last_test_year", ">= data.first_test_year (1900)", "1899"]),
+    ({"data": {"first_test_year": 1900, "last_test_year": 1899}},
+     ["data.last_test_year", ">= data.first_test_year (1900)", "1899"]),
 ])
 def test_bad_sequence_model_configs_exit_2_before_a_run_folder(write_config, capsys, updates, expected):
     base = {**TINY, "experiment": "sunspots", "model": {"cell": "gru", "hidden_size": 4, "num_layers": 1}, "data": {}}
@@ -272,7 +272,8 @@ def test_the_naive_model_leaves_the_lags_it_never_saw_at_zero():
 
 
 def test_the_naive_config_reads_the_whole_series():
-    from jaxrnn.experiment import catalog, config as config_lib
+    from jaxrnn.experiment import catalog
+    from jaxrnn.experiment import config as config_lib
 
     loaded = config_lib.load("sunspots_naive")
     assert loaded.model.kind == "naive" and loaded.model.label == "naive"

@@ -16,6 +16,7 @@ from jaxrnn.experiment import registry
 from jaxrnn.experiment.keys import Purpose, key
 from jaxrnn.tasks import adding, copying
 
+
 def tiny_adding(cell="lstm", seq_len=10, batch_size=16):
     model = models.many_to_one(registry.CELLS[cell].factory(8), adding.OUTPUT_SIZE)
 
@@ -27,7 +28,8 @@ def tiny_adding(cell="lstm", seq_len=10, batch_size=16):
 
 
 # One cell in the fast suite (every cell's step is held to the oracle in test_edges.py); all of them with -m slow.
-@pytest.mark.parametrize("cell", [c if c == "lstm" else pytest.param(c, marks=pytest.mark.slow) for c in registry.CELLS])
+@pytest.mark.parametrize("cell", [c if c == "lstm" else pytest.param(c, marks=pytest.mark.slow)
+                                  for c in registry.CELLS])
 def test_train_step_lowers_the_loss(cell):
     model, loss, sample = tiny_adding(cell)
     tx = optax.adam(0.02)

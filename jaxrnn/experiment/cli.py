@@ -222,9 +222,8 @@ def _table(args: argparse.Namespace) -> int:
 
 def _sample(args: argparse.Namespace) -> int:
     from jaxrnn import language
-    from jaxrnn.experiment import catalog
+    from jaxrnn.experiment import catalog, runner
     from jaxrnn.experiment import config as config_lib
-    from jaxrnn.experiment import runner
     from jaxrnn.experiment.progress import Progress
     from jaxrnn.experiment.rundir import RunDir
     from jaxrnn.experiment.schema import ConfigError

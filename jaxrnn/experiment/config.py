@@ -157,7 +157,8 @@ def apply_overrides(raw: dict[str, Any], overrides: Iterable[str]) -> dict[str, 
                 raise ConfigError(f"--set {key}: {'.'.join(sections[: depth + 1])} is not a section")
             node = child
         if isinstance(node.get(leaf), dict):
-            raise ConfigError(f"--set {key}: {key} is a section; set one of its keys, e.g. {key}.{next(iter(node[leaf]), 'key')}")
+            raise ConfigError(f"--set {key}: {key} is a section; set one of its keys, "
+                              f"e.g. {key}.{next(iter(node[leaf]), 'key')}")
         node[leaf] = _Text(value)
     return raw
 

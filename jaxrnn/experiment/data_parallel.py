@@ -39,7 +39,8 @@ def mesh(devices: int | str) -> Mesh | None:
     count = len(visible) if devices == "all" else int(devices)
     if count > len(visible):
         raise ConfigError(f"train.devices: {count} asked for, but {len(visible)} {visible[0].platform} "
-                          f"device{'s are' if len(visible) > 1 else ' is'} visible; use 'all' or at most {len(visible)}")
+                          f"device{'s are' if len(visible) > 1 else ' is'} visible; "
+                          f"use 'all' or at most {len(visible)}")
     if count == 1:
         return None
     return Mesh(np.asarray(visible[:count]), (AXIS,))
@@ -61,7 +62,9 @@ def check(batch_axes: Any, batch_size: int, mesh: Mesh, experiment: str) -> None
 
 
 def split(tree: Any, axes: Any, mesh: Mesh) -> Any:
-    """``tree`` on ``mesh``, each leaf split along its axis in ``axes`` (a prefix of ``tree``; ``None``: whole on every device).
+    """``tree`` on ``mesh``, each leaf split along its axis in ``axes``.
+
+    ``axes`` is a prefix of ``tree``; ``None`` puts a leaf whole on every device.
 
     Raises:
       ValueError: ``axes`` is not a prefix of ``tree``'s structure (an experiment's ``batch_axes`` that does

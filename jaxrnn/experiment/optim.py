@@ -15,6 +15,7 @@ import optax
 
 from jaxrnn.experiment.registry import OPTIMIZERS, SCHEDULES
 
+
 def schedule(
     name: str,
     learning_rate: float,

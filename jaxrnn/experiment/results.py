@@ -1,6 +1,7 @@
 """The results: tables and figures made from run folders, never typed or drawn by hand.
 
-    | experiment | T | cell | hidden | eval loss | baseline | loss / baseline | eval accuracy | grad decay | steps | wall time | machine |
+The table's columns: experiment, T, cell, hidden, eval loss, baseline,
+loss / baseline, eval accuracy, grad decay, steps, wall time, machine.
 
 One row per run folder, from its ``summary.json`` (or its ``diverged.json``
 when the NaN guard stopped it). ``grad decay`` is ``eval_grad_decay`` where
@@ -143,8 +144,9 @@ def figures(paths: Iterable[str | Path], folder: str | Path) -> list[Path]:
             missing = [name for name in figure.needs if name not in runs]
             if missing:
                 where = ", ".join(map(str, paths))
+                more = f" and {len(missing) - 1} more" if len(missing) > 1 else ""
                 raise ConfigError(f"figure {figure.name} needs the run of config {missing[0]} (not in {where}): "
-                                  f"jaxrnn run {missing[0]}" + (f" and {len(missing) - 1} more" if len(missing) > 1 else ""))
+                                  f"jaxrnn run {missing[0]}" + more)
             figure.draw({name: runs[name] for name in figure.needs}, folder / figure.name)
             written.append(folder / figure.name)
     return written

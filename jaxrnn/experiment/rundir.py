@@ -78,7 +78,8 @@ class RunDir:
 
         ``final_eval=False`` also drops the evaluation records at ``step`` itself.
         """
-        kept = [r for r in self._read_records() if r["step"] < step or (r["step"] == step and (final_eval or "loss" in r))]
+        kept = [r for r in self._read_records()
+                if r["step"] < step or (r["step"] == step and (final_eval or "loss" in r))]
         if self.metrics_file.exists():
             _write_atomic(self.metrics_file, "".join(json.dumps(r) + "\n" for r in kept))
         return kept

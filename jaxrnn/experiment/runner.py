@@ -24,7 +24,8 @@ import jax
 import numpy as np
 
 from jaxrnn import training
-from jaxrnn.experiment import catalog, config as config_lib, data_parallel, interrupt, memory, plots
+from jaxrnn.experiment import catalog, data_parallel, interrupt, memory, plots
+from jaxrnn.experiment import config as config_lib
 from jaxrnn.experiment.checkpoint import Checkpointer
 from jaxrnn.experiment.keys import Purpose, key
 from jaxrnn.experiment.problem import Problem
@@ -194,7 +195,8 @@ def fit(
                 if not metrics.pop("finite"):
                     message = _diverged_message(step + 1, metrics, checkpoints)
                     folder.write_diverged({"step": step + 1, "loss": float(metrics["loss"]),
-                                           "grad_norm": float(metrics["grad_norm"]), "last_checkpoint": checkpoints.latest()})
+                                           "grad_norm": float(metrics["grad_norm"]),
+                                           "last_checkpoint": checkpoints.latest()})
                     raise training.Diverged(message)
                 window.append(metrics)
                 done = step + 1
@@ -308,7 +310,8 @@ def restore_params(config: Config, folder: RunDir) -> tuple[Problem, Any]:
     like = state if problem.carry is None else (state, problem.carry())
     with Checkpointer(folder.checkpoints) as checkpoints:
         if checkpoints.latest() is None:
-            raise ConfigError(f"{folder.path} has no checkpoint yet (jaxrnn run saves one every train.checkpoint_every steps)")
+            raise ConfigError(f"{folder.path} has no checkpoint yet "
+                              "(jaxrnn run saves one every train.checkpoint_every steps)")
         saved = checkpoints.restore(like)
     return problem, (saved if problem.carry is None else saved[0]).params
 

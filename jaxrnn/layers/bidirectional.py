@@ -84,8 +84,9 @@ class Bidirectional:
 
 def check_params(params: Params) -> None:
     if not isinstance(params, dict) or set(params) != {"forward", "backward"}:
+        keys = f" with keys {sorted(params)}" if isinstance(params, dict) else ""
         raise ValueError(f"expected the params of a bidirectional layer, {{'forward': ..., 'backward': ...}}, "
-                         f"got {type(params).__name__}" + (f" with keys {sorted(params)}" if isinstance(params, dict) else ""))
+                         f"got {type(params).__name__}" + keys)
 
 
 def bidirectional(

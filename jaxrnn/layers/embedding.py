@@ -74,5 +74,6 @@ def check_ids(params: dict[str, jax.Array], ids: Any, checked: bool) -> None:
                              f"{values.min()} to {values.max()}")
     elif checked and ids.size:
         checkify.check(jnp.all((ids >= 0) & (ids < vocab)),
-                       f"expected token ids in [0, {vocab}) (the embedding's vocabulary), got ids from {{lo}} to {{hi}}",
+                       f"expected token ids in [0, {vocab}) (the embedding's vocabulary), "
+                       "got ids from {lo} to {hi}",
                        lo=jnp.min(ids), hi=jnp.max(ids))

@@ -82,7 +82,10 @@ class Stacked(Composite):
 
     def final_output(self, params: Params, xs: jax.Array, *, lengths: jax.Array | None = None,
                      key: jax.Array | None = None, reverse: bool = False) -> jax.Array:
-        """The top recurrent layer's final output (:mod:`jaxrnn.final_output`), through the stateless layers above it."""
+        """The top recurrent layer's final output, through the stateless layers above it.
+
+        See :mod:`jaxrnn.final_output`.
+        """
         check_layers(params, (None,) * len(self.parts), len(self.parts))
         stateless = [isinstance(part, Cell) and isinstance(part.step, Pointwise) for part in self.parts]
         if all(stateless):
@@ -139,7 +142,8 @@ def stack(parts: Sequence[Part], *, residual: bool = False, dropout: float = 0.0
         raise TypeError(f"dropout: expected a number in [0, 1), got {dropout!r}")
     if not 0.0 <= dropout < 1.0:
         raise ValueError(f"expected dropout in [0, 1), got {dropout!r}")
-    for name, value, acts_on in (("dropout", dropout, "drops the input of"), ("residual", residual, "adds the input to")):
+    for name, value, acts_on in (("dropout", dropout, "drops the input of"),
+                                 ("residual", residual, "adds the input to")):
         if value and len(parts) == 1:
             raise ValueError(f"{name}={value} would do nothing: it {acts_on} every layer but the first, "
                              "and this stack has one layer")
@@ -172,7 +176,10 @@ def layers_of(part: Part) -> Stacked | None:
 
 def output_features(part: Part, params: Params, input_size: int) -> int:
     """Feature size of ``part``'s output, found by tracing it on one step (no FLOPs)."""
-    xs = jax.ShapeDtypeStruct((1,), jnp.int32) if reads_ids(part) else jax.ShapeDtypeStruct((1, input_size), jnp.float32)
+    if reads_ids(part):
+        xs = jax.ShapeDtypeStruct((1,), jnp.int32)
+    else:
+        xs = jax.ShapeDtypeStruct((1, input_size), jnp.float32)
     _, ys = jax.eval_shape(lambda p, x: scan(part, p, x), params, xs)
     return ys.shape[-1]
 
