@@ -13,6 +13,7 @@ from typing import Any, Callable
 import jax
 import jax.numpy as jnp
 import numpy as np
+from jax.experimental import checkify
 
 from jaxrnn.parts import Cell, Layer
 
@@ -187,3 +188,23 @@ def _describe_params(params: Any) -> str:
         return str(jax.tree_util.tree_map(lambda a: tuple(jnp.shape(a)), params))
     except TypeError:
         return f"a {type(params).__name__}"
+
+
+def known_values(array: Any) -> np.ndarray | None:
+    """``array``'s values where they are known while tracing (numpy, lists, concrete arrays, a numpy constant
+    inside ``jit``), else ``None``. Read them before ``jnp.asarray``, which inside ``jit`` traces even a constant."""
+    try:
+        return np.asarray(array)
+    except jax.errors.TracerArrayConversionError:
+        return None
+
+
+def in_range(array: Any, low: int, high: int, message: str, *, checked: bool) -> None:
+    """Every entry of ``array`` in ``[low, high]``: a ``ValueError`` now where the values are known; with
+    ``checked``, a ``checkify`` check of traced ones. ``message`` names ``{lo}`` and ``{hi}``, the values' range."""
+    values = known_values(array)
+    if values is not None:
+        if values.size and (values.min() < low or values.max() > high):
+            raise ValueError(message.format(lo=values.min(), hi=values.max()))
+    elif checked and array.size:
+        checkify.check(jnp.all((array >= low) & (array <= high)), message, lo=jnp.min(array), hi=jnp.max(array))

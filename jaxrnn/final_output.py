@@ -20,7 +20,7 @@ import jax
 import jax.numpy as jnp
 
 from jaxrnn.loop import scan
-from jaxrnn.parts import Cell, Params, Part
+from jaxrnn.parts import Params, Part, behaviour
 
 
 def final_output(part: Part, params: Params, xs: jax.Array, *, lengths: jax.Array | None = None,
@@ -30,8 +30,7 @@ def final_output(part: Part, params: Params, xs: jax.Array, *, lengths: jax.Arra
     Returns:
       ``(*batch, O)``; zeros for a sequence of length 0.
     """
-    owner = part.step if isinstance(part, Cell) else getattr(part.apply, "__self__", part.apply)  # a stack's bound scan
-    read = getattr(owner, "final_output", None)
+    read = getattr(behaviour(part), "final_output", None)
     if read is not None:
         return read(params, xs, lengths=lengths, key=key, reverse=reverse)
     _, ys = scan(part, params, xs, lengths=lengths, key=key, reverse=reverse)
@@ -43,12 +42,12 @@ def last(ys: jax.Array, lengths: jax.Array | None = None) -> jax.Array:
 
     Zeros for a sequence of length 0.
     """
-    if lengths is None:
-        return ys[-1] if ys.shape[0] else jnp.zeros(ys.shape[1:], ys.dtype)
-    lengths = jnp.asarray(lengths)
-    index = jnp.clip(lengths - 1, 0, max(ys.shape[0] - 1, 0))[None, ..., None]
     if ys.shape[0] == 0:
         return jnp.zeros(ys.shape[1:], ys.dtype)
+    if lengths is None:
+        return ys[-1]
+    lengths = jnp.asarray(lengths)
+    index = jnp.clip(lengths - 1, 0, ys.shape[0] - 1)[None, ..., None]
     picked = jnp.take_along_axis(ys, index, axis=0)[0]
     return jnp.where((lengths > 0)[..., None], picked, jnp.zeros_like(picked))
 

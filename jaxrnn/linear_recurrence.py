@@ -11,8 +11,8 @@ state, ``lengths`` and ``reverse``; :func:`gated_scan` takes ``a`` and ``b``
 as logs, the form in which the minimal RNNs (``jaxrnn.mingru``,
 ``jaxrnn.minlstm``) compute their gates; :func:`log_linear_scan` composes in
 log space, for positive ``a``, ``b`` and ``h``, where ``h`` itself would
-underflow float32. :func:`checkpointed_sequence` runs any whole-sequence
-function a chunk at a time, for ``remat``.
+underflow float32. (``remat`` runs a whole sequence a chunk at a time:
+:func:`jaxrnn.loop.checkpointed_sequence`.)
 
 Precision: each ``h_t`` is ``O(log T)`` compositions deep, each a product and
 a sum (of terms of one sign, for positive ``a``, ``b``), so its float32 error
@@ -36,10 +36,9 @@ from typing import Any, Callable, NamedTuple
 
 import jax
 import jax.numpy as jnp
-from jax import lax
 
 from jaxrnn import checks
-from jaxrnn.loop import check_lengths, chunk_size
+from jaxrnn.loop import check_lengths
 from jaxrnn.masking import expand, valid_mask
 
 
@@ -208,47 +207,3 @@ def log_linear_scan(log_a: jax.Array, log_b: jax.Array, log_h0: jax.Array | None
     log_hs = _log_tree(log_a, log_b, reverse)
     final = log_hs[0] if reverse else log_hs[-1]
     return final, log_hs if valid is None else jnp.where(valid, log_hs, jnp.full_like(log_hs, -jnp.inf))
-
-
-def checkpointed_sequence(sequence: Callable[..., tuple[Any, jax.Array]], params: Any, xs: jax.Array, carry: Any,
-                          *, lengths: jax.Array | None = None, reverse: bool = False) -> tuple[Any, jax.Array]:
-    """``sequence(params, xs, carry, lengths=, reverse=)`` a chunk of ``K ~ sqrt(T)`` steps at a time, for ``remat``.
-
-    ``sequence`` is a whole-sequence function that starts from ``carry`` and
-    returns ``(final_carry, ys)`` (a :class:`~jaxrnn.parts.Parallel` step's),
-    so running it over consecutive chunks, each from the last one's final
-    carry, is running it once. A ``lax.scan`` over the ``T / K`` chunks does
-    that, each chunk under ``jax.checkpoint``: the backward pass stores
-    ``T / K`` carries and recomputes one chunk at a time, memory
-    ``O(sqrt(T))`` carries plus one chunk's activations instead of every
-    step's. Each chunk still runs its ``K`` steps in parallel; the chunks
-    follow one another (``reverse``: from the last). A ``T`` with no divisor
-    near ``sqrt(T)`` is padded at the end with steps past every length.
-
-    Args:
-      sequence: ``sequence(params, xs, carry, *, lengths, reverse) -> (carry, ys)``.
-      params, xs, carry: its arguments; ``xs: (T, *batch, I)``, ``ys: (T, *batch, O)``.
-      lengths: integer ``(*batch,)``, or ``None``; as in :func:`jaxrnn.scan`.
-      reverse: as in :func:`jaxrnn.scan`.
-
-    Returns:
-      ``(final_carry, ys)``, as ``sequence(params, xs, carry, lengths=lengths, reverse=reverse)``.
-    """
-    time = xs.shape[0]
-    if time == 0:
-        return sequence(params, xs, carry, lengths=lengths, reverse=reverse)
-    size = chunk_size(time)
-    chunks = -(-time // size)
-    if chunks * size > time:  # the padding is past every sequence's end: it changes no carry
-        lengths = jnp.full(xs.shape[1:-1], time, jnp.int32) if lengths is None else lengths
-        xs = jnp.concatenate([xs, jnp.zeros((chunks * size - time, *xs.shape[1:]), xs.dtype)])
-    starts = jnp.arange(chunks, dtype=jnp.int32) * size
-
-    @jax.checkpoint
-    def chunk(carry, inputs):
-        x, start = inputs
-        n = None if lengths is None else jnp.clip(lengths.astype(jnp.int32) - start, 0, size)
-        return sequence(params, x, carry, lengths=n, reverse=reverse)
-
-    carry, ys = lax.scan(chunk, carry, (xs.reshape(chunks, size, *xs.shape[1:]), starts), reverse=reverse)
-    return carry, jax.tree_util.tree_map(lambda y: y.reshape(chunks * size, *y.shape[2:])[:time], ys)

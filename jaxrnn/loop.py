@@ -25,13 +25,12 @@ from __future__ import annotations
 import functools
 import math
 import warnings
-from typing import Any
+from typing import Any, Callable
 
 import jax
 import jax.numpy as jnp
 import numpy as np
 from jax import lax
-from jax.experimental import checkify
 
 from jaxrnn import checks, fused
 from jaxrnn.checks import check_carry_like
@@ -137,17 +136,8 @@ def scan(
     if not isinstance(cell, (Cell, Layer)):
         raise TypeError(f"expected a jaxrnn.Cell or jaxrnn.Layer to scan, got {type(cell).__name__}")
     ids = reads_ids(cell)
-    known = known_values(xs) if ids else None  # before jnp.asarray, which inside jit traces even a constant
-    xs = jnp.asarray(xs)
-    if ids and not jnp.issubdtype(xs.dtype, jnp.integer):
-        raise TypeError(f"expected integer ids (this part starts with an embedding), got xs of dtype {xs.dtype}")
-    features = 0 if ids else 1  # ids have no feature axis: (T, *batch)
-    if xs.ndim < 1 + features:
-        layout = ("(time, ...)" if ids else "(time, ..., features)") if time_major else \
-            ("(..., time)" if ids else "(..., time, features)")
-        raise ValueError(f"expected xs of shape {layout}, got shape {xs.shape}")
-    if not checks.flag("time_major", time_major):
-        xs = jnp.moveaxis(xs, -1 - features, 0)
+    known = checks.known_values(xs) if ids else None  # read before jnp.asarray (checks.known_values)
+    xs = time_major_inputs(cell, xs, time_major)
     options = dict(
         reverse=checks.flag("reverse", reverse),
         unroll=check_unroll(unroll, xs.shape[0]),
@@ -162,7 +152,7 @@ def scan(
     if isinstance(cell, Cell) and not isinstance(cell.step, Composite) and jnp.issubdtype(xs.dtype, jnp.floating):
         checks.check_params_fit(cell, params, xs.shape[-1])  # a stack or a layer checks each of its parts
     batch_shape = xs.shape[1:] if ids else xs.shape[1:-1]
-    known_lengths = None if lengths is None else known_values(lengths)
+    known_lengths = None if lengths is None or known is None else checks.known_values(lengths)
     if lengths is not None:
         lengths = check_lengths(lengths, batch_shape, xs.shape[0], checked=checked)
         xs = zero_padding(xs, lengths)
@@ -175,6 +165,25 @@ def scan(
         validate_ids(cell, params, known)
     final, ys = _scan(cell, params, xs, carry, lengths, batch_shape, **options)
     return final, (ys if time_major else jnp.moveaxis(ys, 0, -2))
+
+
+def time_major_inputs(part: Part, xs: Any, time_major: bool = True) -> jax.Array:
+    """``xs`` checked against what ``part`` reads -- integer ids ``(T, *batch)`` or features
+    ``(T, *batch, I)`` -- with time moved to axis 0 when ``time_major`` is false (``(*batch, T[, I])``).
+
+    Raises:
+      TypeError, ValueError: ``xs`` of the wrong dtype or with too few axes.
+    """
+    ids = reads_ids(part)
+    xs = jnp.asarray(xs)
+    if ids and not jnp.issubdtype(xs.dtype, jnp.integer):
+        raise TypeError(f"expected integer ids (this part starts with an embedding), got xs of dtype {xs.dtype}")
+    features = 0 if ids else 1  # ids have no feature axis: (T, *batch)
+    if xs.ndim < 1 + features:
+        layout = ("(time, ...)" if ids else "(time, ..., features)") if time_major else \
+            ("(..., time)" if ids else "(..., time, features)")
+        raise ValueError(f"expected xs of shape {layout}, got shape {xs.shape}")
+    return xs if checks.flag("time_major", time_major) else jnp.moveaxis(xs, -1 - features, 0)
 
 
 def _scan(part: Part, params, xs, carry, lengths, batch_shape, **options):
@@ -190,8 +199,8 @@ def _scan(part: Part, params, xs, carry, lengths, batch_shape, **options):
     carry = initial() if carry is None else carry
     valid = None if lengths is None else valid_mask(xs.shape[0], lengths)
     if isinstance(step, Pointwise):  # no state: the whole sequence at once
-        if step.validate is not None:
-            step.validate(params, xs, options.get("checked", False))
+        if step.validate is not None and options.get("checked"):  # known values were checked in scan
+            step.validate(params, xs, True)
         return carry, mask(valid, (), (), step.fn(params, xs))[1]
     if not jnp.issubdtype(xs.dtype, jnp.floating):
         raise TypeError(f"expected floating-point xs, got dtype {xs.dtype}")
@@ -199,8 +208,6 @@ def _scan(part: Part, params, xs, carry, lengths, batch_shape, **options):
     path = resolve_path(options["path"], part, remat=remat)
     if path == "parallel":  # all steps at once; with remat, ~sqrt(T) steps at a time, each chunk recomputed
         if remat:
-            from jaxrnn.linear_recurrence import checkpointed_sequence  # (it imports this module)
-
             return checkpointed_sequence(step.sequence, params, xs, carry, lengths=lengths, reverse=reverse)
         return step.sequence(params, xs, carry, lengths=lengths, reverse=reverse)
     if path == "plain":
@@ -246,15 +253,6 @@ def resolve_path(path: str, cell: Cell, *, remat: bool = False) -> str:
     return path
 
 
-def known_values(array: Any) -> np.ndarray | None:
-    """``array``'s values where they are known when ``scan`` is traced (numpy, lists, concrete arrays, even
-    when captured inside jit), else ``None``."""
-    try:
-        return np.asarray(array)
-    except jax.errors.TracerArrayConversionError:
-        return None
-
-
 def check_path(path: Any) -> str:
     if path not in PATHS:
         raise ValueError(f"unknown path {path!r}; expected one of {', '.join(PATHS)}")
@@ -292,23 +290,13 @@ def check_lengths(lengths: Any, batch_shape: tuple[int, ...], time: int, *, chec
 
     With ``checked``, traced lengths get a run-time check through ``checkify``.
     """
-    try:  # numpy, lists and concrete arrays have known values, even when captured inside jit
-        values = np.asarray(lengths)
-    except jax.errors.TracerArrayConversionError:
-        values = None  # traced: the values are not known until run time
-    lengths = jnp.asarray(lengths)
+    given, lengths = lengths, jnp.asarray(lengths)
     if lengths.shape != tuple(batch_shape):
         raise ValueError(f"expected lengths of shape {tuple(batch_shape)} (the batch axes of xs), got {lengths.shape}")
     if not jnp.issubdtype(lengths.dtype, jnp.integer):
         raise TypeError(f"expected integer lengths, got dtype {lengths.dtype}")
-    if values is not None and values.size and (values.min() < 0 or values.max() > time):
-        raise ValueError(
-            f"expected lengths in [0, {time}] (the time axis of xs), got values from {values.min()} to {values.max()}"
-        )
-    if values is None and checked and lengths.size:
-        checkify.check(jnp.all((lengths >= 0) & (lengths <= time)),
-                       f"expected lengths in [0, {time}] (the time axis of xs), got values from {{lo}} to {{hi}}",
-                       lo=jnp.min(lengths), hi=jnp.max(lengths))
+    checks.in_range(given, 0, time, f"expected lengths in [0, {time}] (the time axis of xs), got values from "
+                    "{lo} to {hi}", checked=checked)
     return lengths
 
 
@@ -334,21 +322,78 @@ def checkpointed_scan(step, carry, xs, valid, *, reverse, unroll):
     activations, instead of every step's activations: ``O(sqrt(T))``.
     """
     time, batch_shape = xs.shape[0], xs.shape[1:-1]
-    size = chunk_size(time)
-    chunks = -(-time // size)
-    pad = chunks * size - time
-    if pad:
-        valid = jnp.ones((time, *batch_shape), bool) if valid is None else valid
-        valid = jnp.concatenate([valid, jnp.zeros((pad, *batch_shape), bool)])
-        xs = jnp.concatenate([xs, jnp.zeros((pad, *xs.shape[1:]), xs.dtype)])
-    split = lambda a: a.reshape((chunks, size, *a.shape[1:]))  # noqa: E731
+    size, chunks = chunking(time)
+    if valid is None and chunks * size > time:  # the padding steps are masked
+        valid = jnp.ones((time, *batch_shape), bool)
 
     @jax.checkpoint
     def chunk(carry, inputs):
         return lax.scan(step, carry, inputs, reverse=reverse, unroll=unroll)
 
-    carry, ys = lax.scan(chunk, carry, jax.tree_util.tree_map(split, (xs, valid)), reverse=reverse)
-    return carry, ys.reshape((chunks * size, *ys.shape[2:]))[:time]
+    inputs = jax.tree_util.tree_map(lambda a: in_chunks(a, chunks, size), (xs, valid))
+    carry, ys = lax.scan(chunk, carry, inputs, reverse=reverse)
+    return carry, joined(ys, time)
+
+
+def checkpointed_sequence(sequence: Callable[..., tuple[Any, jax.Array]], params: Any, xs: jax.Array, carry: Any,
+                          *, lengths: jax.Array | None = None, reverse: bool = False) -> tuple[Any, jax.Array]:
+    """``sequence(params, xs, carry, lengths=, reverse=)`` a chunk of ``K ~ sqrt(T)`` steps at a time, for ``remat``.
+
+    ``sequence`` is a whole-sequence function that starts from ``carry`` and
+    returns ``(final_carry, ys)`` (a :class:`~jaxrnn.parts.Parallel` step's),
+    so running it over consecutive chunks, each from the last one's final
+    carry, is running it once. A ``lax.scan`` over the ``T / K`` chunks does
+    that, each chunk under ``jax.checkpoint``: the backward pass stores
+    ``T / K`` carries and recomputes one chunk at a time, memory
+    ``O(sqrt(T))`` carries plus one chunk's activations instead of every
+    step's. Each chunk still runs its ``K`` steps in parallel; the chunks
+    follow one another (``reverse``: from the last). A ``T`` with no divisor
+    near ``sqrt(T)`` is padded at the end with steps past every length.
+
+    Args:
+      sequence: ``sequence(params, xs, carry, *, lengths, reverse) -> (carry, ys)``.
+      params, xs, carry: its arguments; ``xs: (T, *batch, I)``, ``ys: (T, *batch, O)``.
+      lengths: integer ``(*batch,)``, or ``None``; as in :func:`scan`.
+      reverse: as in :func:`scan`.
+
+    Returns:
+      ``(final_carry, ys)``, as ``sequence(params, xs, carry, lengths=lengths, reverse=reverse)``.
+    """
+    time = xs.shape[0]
+    if time == 0:
+        return sequence(params, xs, carry, lengths=lengths, reverse=reverse)
+    size, chunks = chunking(time)
+    if lengths is None and chunks * size > time:  # the padding is past every sequence's end: it changes no carry
+        lengths = jnp.full(xs.shape[1:-1], time, jnp.int32)
+    starts = jnp.arange(chunks, dtype=jnp.int32) * size
+
+    @jax.checkpoint
+    def chunk(carry, inputs):
+        x, start = inputs
+        n = None if lengths is None else jnp.clip(lengths.astype(jnp.int32) - start, 0, size)
+        return sequence(params, x, carry, lengths=n, reverse=reverse)
+
+    carry, ys = lax.scan(chunk, carry, (in_chunks(xs, chunks, size), starts), reverse=reverse)
+    return carry, jax.tree_util.tree_map(lambda y: joined(y, time), ys)
+
+
+def chunking(time: int) -> tuple[int, int]:
+    """``(K, n)``: ``n`` chunks of :func:`chunk_size` ``K`` steps cover ``T`` steps (the last may be padded)."""
+    size = chunk_size(time)
+    return size, -(-time // size)
+
+
+def in_chunks(a: jax.Array, chunks: int, size: int) -> jax.Array:
+    """``a: (T, ...)`` padded with zeros (``False``) to ``chunks * size`` steps, as ``(chunks, size, ...)``."""
+    pad = chunks * size - a.shape[0]
+    if pad:
+        a = jnp.concatenate([a, jnp.zeros((pad, *a.shape[1:]), a.dtype)])
+    return a.reshape((chunks, size, *a.shape[1:]))
+
+
+def joined(ys: jax.Array, time: int) -> jax.Array:
+    """``(chunks, size, ...)`` back to ``(T, ...)``, the padding cut off."""
+    return ys.reshape((ys.shape[0] * ys.shape[1], *ys.shape[2:]))[:time]
 
 
 def chunk_size(time: int) -> int:

@@ -24,8 +24,8 @@ from jaxrnn import checks
 from jaxrnn.final_output import final_output
 from jaxrnn.layers.linear import linear
 from jaxrnn.layers.stack import output_features, stack
-from jaxrnn.loop import scan
-from jaxrnn.parts import Cell, Layer, Part, reads_ids
+from jaxrnn.loop import time_major_inputs
+from jaxrnn.parts import Cell, Layer, Part
 
 
 class Model(NamedTuple):
@@ -85,12 +85,7 @@ def many_to_one(core: Part, output_size: int) -> Model:
         if not isinstance(params, dict) or set(params) != {"cell", "readout"}:
             raise ValueError("expected the params of a many_to_one model, {'cell': ..., 'readout': ...}, got "
                              + (f"keys {sorted(params)}" if isinstance(params, dict) else type(params).__name__))
-        xs = jnp.asarray(xs)
-        if not checks.flag("time_major", time_major):
-            time_axis = -1 - (0 if reads_ids(core) else 1)
-            if xs.ndim < -time_axis:  # scan says what layout it expected
-                scan(core, params["cell"], xs, time_major=False)
-            xs = jnp.moveaxis(xs, time_axis, 0)
+        xs = time_major_inputs(core, xs, time_major)
         return readout.step.fn(params["readout"], final_output(core, params["cell"], xs, lengths=lengths, key=key))
 
     return Model(init, apply)

@@ -230,25 +230,33 @@ class Composite(abc.ABC):
         """``(final_carry, ys)`` over time-major ``xs``; the options of :func:`jaxrnn.scan`."""
 
 
+def behaviour(part: Part) -> Any:
+    """What runs ``part``: a cell's step, or the object behind a layer's ``apply`` (a stack's layers, a
+    bidirectional layer's directions), where the part's other abilities (``reads_ids``, ``reader``,
+    ``final_output``) live."""
+    if isinstance(part, Cell):
+        return part.step
+    return getattr(part.apply, "__self__", part.apply)  # a bound method's object (a stack's scan)
+
+
 def reads_ids(part: Part) -> bool:
     """Whether ``part`` reads integer ids (``(T, *batch)``, no feature axis) rather than features.
 
     A part that starts with an embedding does: the step or layer says so
     through its ``reads_ids`` (a stack asks its first part).
     """
-    behaviour = part.step if isinstance(part, Cell) else getattr(part.apply, "__self__", part.apply)
-    return bool(getattr(behaviour, "reads_ids", False))
+    return bool(getattr(behaviour(part), "reads_ids", False))
 
 
 def validate_ids(part: Part, params: Params, ids: Any) -> None:
     """Hand ids whose values are known to the ``validate`` of the part that reads them: an embedding, the first
     layer of a stack, the forward direction of a bidirectional layer (each says which through ``reader``)."""
-    behaviour = part.step if isinstance(part, Cell) else getattr(part.apply, "__self__", part.apply)
-    if isinstance(behaviour, Pointwise):
-        if behaviour.validate is not None:
-            behaviour.validate(params, ids, False)
-    elif callable(getattr(behaviour, "reader", None)):
-        validate_ids(*behaviour.reader(params), ids)
+    runs = behaviour(part)
+    if isinstance(runs, Pointwise):
+        if runs.validate is not None:
+            runs.validate(params, ids, False)
+    elif callable(getattr(runs, "reader", None)):
+        validate_ids(*runs.reader(params), ids)
 
 
 def batch_tuple(batch_shape: BatchShape) -> tuple[int, ...]:

@@ -15,7 +15,8 @@ from jax.test_util import check_grads
 
 import jaxrnn
 from jaxrnn import language
-from jaxrnn.linear_recurrence import checkpointed_sequence, gated_scan, linear_scan, log_linear_scan
+from jaxrnn.linear_recurrence import gated_scan, linear_scan, log_linear_scan
+from jaxrnn.loop import checkpointed_sequence
 from support import assert_trees_close
 
 T, B, I, H = 9, 3, 4, 6

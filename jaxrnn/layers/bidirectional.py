@@ -59,7 +59,9 @@ class Bidirectional:
         key_f, key_b = (None, None) if key is None else jax.random.split(key)
         carry_f, ys_f = scan(self.forward, params["forward"], xs, carry_f, reverse=reverse, key=key_f, **options)
         carry_b, ys_b = scan(self.backward, params["backward"], xs, carry_b, reverse=not reverse, key=key_b, **options)
-        return (carry_f, carry_b), self._merge(ys_f, ys_b, options.get("lengths"), ys_f.shape[:1])
+        lengths = options.get("lengths")
+        valid = None if lengths is None else valid_mask(xs.shape[0], lengths)
+        return (carry_f, carry_b), self._merge(ys_f, ys_b, valid)
 
     def final_output(self, params: Params, xs: jax.Array, *, lengths: jax.Array | None = None,
                      key: jax.Array | None = None, reverse: bool = False) -> jax.Array:
@@ -68,17 +70,14 @@ class Bidirectional:
         key_f, key_b = (None, None) if key is None else jax.random.split(key)
         y_f = final_output(self.forward, params["forward"], xs, lengths=lengths, key=key_f, reverse=reverse)
         y_b = final_output(self.backward, params["backward"], xs, lengths=lengths, key=key_b, reverse=not reverse)
-        return self._merge(y_f, y_b, lengths, ())
+        return self._merge(y_f, y_b, None if lengths is None else jnp.asarray(lengths) > 0)
 
-    def _merge(self, y_f: jax.Array, y_b: jax.Array, lengths: jax.Array | None, time: tuple[int, ...]) -> jax.Array:
-        """The two directions' outputs merged; zero wherever there is nothing to read (padding, length 0)."""
+    def _merge(self, y_f: jax.Array, y_b: jax.Array, valid: jax.Array | None) -> jax.Array:
+        """The two directions' outputs merged; zero where ``valid`` is false (padding, a sequence of length 0)."""
         if self.merge in ("sum", "mean", "mul") and y_f.shape != y_b.shape:
             raise ValueError(f"merge {self.merge!r} needs the two directions' outputs to be the same size: forward "
                              f"{y_f.shape[-1]}, backward {y_b.shape[-1]} (merge 'concat' takes any sizes)")
         ys = (self.merge if callable(self.merge) else MERGES[self.merge])(y_f, y_b)
-        if lengths is None:
-            return ys
-        valid = valid_mask(time[0], lengths) if time else jnp.asarray(lengths) > 0
         return mask(valid, (), (), ys)[1]  # whatever the merge makes of two zeros
 
 

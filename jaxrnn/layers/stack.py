@@ -24,7 +24,7 @@ import numpy as np
 from jaxrnn import checks
 from jaxrnn.final_output import final_output, first, last
 from jaxrnn.loop import scan
-from jaxrnn.parts import BatchShape, Carry, Cell, Composite, Layer, Params, Part, Pointwise, reads_ids
+from jaxrnn.parts import BatchShape, Carry, Cell, Composite, Layer, Params, Part, Pointwise, behaviour, reads_ids
 
 
 @dataclasses.dataclass(frozen=True)
@@ -168,10 +168,8 @@ def stack(parts: Sequence[Part], *, residual: bool = False, dropout: float = 0.0
 
 def layers_of(part: Part) -> Stacked | None:
     """The :class:`Stacked` layers of a :func:`stack`, or ``None`` for any other part."""
-    if isinstance(part, Cell):
-        return part.step if isinstance(part.step, Stacked) else None
-    owner = getattr(part.apply, "__self__", None)
-    return owner if isinstance(owner, Stacked) else None
+    runs = behaviour(part)
+    return runs if isinstance(runs, Stacked) else None
 
 
 def output_features(part: Part, params: Params, input_size: int) -> int:
