@@ -89,8 +89,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     print(table)
     result = {"device": device, "software": machine.software(), "config": args.config, "steps": args.steps,
               "batch_size": args.batch_size, "forced_host_devices": forced, "rows": rows, "markdown": table}
-    path = report.write_json(result, args.json or report.RESULTS_DIR / f"{device['slug']}-devices.json")
-    print(f"\nJSON: {path}")
+    report.save(result, args.json, "devices")
     return result
 
 

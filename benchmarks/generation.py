@@ -79,8 +79,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     table = markdown(rows, device["name"])
     print(table)
     result = {"device": device, "software": machine.software(), "rows": rows, "markdown": table}
-    path = report.write_json(result, args.json or report.RESULTS_DIR / f"{device['slug']}-generation.json")
-    print(f"\nJSON: {path}")
+    report.save(result, args.json, "generation")
     return result
 
 

@@ -84,8 +84,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     print(table)
     result = {"device": device, "software": machine.software(), "shape": args.shape.as_dict(),
               "cell": args.cell, "mode": args.mode, "rows": rows, "markdown": table}
-    path = report.write_json(result, args.json or report.RESULTS_DIR / f"{device['slug']}-loop.json")
-    print(f"\nJSON: {path}")
+    report.save(result, args.json, "loop")
     return result
 
 

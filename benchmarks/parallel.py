@@ -196,8 +196,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
         table = accuracy_markdown(rows, device["name"])
         print(table)
         result = {"device": device, "software": machine.software(), "accuracy": rows, "markdown": table}
-        path = report.write_json(result, args.json or report.RESULTS_DIR / f"{device['slug']}-parallel-accuracy.json")
-        print(f"\nJSON: {path}")
+        report.save(result, args.json, "parallel-accuracy")
         return result
     modes = [m.strip() for m in args.modes.split(",") if m.strip()]
     names = [c.strip() for c in args.cases.split(",") if c.strip()]
@@ -236,8 +235,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
                       f"Crossover (minGRU parallel faster than the GRU from this T on): {result['crossover_T']}")
         print(tables[-1])
     result["markdown"] = "\n\n".join(tables)
-    path = report.write_json(result, args.json or report.RESULTS_DIR / f"{device['slug']}-parallel.json")
-    print(f"\nJSON: {path}")
+    report.save(result, args.json, "parallel")
     return result
 
 

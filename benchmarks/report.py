@@ -88,3 +88,10 @@ def write_json(result: dict[str, Any], path: str | os.PathLike) -> Path:
     tmp.write_text(json.dumps(result, indent=1, default=str) + "\n")
     tmp.replace(path)
     return path
+
+
+def save(result: dict[str, Any], path: str | os.PathLike | None, name: str) -> Path:
+    """Write ``result`` to ``path``, or by default to ``results/<device>-<name>.json``, and say where."""
+    path = write_json(result, path or RESULTS_DIR / f"{result['device']['slug']}-{name}.json")
+    print(f"\nJSON: {path}")
+    return path
