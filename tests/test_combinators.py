@@ -273,6 +273,7 @@ def test_deep_bidirectional_with_lengths_equals_each_sequence_alone(seed, length
         np.testing.assert_array_equal(ys[length:, b], 0.0)
 
 
+@pytest.mark.slow  # reversed parts, with lengths, are held to the float64 oracle in the fast suite (test_edges.py)
 @PROPERTY
 @given(seed=seeds, lengths=batch_lengths)
 def test_reverse_of_any_part_is_flip_run_flip(seed, lengths):
@@ -291,6 +292,7 @@ def test_reverse_of_any_part_is_flip_run_flip(seed, lengths):
         assert_trees_close((final, ys), (final_flipped, flip(ys_flipped)))
 
 
+@pytest.mark.slow  # batch-major nests are held to the float64 oracle in the fast suite (test_edges.py)
 @PROPERTY
 @given(seed=seeds, reverse=st.booleans())
 def test_batch_major_input_is_time_major_transposed(seed, reverse):

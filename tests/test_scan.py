@@ -140,6 +140,7 @@ def scan_and_vmapped_scan(cell, params, xs, carry, lengths, *, reverse):
     return jaxrnn.scan(cell, params, xs, carry, lengths=lengths, reverse=reverse), vmapped(xs, carry, lengths)
 
 
+@pytest.mark.slow  # vmap is held to the float64 oracle in the fast suite (test_edges.py)
 @PROPERTY
 @given(name=cell_names, seed=seeds, reverse=st.booleans())
 def test_batch_axes_equal_vmap(name, seed, reverse):
