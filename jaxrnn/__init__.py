@@ -1,9 +1,14 @@
 """jaxrnn: recurrent neural networks as pure JAX functions.
 
-A :class:`Cell` is three pure functions (``init``, ``initial_carry``,
-``step``); :func:`scan` lifts any part (a cell, a :func:`stack`, a
-:func:`bidirectional` layer) over time with ``lax.scan``; ``jit``, ``grad`` and
-``vmap`` compose with everything; :mod:`jaxrnn.training` trains it with Optax.
+Every part -- a cell (:func:`lstm`, :func:`gru`, ...), a readout
+(:func:`linear`), an :func:`embedding`, a :func:`stack`, a
+:func:`bidirectional` layer -- is a :class:`Part`: ``init``,
+``initial_carry``, an optional one-step ``step`` and an optional
+whole-sequence ``sequence``, pure functions over pytrees. :func:`scan` runs
+any part over a sequence; ``jit``, ``grad`` and ``vmap`` compose with
+everything. The modules hold the rest: :mod:`jaxrnn.models`,
+:mod:`jaxrnn.language`, :mod:`jaxrnn.training` (Optax), :mod:`jaxrnn.interop`
+(PyTorch), :mod:`jaxrnn.gradient_flow`, :mod:`jaxrnn.autoregressive`, ...
 
 This package needs only jax, numpy and optax. The experiment app (YAML configs,
 the runner, checkpoints, plots, the ``jaxrnn`` command) is :mod:`jaxrnn.experiment`.
@@ -16,21 +21,19 @@ from __future__ import annotations
 
 import importlib
 import importlib.util
+import warnings
 from typing import TYPE_CHECKING, Any
 
-# Each public name and the module that defines it; the modules exported as themselves.
+# Each public name and the module that defines it.
 _NAMES = {
-    "ACTIVATIONS": "jaxrnn.cells.activations",
-    "Cell": "jaxrnn.parts",
-    "Layer": "jaxrnn.parts",
-    "Parallel": "jaxrnn.parts",
-    "Pointwise": "jaxrnn.parts",
-    "SplitStep": "jaxrnn.parts",
-    "TrainState": "jaxrnn.training",
-    "Vocabulary": "jaxrnn.vocabulary",
+    "Info": "jaxrnn.parts",
+    "LSTMState": "jaxrnn.cells.lstm",
+    "Model": "jaxrnn.parts",
+    "Part": "jaxrnn.parts",
     "bidirectional": "jaxrnn.layers.bidirectional",
-    "carried_step": "jaxrnn.training",
+    "describe": "jaxrnn.parts",
     "embedding": "jaxrnn.layers.embedding",
+    "get_layer_carry": "jaxrnn.layers.layer_carry",
     "gru": "jaxrnn.cells.gru",
     "irnn": "jaxrnn.cells.elman",
     "linear": "jaxrnn.layers.linear",
@@ -39,18 +42,34 @@ _NAMES = {
     "minlstm": "jaxrnn.cells.minlstm",
     "rnn": "jaxrnn.cells.elman",
     "scan": "jaxrnn.loop",
+    "set_layer_carry": "jaxrnn.layers.layer_carry",
     "stack": "jaxrnn.layers.stack",
-    "train_step": "jaxrnn.training",
-    "truncated_bptt_step": "jaxrnn.training",
 }
+# The public modules, imported on first use as jaxrnn.<name>.
 _MODULES = ("autoregressive", "datasets", "gradient_flow", "interop", "language", "linear_recurrence", "models",
-            "tasks", "training")
+            "split", "tasks", "training", "vocabulary")
+# Names of earlier releases: each still works, with a DeprecationWarning naming the one to use.
+_MOVED = {
+    "ACTIVATIONS": ("jaxrnn.cells.activations", "ACTIVATIONS", "a name table of the experiment configs"),
+    "Cell": ("jaxrnn.parts", "Part", "jaxrnn.Part: every part is one type now"),
+    "Layer": ("jaxrnn.parts", "_layer", "jaxrnn.Part(init, initial_carry, sequence=apply)"),
+    "TrainState": ("jaxrnn.training", "TrainState", "jaxrnn.training.TrainState"),
+    "Vocabulary": ("jaxrnn.vocabulary", "Vocabulary", "jaxrnn.vocabulary.Vocabulary"),
+    "carried_step": ("jaxrnn.training", "carried_step", "jaxrnn.training.carried_step"),
+    "train_step": ("jaxrnn.training", "train_step", "jaxrnn.training.train_step"),
+    "truncated_bptt_step": ("jaxrnn.training", "truncated_bptt_step", "jaxrnn.training.truncated_bptt_step"),
+}
 
 __all__ = sorted([*_NAMES, *_MODULES])
-__version__ = "0.1.0"
+__version__ = "0.2.0"
 
 
 def __getattr__(name: str) -> Any:
+    if name in _MOVED:
+        module, attribute, instead = _MOVED[name]
+        warnings.warn(f"jaxrnn.{name} is deprecated and will be removed; use {instead}", DeprecationWarning,
+                      stacklevel=2)
+        return getattr(importlib.import_module(module), attribute)
     if name not in _NAMES:  # a module of the package (jaxrnn.models, jaxrnn.loop, ...), imported on first use
         if not name.startswith("_") and importlib.util.find_spec(f"jaxrnn.{name}") is not None:
             return importlib.import_module(f"jaxrnn.{name}")
@@ -73,20 +92,20 @@ if TYPE_CHECKING:  # what the lazy names are, for type checkers and editors
         language,
         linear_recurrence,
         models,
+        split,
         tasks,
         training,
+        vocabulary,
     )
-    from jaxrnn.cells.activations import ACTIVATIONS
     from jaxrnn.cells.elman import irnn, rnn
     from jaxrnn.cells.gru import gru
-    from jaxrnn.cells.lstm import lstm
+    from jaxrnn.cells.lstm import LSTMState, lstm
     from jaxrnn.cells.mingru import mingru
     from jaxrnn.cells.minlstm import minlstm
     from jaxrnn.layers.bidirectional import bidirectional
     from jaxrnn.layers.embedding import embedding
+    from jaxrnn.layers.layer_carry import get_layer_carry, set_layer_carry
     from jaxrnn.layers.linear import linear
     from jaxrnn.layers.stack import stack
     from jaxrnn.loop import scan
-    from jaxrnn.parts import Cell, Layer, Parallel, Pointwise, SplitStep
-    from jaxrnn.training import TrainState, carried_step, train_step, truncated_bptt_step
-    from jaxrnn.vocabulary import Vocabulary
+    from jaxrnn.parts import Info, Model, Part, describe

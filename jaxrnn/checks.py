@@ -15,7 +15,7 @@ import jax.numpy as jnp
 import numpy as np
 from jax.experimental import checkify
 
-from jaxrnn.parts import Cell, Layer
+from jaxrnn.parts import Part
 
 # --- arguments ------------------------------------------------------------------------------------
 
@@ -92,10 +92,10 @@ def function(name: str, value: Any) -> Callable:
     return value
 
 
-def part(name: str, value: Any) -> Any:
-    """``value`` if it is a part (a :class:`~jaxrnn.Cell` or :class:`~jaxrnn.Layer`)."""
-    if not isinstance(value, (Cell, Layer)):
-        raise TypeError(f"{name}: expected a jaxrnn.Cell or jaxrnn.Layer, got {type(value).__name__}")
+def part(name: str, value: Any) -> Part:
+    """``value`` if it is a :class:`~jaxrnn.Part` (a cell, a stack, a layer)."""
+    if not isinstance(value, Part):
+        raise TypeError(f"{name}: expected a jaxrnn.Part (a cell, a stack, a layer), got {type(value).__name__}")
     return value
 
 
@@ -152,14 +152,31 @@ def _describe(tree: Any) -> str:
     return f"{type(tree).__name__} with shapes {shapes}"
 
 
-def check_carry_like(carry: Any, expected: Any) -> None:
-    """Raise unless ``carry`` has the structure and shapes of ``expected`` (e.g. ``initial_carry``'s)."""
-    same_tree = jax.tree_util.tree_structure(carry) == jax.tree_util.tree_structure(expected)
-    if not same_tree or any(
-        tuple(jnp.shape(a)) != tuple(b.shape)
-        for a, b in zip(jax.tree_util.tree_leaves(carry), jax.tree_util.tree_leaves(expected))
-    ):
+def check_carry_like(carry: Any, expected: Any) -> Any:
+    """``carry`` in the structure of ``expected`` (e.g. ``initial_carry``'s), whose shapes it must have.
+
+    A plain tuple where ``expected`` has a named one (``(h, c)`` for an
+    :class:`~jaxrnn.LSTMState`) is taken as that named tuple.
+
+    Raises:
+      ValueError: another structure or other shapes.
+    """
+    leaves, tree = jax.tree_util.tree_flatten(carry)
+    expected_leaves, expected_tree = jax.tree_util.tree_flatten(expected)
+    same_tree = tree == expected_tree or _untyped(carry) == _untyped(expected)
+    if not same_tree or any(tuple(jnp.shape(a)) != tuple(b.shape) for a, b in zip(leaves, expected_leaves)):
         raise ValueError(f"expected carry to be {_describe(expected)}, got {_describe(carry)}")
+    return carry if tree == expected_tree else jax.tree_util.tree_unflatten(expected_tree, leaves)
+
+
+def _untyped(tree: Any) -> Any:
+    """``tree``'s structure with named tuples as plain tuples and arrays as ``None``."""
+    if isinstance(tree, (tuple, list)):
+        return type(tree)(_untyped(t) for t in tree) if type(tree) in (tuple, list) else \
+            tuple(_untyped(t) for t in tree)
+    if isinstance(tree, dict):
+        return {k: _untyped(v) for k, v in tree.items()}
+    return None
 
 
 def check_hidden(carry: Any, hidden_size: int, n: int) -> None:
@@ -169,14 +186,25 @@ def check_hidden(carry: Any, hidden_size: int, n: int) -> None:
     check_carry(carry, batch_shape + (hidden_size,), n)
 
 
-def check_params_fit(part: Any, params: Any, input_size: int) -> None:
-    """Raise unless ``params`` has the structure (the keys, the layers) ``part.init(key, input_size)`` gives.
+def fits(init: Callable[[Any, int], Any]) -> Callable[[Any, Any, bool], None]:
+    """A part's ``validate`` for features: the params must have the structure ``init`` gives for the input's
+    feature size (:func:`check_params_fit`)."""
+
+    def validate(params: Any, xs: Any, checked: bool) -> None:
+        del checked  # shapes only
+        check_params_fit(init, params, np.shape(xs)[-1])
+
+    return validate
+
+
+def check_params_fit(init: Callable[[Any, int], Any], params: Any, input_size: int) -> None:
+    """Raise unless ``params`` has the structure (the keys, the layers) ``init(key, input_size)`` gives.
 
     Params of another kind of part fail here, with both structures, instead of
     inside the step; shapes are left to the steps' checks (which say "input
     size" where that is what differs), and dtypes may differ (cast params).
     """
-    expected = jax.eval_shape(lambda key: part.init(key, input_size), jax.random.key(0))
+    expected = jax.eval_shape(lambda key: init(key, input_size), jax.random.key(0))
     if jax.tree_util.tree_structure(params) != jax.tree_util.tree_structure(expected):
         shapes = jax.tree_util.tree_map(lambda a: tuple(a.shape), expected)
         raise ValueError(f"params do not fit this part: expected the structure of {shapes}, "

@@ -9,9 +9,9 @@ which no single time step of its output sequence holds. A stack answers with
 its top recurrent layer's final output, passed through the stateless layers
 above it.
 
-A part says how it reads its final output through a ``final_output`` method
-of its step (a cell) or its ``apply`` (a layer); parts without one read
-forwards (or backwards, with ``reverse``) and answer from their output sequence.
+A part says how it reads its final output through its ``final_output``
+function (:class:`~jaxrnn.Part`); parts without one read forwards (or
+backwards, with ``reverse``) and answer from their output sequence.
 """
 
 from __future__ import annotations
@@ -20,7 +20,7 @@ import jax
 import jax.numpy as jnp
 
 from jaxrnn.loop import scan
-from jaxrnn.parts import Params, Part, behaviour
+from jaxrnn.parts import Params, Part
 
 
 def final_output(part: Part, params: Params, xs: jax.Array, *, lengths: jax.Array | None = None,
@@ -30,9 +30,8 @@ def final_output(part: Part, params: Params, xs: jax.Array, *, lengths: jax.Arra
     Returns:
       ``(*batch, O)``; zeros for a sequence of length 0.
     """
-    read = getattr(behaviour(part), "final_output", None)
-    if read is not None:
-        return read(params, xs, lengths=lengths, key=key, reverse=reverse)
+    if part.final_output is not None:
+        return part.final_output(params, xs, lengths=lengths, key=key, reverse=reverse)
     _, ys = scan(part, params, xs, lengths=lengths, key=key, reverse=reverse)
     return first(ys, lengths) if reverse else last(ys, lengths)
 

@@ -5,7 +5,7 @@ The ``"fused"`` path of :func:`jaxrnn.scan`, the algorithm of cuDNN's RNNs:
 * forward: a loop over projected inputs ``xps: (T, *batch, G)``. Under
   differentiation it keeps per step only the carry and the gate
   pre-activations ``z_t = xp_t + hp_t`` (for a cell built with
-  :meth:`~jaxrnn.parts.SplitStep.from_sum`; else ``hp_t``, beside ``xps``),
+  :meth:`~jaxrnn.split.Split.from_sum`; else ``hp_t``, beside ``xps``),
   not the activations of the elementwise ``update``;
 * derivative: a custom JVP, so that forward mode (``jvp``, ``jacfwd``,
   ``hessian``) and reverse mode (``grad``, ``vjp``) both hold. The tangent is
@@ -31,11 +31,10 @@ import jax
 from jax import lax
 
 from jaxrnn.masking import mask
-from jaxrnn.parts import SplitStep
 
 
 @functools.partial(jax.custom_jvp, nondiff_argnums=(0, 1, 2))
-def recurrence(step: SplitStep, reverse: bool, unroll: int, params, carry, xps, valid):
+def recurrence(step, reverse: bool, unroll: int, params, carry, xps, valid):
     """``(final_carry, ys)`` of ``step.update``/``step.product`` over ``xps: (T, *batch, G)``.
 
     ``valid: (T, *batch)`` bool or ``None`` masks padding (:mod:`jaxrnn.masking`).
@@ -45,7 +44,7 @@ def recurrence(step: SplitStep, reverse: bool, unroll: int, params, carry, xps, 
     return carry, ys
 
 
-def _summed(step: SplitStep, params, carry, xps) -> bool:
+def _summed(step, params, carry, xps) -> bool:
     """Whether to keep ``xp + hp`` alone: an additive step whose two products share a dtype
     (their sum would be promoted otherwise, and its tangent fit neither)."""
     return step.additive and jax.eval_shape(step.product, params, carry).dtype == xps.dtype
@@ -67,7 +66,7 @@ def _loop(step, reverse, unroll, params, carry, xps, valid, *, save, summed=Fals
 
 
 @recurrence.defjvp
-def _tangent(step: SplitStep, reverse: bool, unroll: int, primals, tangents):
+def _tangent(step, reverse: bool, unroll: int, primals, tangents):
     """The forward loop keeping ``carry_{t-1}`` and ``z_t`` (or ``hp_t``), then the tangent loop over them."""
     params, carry, xps, valid = primals
     d_params, d_carry, d_xps, _ = tangents

@@ -29,7 +29,7 @@ import jax.numpy as jnp
 from jax.flatten_util import ravel_pytree
 
 from jaxrnn.cells.kernels import spectral_radius, with_spectral_radius
-from jaxrnn.parts import Cell
+from jaxrnn.parts import Part
 
 __all__ = ["decay", "decay_rate", "input_gradient_norms", "spectral_radius", "state_gradient_norms",
            "state_jacobians", "with_spectral_radius"]
@@ -66,7 +66,7 @@ def decay(norms: jax.Array) -> jax.Array:
     return jnp.log10(jnp.maximum(norms[0], tiny)) - jnp.log10(jnp.maximum(norms[-1], tiny))
 
 
-def state_jacobians(cell: Cell, params: Any, xs: jax.Array, carry: Any = None) -> jax.Array:
+def state_jacobians(cell: Part, params: Any, xs: jax.Array, carry: Any = None) -> jax.Array:
     """``J[k] = ds_T / ds_{T-k}`` for ``k = 0 .. T``: the product of the step Jacobians, in one backward pass.
 
     ``s_0`` is the initial carry and ``s_t = step(s_{t-1}, x_t)`` the carry after
@@ -87,8 +87,9 @@ def state_jacobians(cell: Cell, params: Any, xs: jax.Array, carry: Any = None) -
     Returns:
       ``(T + 1, S, S)``.
     """
-    if not isinstance(cell, Cell):
-        raise TypeError(f"cell: expected a jaxrnn.Cell (it is stepped), got {type(cell).__name__}")
+    if not isinstance(cell, Part) or cell.step is None:
+        raise TypeError(f"cell: expected a jaxrnn.Part that can be stepped, got {type(cell).__name__}"
+                        + (" without a step" if isinstance(cell, Part) else ""))
     xs = jnp.asarray(xs)
     if xs.ndim != 2:
         raise ValueError(f"xs: expected one sequence of shape (T, I), got shape {xs.shape}")
@@ -109,7 +110,7 @@ def state_jacobians(cell: Cell, params: Any, xs: jax.Array, carry: Any = None) -
     return jnp.moveaxis(jacobian, 0, -1)[::-1]  # (k, S_in, S_out), k = T - t
 
 
-def state_gradient_norms(cell: Cell, params: Any, xs: jax.Array, carry: Any = None, *, ord: Any = 2) -> jax.Array:
+def state_gradient_norms(cell: Part, params: Any, xs: jax.Array, carry: Any = None, *, ord: Any = 2) -> jax.Array:
     """``n[k, b] = ||ds_T/ds_{T-k}||`` for every distance ``k = 0 .. T`` and sequence ``b``.
 
     Args:

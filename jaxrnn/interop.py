@@ -16,6 +16,15 @@ PyTorch                     jaxrnn
 ==========================  ==========================================
 
 Gate orders agree: LSTM input, forget, cell, output; GRU reset, update, new.
+
+What a part is comes from what it says it is, ``part.info`` (:class:`jaxrnn.Info`),
+never from its params: the module from ``info.kind`` (``"rnn"``, ``"lstm"``,
+``"gru"`` with ``info.variant == "reset_after"``), ``nn.RNN``'s nonlinearity from
+``info.activation``, ``hidden_size`` from ``info.size``, ``bias`` from the
+``use_bias`` option, the layers from a stack's ``info.parts`` and the directions
+from a bidirectional layer's. A part of kind ``"custom"`` (built with
+``jaxrnn.Part(...)``) is refused whatever its params' shapes; a part that says it
+is a cell must hold that cell's params.
 A module built with ``bias=False`` is a cell whose biases are zero
 (``jaxrnn.rnn(H, use_bias=False)`` holds none; ``lstm`` and ``gru`` hold zeros).
 
@@ -42,10 +51,9 @@ import jax.numpy as jnp
 import numpy as np
 
 from jaxrnn import checks
-from jaxrnn.cells.elman import ElmanStep
-from jaxrnn.layers.bidirectional import Bidirectional
-from jaxrnn.layers.stack import check_layers, layers_of
-from jaxrnn.parts import Cell, Layer, Params, Part, SplitStep
+from jaxrnn.layers.bidirectional import check_params as check_bidirectional_params
+from jaxrnn.layers.stack import check_layers
+from jaxrnn.parts import Params, Part, describe
 
 __all__ = ["StateDictMismatch", "TorchSpec", "check_module", "from_torch", "to_torch", "torch_layers", "torch_module",
            "torch_spec"]
@@ -55,7 +63,8 @@ SUPPORTED = ("interop supports jaxrnn.rnn (tanh or relu), jaxrnn.lstm, jaxrnn.gr
 
 # PyTorch's names for the parameters of layer k of an nn.RNN/LSTM/GRU (hr: nn.LSTM's projection)
 _TORCH_KEY = re.compile(r"(weight|bias)_(ih|hh|hr)_l(\d+)(_reverse)?")
-_MODES = {"rnn": "RNN", "lstm": "LSTM", "gru": "GRU"}
+_MODES = {"rnn": "RNN", "lstm": "LSTM", "gru": "GRU"}  # info.kind -> nn.<mode>
+_GATES = {"rnn": 1, "lstm": 4, "gru": 3}  # the G of a (G*H, I) weight
 
 
 class TorchSpec(NamedTuple):
@@ -100,7 +109,8 @@ def from_torch(part: Part, source: Any, layer: int = 0, *, reverse: bool = False
     """jaxrnn params for ``part`` from a PyTorch module or its state dict.
 
     Args:
-      part: ``jaxrnn.rnn`` (``activation="tanh"`` or ``"relu"``), ``jaxrnn.lstm``,
+      part: read from its ``info`` (see the module's docstring):
+        ``jaxrnn.rnn`` (``activation="tanh"`` or ``"relu"``), ``jaxrnn.lstm``,
         ``jaxrnn.gru(reset_after=True)`` (PyTorch's GRU is the reset-after
         variant); a ``jaxrnn.bidirectional`` of two of them (merge ``"concat"``),
         which reads layer ``layer`` and its ``_reverse``; or a ``jaxrnn.stack``
@@ -176,7 +186,7 @@ def from_torch(part: Part, source: Any, layer: int = 0, *, reverse: bool = False
     input_size = int(first.shape[1])  # static: a traced size could not shape the params
     template = jax.eval_shape(lambda key: part.init(key, input_size), jax.random.key(0))
     return _walk(part, template, layer, reverse,
-                 lambda t, n, r: _layer_from_torch(spec.kind, t, arrays, prefix, n, r))
+                 lambda cell, cell_spec, t, n, r: _layer_from_torch(cell_spec, t, arrays, prefix, n, r))
 
 
 def to_torch(part: Part, params: Params, layer: int = 0, *, reverse: bool = False, bias: bool | None = None,
@@ -218,7 +228,8 @@ def to_torch(part: Part, params: Params, layer: int = 0, *, reverse: bool = Fals
         raise ValueError(f"params do not fit this part: expected shapes {_shapes(expected)}, got {_shapes(params)}")
     out: dict[str, np.ndarray] = {}
     write_bias = spec.bias if bias is None else bias
-    _walk(part, params, layer, reverse, lambda p, n, r: out.update(_layer_to_torch(spec.kind, p, n, r, write_bias)))
+    _walk(part, params, layer, reverse,
+          lambda cell, cell_spec, p, n, r: out.update(_layer_to_torch(cell_spec, p, n, r, write_bias)))
     return {prefix + key: value for key, value in out.items()}
 
 
@@ -265,9 +276,9 @@ def torch_module(part: Part, params: Params, *, bias: bool | None = None, batch_
     spec = torch_spec(part)
     state = to_torch(part, params, bias=bias)
     bias = spec.bias if bias is None else bias
-    stacked = layers_of(part)
+    dropout = part.info.option("dropout", 0.0) if part.info.kind == "stack" and spec.num_layers > 1 else 0.0
     options = dict(num_layers=spec.num_layers, bias=bias, batch_first=batch_first, bidirectional=spec.bidirectional,
-                   dropout=stacked.dropout if stacked is not None and spec.num_layers > 1 else 0.0)
+                   dropout=float(dropout))
     if spec.kind == "rnn":
         options["nonlinearity"] = spec.nonlinearity
     cls = {"rnn": torch.nn.RNN, "lstm": torch.nn.LSTM, "gru": torch.nn.GRU}[spec.kind]
@@ -279,116 +290,151 @@ def torch_module(part: Part, params: Params, *, bias: bool | None = None, batch_
 
 
 def torch_layers(part: Part) -> int:
-    """How many PyTorch layers ``part`` holds: one per cell or bidirectional layer of a stack."""
-    stacked = layers_of(part)
-    return 1 if stacked is None else sum(torch_layers(p) for p in stacked.parts)
+    """How many PyTorch layers ``part`` holds: one per cell or bidirectional layer of a stack (``part.info.parts``)."""
+    info = part.info
+    return sum(torch_layers(p) for p in info.parts) if info.kind == "stack" else 1
 
 
 def torch_spec(part: Part) -> TorchSpec:
     """The PyTorch module ``part`` is (:class:`TorchSpec`), or why there is none.
 
-    One PyTorch module holds one kind, size, nonlinearity and bias of cell in
-    every layer and direction, and its layers are all bidirectional or none.
+    Read from what the part says it is (``part.info``: its kind, size,
+    activation, variant, options, and the parts of a stack or a bidirectional
+    layer), never guessed from its params. One PyTorch module holds one kind,
+    size, nonlinearity and bias of cell in every layer and direction, and its
+    layers are all bidirectional or none.
 
     Raises:
-      ValueError: a part PyTorch has no counterpart for.
+      ValueError: a part PyTorch has no counterpart for; the message names it (:func:`jaxrnn.describe`).
     """
-    cells = {_cell_spec(cell) for cell in _cells(part)}
-    if len(cells) > 1:
-        described = sorted(f"{kind}({hidden}{'' if a is None else f', {a}'}{'' if b else ', no bias'})"
-                           for kind, hidden, a, b in cells)
+    checks.part("part", part)
+    cells: list[_CellSpec] = []
+    _walk(part, None, 0, False, lambda cell, spec, tree, n, r: cells.append(spec))
+    specs = set(cells)
+    if len(specs) > 1:
+        described = sorted(f"{s.kind}({s.hidden}{'' if s.activation is None else f', {s.activation}'}"
+                           f"{'' if s.bias else ', no bias'})" for s in specs)
         raise ValueError(f"a PyTorch module holds one kind of cell (size, activation, bias) in every layer; "
-                         f"this part mixes {', '.join(described)}")
-    layers = layers_of(part).parts if layers_of(part) is not None else (part,)
-    if len({isinstance(p, Layer) for p in layers}) > 1:
-        raise ValueError("a PyTorch module's layers are all bidirectional or none; this stack mixes them")
-    kind, hidden, activation, bias = cells.pop()
-    return TorchSpec(kind, hidden, activation, bias, torch_layers(part), isinstance(layers[0], Layer))
+                         f"this part mixes {', '.join(described)}: {describe(part)}")
+    layers = _torch_layer_parts(part)
+    directions = {p.info.kind == "bidirectional" for p in layers}
+    if len(directions) > 1:
+        raise ValueError(f"a PyTorch module's layers are all bidirectional or none; this stack mixes them: "
+                         f"{describe(part)}")
+    kind, hidden, activation, bias = specs.pop()
+    return TorchSpec(kind, hidden, activation, bias, len(layers), directions.pop())
 
 
-# --- the part's side ---------------------------------------------------------------------------------------
+# --- the part's side: what part.info says ------------------------------------------------------------------
 
 
-def _cells(part: Part) -> list[Part]:
-    """The cells of ``part``, through stacks and bidirectional layers."""
-    stacked = layers_of(part)
-    if stacked is not None:
-        return [cell for p in stacked.parts for cell in _cells(p)]
-    if isinstance(part, Layer) and isinstance(part.apply, Bidirectional):
-        return _cells(part.apply.forward) + _cells(part.apply.backward)
-    return [part]
+class _CellSpec(NamedTuple):
+    """What PyTorch needs of one cell, from its ``info``."""
+
+    kind: str
+    hidden: int
+    activation: str | None
+    bias: bool
 
 
-def _cell_spec(cell: Part) -> tuple[str, int, str | None, bool]:
-    """``(kind, hidden_size, nonlinearity, has_bias)`` of a cell PyTorch has a module for."""
-    if not (isinstance(cell, Cell) and isinstance(cell.step, SplitStep)):
-        raise ValueError(SUPPORTED)
-    shapes = jax.eval_shape(lambda key: cell.init(key, 1), jax.random.key(0))
-    kind = _kind(shapes, cell.step)
-    activation = cell.step.activation if kind == "rnn" else None
-    if kind == "rnn" and activation not in ("tanh", "relu"):
+def _torch_layer_parts(part: Part) -> list[Part]:
+    """The parts that are PyTorch's layers ``0, 1, ...``: ``part``'s stacks flattened, bottom first."""
+    info = part.info
+    return [p for sub in info.parts for p in _torch_layer_parts(sub)] if info.kind == "stack" else [part]
+
+
+def _cell_spec(cell: Part) -> _CellSpec:
+    """The :class:`_CellSpec` of a cell PyTorch has a module for, read from ``cell.info``; or why it has none."""
+    info = cell.info
+    if info.kind == "gru" and info.variant != "reset_after":
+        what = "the original GRU (the reset gate before the recurrent product)" if info.variant is None \
+            else f"the {info.variant!r} variant"
+        raise ValueError(f"PyTorch's nn.GRU is the reset-after variant; {describe(cell)} is {what}: "
+                         f"build the cell with jaxrnn.gru({info.size if info.size is not None else 'H'}, "
+                         f"reset_after=True)")
+    if info.kind not in _MODES:
+        hint = (" (a part built with jaxrnn.Part(...) is 'custom' unless given info=jaxrnn.Info(kind, size, ...): "
+                "interop reads what a part says it is, never its params' shapes)" if info.kind == "custom" else "")
+        raise ValueError(f"{SUPPORTED}; {describe(cell)} is of kind {info.kind!r}, which no PyTorch recurrent "
+                         f"module computes{hint}")
+    if isinstance(info.size, bool) or not isinstance(info.size, (int, np.integer)) or info.size < 1:
+        raise ValueError(f"{describe(cell)}: info.size must be the cell's hidden size (a positive int), "
+                         f"got {info.size!r}")
+    activation = info.activation if info.kind == "rnn" else None
+    if info.kind == "rnn" and activation not in ("tanh", "relu"):
         raise ValueError(f"PyTorch's nn.RNN computes tanh or relu; this cell computes "
                          f"{'a function not in jaxrnn.ACTIVATIONS' if activation is None else repr(activation)}: "
-                         f"build it with jaxrnn.rnn(H, activation='tanh') or 'relu'")
-    return kind, int(shapes["recurrent_kernel"].shape[0]), activation, "bias" in shapes
+                         f"{describe(cell)}; build it with jaxrnn.rnn(H, activation='tanh') or 'relu'")
+    return _CellSpec(info.kind, int(info.size), activation, bool(info.option("use_bias", True)))
 
 
-def _kind(shapes: Mapping[str, Any], step: SplitStep) -> str:
-    """Which PyTorch module a cell corresponds to: the Elman step names itself, the gated cells' shapes say."""
-    if not isinstance(shapes, Mapping) or "recurrent_kernel" not in shapes:
-        raise ValueError(SUPPORTED)
-    if "candidate_kernel" in shapes:
-        raise ValueError("PyTorch's nn.GRU is the reset-after variant: "
-                         "build the cell with jaxrnn.gru(H, reset_after=True)")
-    if isinstance(step, ElmanStep):
-        return "rnn"
-    if "recurrent_bias" in shapes:
-        return "gru"
-    hidden, width = shapes["recurrent_kernel"].shape
-    if width != 4 * hidden:
-        raise ValueError(f"{SUPPORTED}; this cell's recurrent_kernel {(hidden, width)} fits none "
-                         f"(nn.LSTM's is ({hidden}, {4 * hidden}))")
-    return "lstm"
+def _check_cell_params(cell: Part, spec: _CellSpec, tree: Any) -> None:
+    """Raise unless ``tree`` (the cell's params, or their shapes) is what its ``info`` says the cell is.
+
+    A part is trusted to say what it is; its params must then be those of that cell:
+    ``input_kernel (I, G*H)``, ``recurrent_kernel (H, G*H)``, ``bias (G*H,)``
+    (with biases), ``recurrent_bias (G*H,)`` (a GRU with biases).
+    """
+    width = _GATES[spec.kind] * spec.hidden
+    names = ["input_kernel", "recurrent_kernel"] + (["bias"] if spec.bias else [])
+    names += ["recurrent_bias"] if spec.kind == "gru" and spec.bias else []
+    fits = isinstance(tree, Mapping) and sorted(tree) == sorted(names)
+    if fits:
+        shapes = {name: tuple(np.shape(value)) for name, value in tree.items()}
+        fits = (len(shapes["input_kernel"]) == 2 and shapes["input_kernel"][1] == width
+                and shapes["recurrent_kernel"] == (spec.hidden, width)
+                and all(shapes[name] == (width,) for name in names[2:]))
+    if not fits:
+        expected = {"input_kernel": ("I", width), "recurrent_kernel": (spec.hidden, width),
+                    **{name: (width,) for name in names[2:]}}
+        raise ValueError(f"{describe(cell)} says it is a {spec.kind} cell of size {spec.hidden} (its info), but "
+                         f"its params are not those of one: expected {expected}, got {_shapes(tree)}")
 
 
-def _walk(part: Part, tree: Any, layer: int, reverse: bool, visit: Callable[[Any, int, bool], Any]) -> Any:
-    """``visit(cell_tree, torch_layer, reverse)`` for each cell of ``part``, in PyTorch's layer order.
+def _walk(part: Part, tree: Any, layer: int, reverse: bool, visit: Callable[..., Any]) -> Any:
+    """``visit(cell, cell_spec, cell_tree, torch_layer, reverse)`` for each cell of ``part``, in PyTorch's order.
 
     Returns ``tree``'s structure with each cell's subtree replaced by what ``visit`` returns;
-    ``tree=None`` walks the part alone (``visit`` gets ``None``).
+    ``tree=None`` walks the part alone (``visit`` gets ``None``). Raises for a part PyTorch has no module for.
     """
-    stacked = layers_of(part)
-    if stacked is not None:
-        if stacked.residual:
-            raise ValueError("PyTorch's recurrent modules have no residual connections: "
-                             "build the stack with residual=False")
+    info = part.info
+    if info.kind == "stack":
+        if info.option("residual", False):
+            raise ValueError(f"PyTorch's recurrent modules have no residual connections: build the stack with "
+                             f"residual=False, not {describe(part)}")
         if tree is not None:
-            check_layers(tree, tree, len(stacked.parts))
+            check_layers(tree, tree, len(info.parts))
         out = []
-        for sub, subtree in zip(stacked.parts, (None,) * len(stacked.parts) if tree is None else tree):
+        for sub, subtree in zip(info.parts, (None,) * len(info.parts) if tree is None else tree):
             out.append(_walk(sub, subtree, layer, reverse, visit))
             layer += torch_layers(sub)
         return tuple(out)
-    if isinstance(part, Layer) and isinstance(part.apply, Bidirectional):
-        directions = part.apply
-        if directions.merge != "concat":
-            raise ValueError("PyTorch's bidirectional layers concatenate the directions; "
-                             f"this one merges by {directions.merge!r}")
-        if reverse or layers_of(directions.forward) or layers_of(directions.backward):
-            raise ValueError("a PyTorch bidirectional layer is one cell per direction; "
-                             "stack bidirectional layers instead")
-        trees = (None, None) if tree is None else (tree["forward"], tree["backward"])
-        return {"forward": _walk(directions.forward, trees[0], layer, False, visit),
-                "backward": _walk(directions.backward, trees[1], layer, True, visit)}
-    if isinstance(part, Cell) and isinstance(part.step, SplitStep):
-        return visit(tree, layer, reverse)
-    raise ValueError(SUPPORTED)
+    if info.kind == "bidirectional":
+        merge = info.option("merge", "concat")
+        if not (isinstance(merge, str) and merge == "concat"):
+            raise ValueError(f"PyTorch's bidirectional layers concatenate the directions; this one merges by "
+                             f"{merge!r}: {describe(part)}")
+        if any(p.info.kind in ("stack", "bidirectional") for p in info.parts):
+            raise ValueError(f"a PyTorch bidirectional layer is one cell per direction; stack bidirectional "
+                             f"layers instead of {describe(part)}")
+        if reverse:
+            raise ValueError(f"reverse=True reads one direction, into a cell or a stack of cells; {describe(part)} "
+                             f"reads both (a PyTorch bidirectional layer is one cell per direction)")
+        if tree is not None:
+            check_bidirectional_params(tree)
+        forward, backward = info.parts
+        return {"forward": _walk(forward, None if tree is None else tree["forward"], layer, False, visit),
+                "backward": _walk(backward, None if tree is None else tree["backward"], layer, True, visit)}
+    spec = _cell_spec(part)
+    if tree is not None:
+        _check_cell_params(part, spec, tree)
+    return visit(part, spec, tree, layer, reverse)
 
 
 def _slots(part: Part, layer: int, reverse: bool) -> list[tuple[int, bool]]:
     """``(torch_layer, reverse)`` of each cell of ``part``, in PyTorch's order."""
     slots: list[tuple[int, bool]] = []
-    _walk(part, None, layer, reverse, lambda _, n, r: slots.append((n, r)))
+    _walk(part, None, layer, reverse, lambda cell, spec, tree, n, r: slots.append((n, r)))
     return slots
 
 
@@ -426,10 +472,11 @@ def _is_bias(key: str) -> bool:
     return match is not None and match[1] == "bias"
 
 
-def _layer_from_torch(kind: str, template: dict, arrays: dict[str, np.ndarray], prefix: str, layer: int,
+def _layer_from_torch(cell: _CellSpec, template: dict, arrays: dict[str, np.ndarray], prefix: str, layer: int,
                       reverse: bool) -> dict:
+    """One cell's params from layer ``layer`` (and direction) of the state dict, shaped and typed as ``template``."""
     suffix = _suffix(layer, reverse)
-    gates_hidden, hidden = template["recurrent_kernel"].shape[::-1]
+    kind, hidden, gates_hidden = cell.kind, cell.hidden, _GATES[cell.kind] * cell.hidden
     shapes = {"weight_ih": template["input_kernel"].shape[::-1], "weight_hh": (gates_hidden, hidden),
               "bias_ih": (gates_hidden,), "bias_hh": (gates_hidden,)}
     for name, shape in shapes.items():  # in PyTorch's terms, as the keys are
@@ -440,14 +487,15 @@ def _layer_from_torch(kind: str, template: dict, arrays: dict[str, np.ndarray], 
     zeros = np.zeros(gates_hidden, arrays[f"weight_hh{suffix}"].dtype)  # a module without biases: they are zero
     b_ih, b_hh = arrays.get(f"bias_ih{suffix}", zeros), arrays.get(f"bias_hh{suffix}", zeros)
     params = {"input_kernel": arrays[f"weight_ih{suffix}"].T, "recurrent_kernel": arrays[f"weight_hh{suffix}"].T}
-    if kind == "gru":
+    if kind == "gru":  # the reset-after GRU keeps both: r multiplies the recurrent one
         params["bias"], params["recurrent_bias"] = b_ih, b_hh
-    elif "bias" in template:
+    else:  # they only add up
         params["bias"] = b_ih + b_hh
-    return {name: jnp.asarray(params[name], spec.dtype) for name, spec in template.items()}
+    return {name: jnp.asarray(params[name], value.dtype) for name, value in template.items()}
 
 
-def _layer_to_torch(kind: str, params: dict, layer: int, reverse: bool, bias: bool) -> dict[str, np.ndarray]:
+def _layer_to_torch(cell: _CellSpec, params: dict, layer: int, reverse: bool, bias: bool) -> dict[str, np.ndarray]:
+    """Layer ``layer``'s (and direction's) entries of a state dict from one cell's params."""
     suffix = _suffix(layer, reverse)
     params = {name: _writable(value) for name, value in params.items()}
     out = {f"weight_ih{suffix}": _writable(params["input_kernel"].T),
@@ -460,8 +508,9 @@ def _layer_to_torch(kind: str, params: dict, layer: int, reverse: bool, bias: bo
                              f"{' and '.join(nonzero)}, which a PyTorch module without biases cannot hold")
         return out
     zeros = np.zeros(out[f"weight_hh{suffix}"].shape[:1], out[f"weight_hh{suffix}"].dtype)
-    if kind == "gru":
-        out[f"bias_ih{suffix}"], out[f"bias_hh{suffix}"] = params["bias"], params["recurrent_bias"]
+    if cell.kind == "gru":
+        out[f"bias_ih{suffix}"] = params["bias"] if "bias" in params else zeros
+        out[f"bias_hh{suffix}"] = params["recurrent_bias"] if "recurrent_bias" in params else zeros.copy()
     else:  # PyTorch's two biases only add up: all of it on the input side
         out[f"bias_ih{suffix}"] = params["bias"] if "bias" in params else zeros
         out[f"bias_hh{suffix}"] = zeros.copy()

@@ -1,14 +1,14 @@
-"""Language models: the lecture's latent autoregressive model over tokens, trained, measured and sampled.
+"""Language models: a latent autoregressive model over tokens, trained, measured and sampled.
 
     x_t = E[id_t],   h_t = f(h_{t-1}, x_t),   p(id_{t+1} | id_1..t) = softmax(h_t W + b)
 
 :func:`language_model` builds the model around any cell or stack: an
-embedding, the core, a readout to logits over the vocabulary. It is a
-:class:`~jaxrnn.Cell` when the core is one, so the same params run whole
-sequences through :func:`jaxrnn.scan` (training) and one token at a time
-through its ``step`` (:func:`generate`). :func:`streams` cuts a long text
-into windows for truncated backpropagation through time; the metrics are
-the token cross-entropy, bits per token and perplexity.
+embedding, the core, a readout to logits over the vocabulary. It can be
+stepped when the core can, so the same params run whole sequences through
+:func:`jaxrnn.scan` (training) and one token at a time through its ``step``
+(:func:`generate`). :func:`streams` cuts a long text into windows for
+truncated backpropagation through time; the metrics are the token
+cross-entropy, bits per token and perplexity.
 """
 
 from __future__ import annotations
@@ -25,13 +25,13 @@ import optax
 from jaxrnn import checks
 from jaxrnn.layers.embedding import embedding
 from jaxrnn.layers.linear import linear
-from jaxrnn.layers.stack import layers_of, stack
+from jaxrnn.layers.stack import stack
 from jaxrnn.loop import scan
 from jaxrnn.masking import valid_mask
-from jaxrnn.parts import Cell, Layer, Part
+from jaxrnn.parts import Part, describe
 
 
-def language_model(core: Part, vocab_size: int, embedding_size: int, *, dropout: float = 0.0) -> Cell | Layer:
+def language_model(core: Part, vocab_size: int, embedding_size: int, *, dropout: float = 0.0) -> Part:
     """``stack([embedding(E), core, linear(V)], dropout=dropout)``: ids in, logits over ``V`` tokens out.
 
     Args:
@@ -145,7 +145,7 @@ class Generation(NamedTuple):
     drawn: jax.Array
 
 
-def generate(model: Cell, params: Any, prompt: Any, length: int, *, key: jax.Array, temperature: float = 1.0,
+def generate(model: Part, params: Any, prompt: Any, length: int, *, key: jax.Array, temperature: float = 1.0,
              top_k: int | None = None, state: Generation | None = None, return_state: bool = False,
              progress: Callable[[int], None] | None = None) -> jax.Array | tuple[jax.Array, Generation]:
     """Read ``prompt``, then draw ``length`` tokens, each from ``softmax(logits / temperature)``.
@@ -176,9 +176,10 @@ def generate(model: Cell, params: Any, prompt: Any, length: int, *, key: jax.Arr
     Returns:
       ``(n,)`` or ``(B, n)`` int32 ids; with ``return_state``, and the :class:`Generation` after them.
     """
-    if not isinstance(model, Cell):
-        raise TypeError(f"model: expected a jaxrnn.Cell (a language_model of a cell: it is stepped), got "
-                        f"{type(model).__name__}")
+    if not isinstance(model, Part) or model.step is None:
+        raise TypeError("model: expected a jaxrnn.Part that can be stepped (a language_model of a cell), got "
+                        + (describe(model) + ", which reads whole sequences only" if isinstance(model, Part)
+                           else type(model).__name__))
     if (prompt is None) == (state is None):
         raise ValueError("prompt: expected ids to start from, or None with a state to go on from (not both)")
     length = checks.size("length", length)
@@ -212,14 +213,11 @@ def _prompt(prompt: Any) -> jax.Array:
     return prompt
 
 
-def _check_ids(model: Cell, params: Any, prompt: jax.Array) -> None:
+def _check_ids(model: Part, params: Any, prompt: jax.Array) -> None:
     """The prompt's ids within the vocabulary of the model's embedding, checked while their values are known
     (inside the compiled generation they are not, and an id out of range would read NaNs)."""
-    stacked = layers_of(model)
-    first, first_params = (stacked.parts[0], params[0]) if stacked is not None else (model, params)
-    validate = getattr(first.step, "validate", None) if isinstance(first, Cell) else None
-    if validate is not None:
-        validate(first_params, prompt, False)
+    if model.validate is not None:
+        model.validate(params, np.asarray(prompt), False)
 
 
 def _pieces(length: int) -> list[int]:

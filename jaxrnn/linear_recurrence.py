@@ -11,8 +11,10 @@ state, ``lengths`` and ``reverse``; :func:`gated_scan` takes ``a`` and ``b``
 as logs, the form in which the minimal RNNs (``jaxrnn.mingru``,
 ``jaxrnn.minlstm``) compute their gates; :func:`log_linear_scan` composes in
 log space, for positive ``a``, ``b`` and ``h``, where ``h`` itself would
-underflow float32. (``remat`` runs a whole sequence a chunk at a time:
-:func:`jaxrnn.loop.checkpointed_sequence`.)
+underflow float32. :func:`cell` builds the :class:`~jaxrnn.Part` of a cell
+whose carry enters linearly: a token by its ``step``, a sequence at once (the
+``"parallel"`` path), a chunk at a time under ``remat``
+(:func:`jaxrnn.loop.checkpointed_sequence`).
 
 Precision: each ``h_t`` is ``O(log T)`` compositions deep, each a product and
 a sum (of terms of one sign, for positive ``a``, ``b``), so its float32 error
@@ -31,6 +33,7 @@ every level's products of ``a``; forward mode and higher orders work as usual.
 
 from __future__ import annotations
 
+import dataclasses
 import functools
 from typing import Any, Callable, NamedTuple
 
@@ -38,8 +41,38 @@ import jax
 import jax.numpy as jnp
 
 from jaxrnn import checks
-from jaxrnn.loop import check_lengths
+from jaxrnn.loop import check_lengths, checkpointed_sequence, masked_scan, resolve_path
 from jaxrnn.masking import expand, valid_mask
+from jaxrnn.parts import Carry, Info, InitFn, InitialCarryFn, Params, Part
+
+
+def cell(init: InitFn, initial_carry: InitialCarryFn, step: Callable, sequence: Callable, *, info: Info,
+         validate: Callable | None = None) -> Part:
+    """A :class:`~jaxrnn.Part` whose carry enters linearly, ``h_t = a_t(x_t) * h_{t-1} + b_t(x_t)``.
+
+    Args:
+      init, initial_carry: the part's.
+      step: ``step(params, carry, x) -> (carry, y)``, one token (sampling, streaming).
+      sequence: ``sequence(params, xs, carry, *, lengths=None, reverse=False) -> (carry, ys)`` over
+        time-major ``xs: (T, *batch, I)``, every step at once, the same function as stepping.
+      info: what the part is; its ``paths`` are set here to ``("parallel", "plain")``.
+      validate: as :class:`~jaxrnn.Part`'s.
+    """
+    checks.function("step", step)
+    checks.function("sequence", sequence)
+    info = dataclasses.replace(info, paths=("parallel", "plain"))
+
+    def run(params: Params, xs: jax.Array, carry: Carry, *, lengths=None, reverse=False, unroll=1, remat=False,
+            path="auto", **options) -> tuple[Carry, jax.Array]:
+        if resolve_path(path, part, remat=remat) == "plain":
+            valid = None if lengths is None else valid_mask(xs.shape[0], lengths)
+            return masked_scan(step, params, xs, carry, valid, reverse=reverse, unroll=unroll, remat=remat)
+        if remat:  # ~sqrt(T) steps at a time, each chunk recomputed in the backward pass
+            return checkpointed_sequence(sequence, params, xs, carry, lengths=lengths, reverse=reverse)
+        return sequence(params, xs, carry, lengths=lengths, reverse=reverse)
+
+    part = Part(init, initial_carry, step, run, validate=validate, info=info)
+    return part
 
 
 def _check(a: Any, b: Any, h0: Any, lengths: Any, what: str, reverse: Any) -> tuple:

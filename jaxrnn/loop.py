@@ -1,23 +1,25 @@
 """The time loop: one function, :func:`scan`, runs any part over a sequence.
 
-``scan`` checks its arguments, picks how to run the loop, masks padding and,
-with ``remat``, checkpoints. Every way of running the loop computes the same
-function (values and gradients), and the tests hold them to it:
+``scan`` checks its arguments, puts time on axis 0, zeroes the padding, and
+asks the part: its ``sequence`` when it has one, else a ``lax.scan`` of its
+``step``. The ways a part may run its own loop, which it lists in
+``part.info.paths`` (best first), compute the same function (values and
+gradients), and the tests hold them to it:
 
-* ``"plain"``: ``lax.scan`` of ``cell.step``, one step at a time.
-* ``"projected"``: for a :class:`~jaxrnn.parts.SplitStep`, the input
-  projection ``x_t @ W_x + b`` of all steps is one ``(T * B, I) @ (I, G)``
-  product before the loop; the loop runs only the recurrence.
-* ``"fused"``: ``"projected"``, plus a custom derivative for the recurrence of
-  cells that give ``product``/``update`` (:mod:`jaxrnn.fused`): the backward
-  loop carries only ``dh @ W_h^T`` and the weight gradient is formed after it
-  as one product over all time steps, as cuDNN does; forward mode too.
-* ``"parallel"``: for a :class:`~jaxrnn.parts.Parallel` step (the minimal
-  RNNs), every step at once through an associative scan, ``O(log T)`` depth.
+* ``"plain"``: ``lax.scan`` of ``step``, one step at a time.
+* ``"projected"``: the input projection ``x_t @ W_x + b`` of all steps is one
+  ``(T * B, I) @ (I, G)`` product before the loop; the loop runs only the
+  recurrence (:mod:`jaxrnn.split`).
+* ``"fused"``: ``"projected"``, plus a derivative of the recurrence whose
+  backward loop carries only ``dh @ W_h^T`` and forms the weight gradient
+  after it, as one product over all time steps, as cuDNN does
+  (:mod:`jaxrnn.fused`).
+* ``"parallel"``: every step at once through an associative scan, ``O(log T)``
+  depth, for a carry that enters linearly (:mod:`jaxrnn.linear_recurrence`).
 
 ``"auto"`` (the default) is :func:`resolve_path`: ``"plain"`` on CPU, where
-XLA:CPU runs the per-step loop fastest, the minimal RNNs included
-(``benchmarks/README.md``), and the best path the cell allows on GPU and TPU.
+XLA:CPU runs the per-step loop fastest (``benchmarks/README.md``), and the
+part's best path on GPU and TPU.
 """
 
 from __future__ import annotations
@@ -32,30 +34,21 @@ import jax.numpy as jnp
 import numpy as np
 from jax import lax
 
-from jaxrnn import checks, fused
+from jaxrnn import checks
 from jaxrnn.checks import check_carry_like
 from jaxrnn.masking import mask, valid_mask, zero_padding
-from jaxrnn.parts import (
-    Carry,
-    Cell,
-    Composite,
-    Layer,
-    Parallel,
-    Params,
-    Part,
-    Pointwise,
-    SplitStep,
-    reads_ids,
-    validate_ids,
-)
+from jaxrnn.parts import Carry, Params, Part
 
 PATHS = ("auto", "plain", "projected", "fused", "parallel")
+# A path a part does not have falls back to the next simpler one ("auto": the part's best).
+FALLBACK = {"fused": "projected", "projected": "plain", "parallel": "auto"}
+STORES_STEPS = ("fused",)  # paths that keep per-step residuals, which remat exists to avoid
 MAX_UNROLL = 16  # steps per loop iteration; see scan's ``unroll``
 AUTO_UNROLL = {"gpu": 8}  # unroll=None's choice per backend (others: 1); benchmarks/README.md
 
 
 def scan(
-    cell: Part,
+    part: Part,
     params: Params,
     xs: jax.Array,
     carry: Carry | None = None,
@@ -69,21 +62,21 @@ def scan(
     path: str = "auto",
     checked: bool = False,
 ) -> tuple[Carry, jax.Array]:
-    """Run ``cell`` -- any part: a cell, a stack, a bidirectional layer -- over the time axis of ``xs``.
+    """Run ``part`` -- a cell, a stack, a bidirectional layer, any :class:`~jaxrnn.Part` -- over the time axis.
 
     ``h_t, y_t = step(h_{t-1}, x_t)`` for ``t = 0 .. T-1`` (``T-1 .. 0`` with
-    ``reverse``), as one ``lax.scan``.
+    ``reverse``), as one ``lax.scan`` or as the part's own ``sequence``.
 
     Args:
-      cell: a :class:`~jaxrnn.Cell` or a :class:`~jaxrnn.Layer`.
+      part: a :class:`~jaxrnn.Part`.
       params: its parameters.
       xs: inputs of shape ``(T, *batch, I)``: time is axis 0, features the
         last axis, and any axes between are batch axes. With
-        ``time_major=False``: ``(*batch, T, I)``. For a part that starts with
-        an embedding, integer ids without a feature axis: ``(T, *batch)``
-        (``(*batch, T)``).
+        ``time_major=False``: ``(*batch, T, I)``. For a part that reads ids
+        (``part.info.reads_ids``: it starts with an embedding), integer ids
+        without a feature axis: ``(T, *batch)`` (``(*batch, T)``).
       carry: the initial carry, leaves of shape ``(*batch, H)``; ``None``
-        starts from ``cell.initial_carry(batch)`` (zeros, float32 or wider).
+        starts from ``part.initial_carry(batch)`` (zeros, float32 or wider).
       reverse: run from ``t = T-1`` down to ``0``. Outputs stay in input order:
         ``ys[t]`` is the output after reading ``xs[t]``.
       lengths: integer array of shape ``batch``: sequence ``b`` is
@@ -91,38 +84,37 @@ def scan(
         carry unchanged and output zeros, so the final carry is the one at the
         sequence's true end (with ``reverse``, each sequence is read backwards
         from its own last element). Whatever the padding holds (NaN, Inf, any
-        id) reaches neither values nor gradients, and its own gradient is zero. Lengths whose values are known when
-        ``scan`` is traced (numpy, lists, concrete arrays) must lie in
-        ``[0, T]``, or ``scan`` raises. Traced lengths cannot be checked then:
-        a length above ``T`` acts as ``T`` and a negative one as 0, silently,
-        unless ``checked`` is set.
+        id) reaches neither values nor gradients, and its own gradient is zero.
+        Lengths whose values are known when ``scan`` is traced (numpy, lists,
+        concrete arrays) must lie in ``[0, T]``, or ``scan`` raises. Traced
+        lengths cannot be checked then: a length above ``T`` acts as ``T`` and
+        a negative one as 0, silently, unless ``checked`` is set.
       time_major: ``False`` for batch-major ``xs: (*batch, T, I)`` (Flax's and
         PyTorch's ``batch_first``); ``ys`` is then batch-major too.
       unroll: steps per loop iteration (``lax.scan``'s ``unroll``); ``True``
         unrolls the whole sequence; ``None`` picks per backend
         (:data:`AUTO_UNROLL`: 8 on a GPU, 1 elsewhere). Capped at
-        :data:`MAX_UNROLL` steps, with a warning: compile time grows much faster than the unroll factor while
-        run time stops improving long before (``benchmarks/README.md``).
+        :data:`MAX_UNROLL` steps, with a warning: compile time grows much
+        faster than the unroll factor while run time stops improving long
+        before (``benchmarks/README.md``).
       remat: store the carry only every ``~sqrt(T)`` steps and recompute the
         steps between in the backward pass (``jax.checkpoint`` of chunks);
         memory ``O(sqrt(T))`` carries plus one chunk's activations instead of
         ``O(T)`` activations, for long sequences, at the cost of one more
-        forward pass.
+        forward pass. On the ``"parallel"`` path each chunk runs its steps at once.
       key: random key for the parts that draw random numbers (the dropout of
         :func:`~jaxrnn.stack`; a stack hands each layer a key of its own); the
-        others ignore it. A cell's ``step`` is not given a key: a cell that
-        draws random numbers per step needs them in its input or carry.
+        others ignore it. The loop of a cell's ``step`` is not given a key: a
+        cell that draws random numbers per step needs them in its input or carry.
       path: ``"auto"``, ``"plain"``, ``"projected"``, ``"fused"`` or
-        ``"parallel"`` (module docstring); a path the cell does not support
-        falls back to the next simpler one, and ``remat`` never takes
-        ``"fused"``. On the ``"parallel"`` path ``remat`` runs a chunk of
-        ``~sqrt(T)`` steps at a time (each chunk's steps at once) and recomputes
-        one chunk at a time in the backward pass. Every
-        path computes the same function under every transformation (``grad``,
-        ``jvp``, ``jacfwd``, ``hessian``, ``vmap``, ``jit``).
-      checked: with traced ``lengths`` (or token ids, for a part that starts
-        with an embedding), also check at run time that each lies in ``[0, T]``
-        (ids in ``[0, V)``), through :mod:`jax.experimental.checkify`: run the
+        ``"parallel"`` (module docstring); a path the part does not have falls
+        back to the next simpler one (:func:`resolve_path`), and ``remat``
+        never takes ``"fused"``. A stack runs each layer on that layer's path.
+        Every path computes the same function under every transformation
+        (``grad``, ``jvp``, ``jacfwd``, ``hessian``, ``vmap``, ``jit``).
+      checked: with traced ``lengths`` (or token ids, for a part that reads
+        them), also check at run time that each lies in ``[0, T]`` (ids in
+        ``[0, V)``), through :mod:`jax.experimental.checkify`: run the
         function under ``checkify.checkify`` and call ``error.throw()``.
 
     Returns:
@@ -133,37 +125,44 @@ def scan(
       TypeError, ValueError: at trace time, with what was expected and what
         came, for a wrong part, shape, dtype, carry or option.
     """
-    if not isinstance(cell, (Cell, Layer)):
-        raise TypeError(f"expected a jaxrnn.Cell or jaxrnn.Layer to scan, got {type(cell).__name__}")
-    ids = reads_ids(cell)
+    if not isinstance(part, Part):
+        raise TypeError(f"expected a jaxrnn.Part to scan (a cell, a stack, a layer), got {type(part).__name__}")
+    ids = part.info.reads_ids
     known = checks.known_values(xs) if ids else None  # read before jnp.asarray (checks.known_values)
-    xs = time_major_inputs(cell, xs, time_major)
+    xs = time_major_inputs(part, xs, time_major)
+    if not ids and not jnp.issubdtype(xs.dtype, jnp.floating):
+        raise TypeError(f"expected floating-point xs, got dtype {xs.dtype}")
     options = dict(
         reverse=checks.flag("reverse", reverse),
         unroll=check_unroll(unroll, xs.shape[0]),
         remat=checks.flag("remat", remat),
         path=check_path(path),
-        key=key,
+        key=checks.random_key("key", key, optional=True),
     )
-    checked = checks.flag("checked", checked)
-    if checked:  # handed on only when asked for, so the apply of a layer of yours need not take it
+    if checks.flag("checked", checked):  # handed on only when set, so a sequence of yours need not take it
         options["checked"] = True
-    checks.random_key("key", key, optional=True)
-    if isinstance(cell, Cell) and not isinstance(cell.step, Composite) and jnp.issubdtype(xs.dtype, jnp.floating):
-        checks.check_params_fit(cell, params, xs.shape[-1])  # a stack or a layer checks each of its parts
     batch_shape = xs.shape[1:] if ids else xs.shape[1:-1]
     known_lengths = None if lengths is None or known is None else checks.known_values(lengths)
     if lengths is not None:
         lengths = check_lengths(lengths, batch_shape, xs.shape[0], checked=checked)
         xs = zero_padding(xs, lengths)
-    if (known is not None and jnp.issubdtype(known.dtype, jnp.integer)
-            and (lengths is None or known_lengths is not None)):
-        known = known if time_major else np.moveaxis(known, -1, 0)
-        if lengths is not None:  # padding may hold any id
-            known = np.where(np.arange(known.shape[0]).reshape((-1,) + (1,) * known_lengths.ndim) < known_lengths,
-                             known, 0)
-        validate_ids(cell, params, known)
-    final, ys = _scan(cell, params, xs, carry, lengths, batch_shape, **options)
+    if part.validate is not None:
+        if known is not None and (lengths is None or known_lengths is not None):
+            known = known if time_major else np.moveaxis(known, -1, 0)
+            if lengths is not None:  # padding may hold any id
+                steps = np.arange(known.shape[0]).reshape((-1,) + (1,) * known_lengths.ndim)
+                known = np.where(steps < known_lengths, known, 0)
+            part.validate(params, known, False)
+        else:
+            part.validate(params, xs, checked)
+    initial = functools.partial(part.initial_carry, batch_shape, jnp.promote_types(xs.dtype, jnp.float32))
+    carry = initial() if carry is None else check_carry_like(carry, jax.eval_shape(initial))
+    if part.sequence is not None:
+        final, ys = part.sequence(params, xs, carry, lengths=lengths, **options)
+    else:
+        valid = None if lengths is None else valid_mask(xs.shape[0], lengths)
+        final, ys = masked_scan(part.step, params, xs, carry, valid, reverse=options["reverse"],
+                                unroll=options["unroll"], remat=options["remat"])
     return final, (ys if time_major else jnp.moveaxis(ys, 0, -2))
 
 
@@ -174,7 +173,7 @@ def time_major_inputs(part: Part, xs: Any, time_major: bool = True) -> jax.Array
     Raises:
       TypeError, ValueError: ``xs`` of the wrong dtype or with too few axes.
     """
-    ids = reads_ids(part)
+    ids = part.info.reads_ids
     xs = jnp.asarray(xs)
     if ids and not jnp.issubdtype(xs.dtype, jnp.integer):
         raise TypeError(f"expected integer ids (this part starts with an embedding), got xs of dtype {xs.dtype}")
@@ -186,70 +185,31 @@ def time_major_inputs(part: Part, xs: Any, time_major: bool = True) -> jax.Array
     return xs if checks.flag("time_major", time_major) else jnp.moveaxis(xs, -1 - features, 0)
 
 
-def _scan(part: Part, params, xs, carry, lengths, batch_shape, **options):
-    """:func:`scan` on checked options and time-major ``xs``: the dispatch on the kind of part."""
-    initial = functools.partial(part.initial_carry, batch_shape, jnp.promote_types(xs.dtype, jnp.float32))
-    if carry is not None:
-        check_carry_like(carry, jax.eval_shape(initial))
-    if isinstance(part, Layer):
-        return part.apply(params, xs, carry, lengths=lengths, **options)
-    step = part.step
-    if isinstance(step, Composite):
-        return step.scan(params, xs, initial() if carry is None else carry, lengths=lengths, **options)
-    carry = initial() if carry is None else carry
-    valid = None if lengths is None else valid_mask(xs.shape[0], lengths)
-    if isinstance(step, Pointwise):  # no state: the whole sequence at once
-        if step.validate is not None and options.get("checked"):  # known values were checked in scan
-            step.validate(params, xs, True)
-        return carry, mask(valid, (), (), step.fn(params, xs))[1]
-    if not jnp.issubdtype(xs.dtype, jnp.floating):
-        raise TypeError(f"expected floating-point xs, got dtype {xs.dtype}")
-    reverse, unroll, remat = options["reverse"], options["unroll"], options["remat"]
-    path = resolve_path(options["path"], part, remat=remat)
-    if path == "parallel":  # all steps at once; with remat, ~sqrt(T) steps at a time, each chunk recomputed
-        if remat:
-            return checkpointed_sequence(step.sequence, params, xs, carry, lengths=lengths, reverse=reverse)
-        return step.sequence(params, xs, carry, lengths=lengths, reverse=reverse)
-    if path == "plain":
-        return masked_scan(step, params, xs, carry, valid, reverse=reverse, unroll=unroll, remat=remat)
-    if path == "projected":
-        xps = step.project(params, xs)
-        return masked_scan(step.recur, params, xps, carry, valid, reverse=reverse, unroll=unroll, remat=remat)
-    return fused.recurrence(step, reverse, unroll, params, carry, step.project(params, xs), valid)
+def resolve_path(path: str, part: Part, *, remat: bool = False) -> str:
+    """The path ``scan(part, ..., path=path, remat=remat)`` takes on this backend, for a part with a loop of its own.
 
-
-def resolve_path(path: str, cell: Cell, *, remat: bool = False) -> str:
-    """The path ``scan(cell, ..., path=path, remat=remat)`` takes on this backend, for one cell.
-
-    ``"auto"`` is ``"plain"`` on CPU and elsewhere ``"parallel"`` for a
-    :class:`~jaxrnn.parts.Parallel` step, ``"fused"`` for the others. A path
-    the cell's step does not support falls back to the next simpler one
-    (``"parallel"`` needs a ``Parallel`` step, and is ``"auto"``'s choice for
-    another; ``"fused"`` needs a :class:`~jaxrnn.parts.SplitStep` with
-    ``product``, ``"projected"`` a ``SplitStep``), and ``remat`` (which stores
-    no per-step residuals) never takes ``"fused"``. The backend is ``jax.default_backend()``. A stack or a
-    layer runs each of its cells on that cell's own path: ask of those.
+    ``"auto"`` is ``"plain"`` on CPU and elsewhere the part's best path (the
+    first of ``part.info.paths``). A path the part does not have falls back
+    to the next simpler one (:data:`FALLBACK`: ``"fused"`` to ``"projected"``
+    to ``"plain"``; ``"parallel"`` to ``"auto"``'s choice), and ``remat``
+    (which stores no per-step residuals) never takes ``"fused"``. The backend
+    is ``jax.default_backend()``.
 
     Raises:
-      TypeError: ``cell`` is not a cell, or is a stack (composite) of parts.
+      TypeError: ``part`` is not a part, or has no loop of its own (a stack, a
+        bidirectional layer or a readout: ask of the parts inside).
     """
     path = check_path(path)
-    if not isinstance(cell, Cell):
-        raise TypeError(f"resolve_path: expected a jaxrnn.Cell, got {type(cell).__name__}; a layer runs each of "
-                        "its cells on its own path")
-    step = cell.step
-    if isinstance(step, (Composite, Pointwise)):
-        raise TypeError("resolve_path: a stack runs each of its cells on its own path (and a stateless part "
-                        "has no loop); ask of the cells")
-    parallel = isinstance(step, Parallel)
-    if path == "auto" or (path == "parallel" and not parallel):
-        path = "plain" if jax.default_backend() == "cpu" else "parallel" if parallel else "fused"
-    if parallel:
-        return "parallel" if path == "parallel" else "plain"
-    if path == "fused" and (remat or not isinstance(step, SplitStep) or step.product is None):
-        path = "projected"
-    if path == "projected" and not isinstance(step, SplitStep):
-        path = "plain"
+    if not isinstance(part, Part):
+        raise TypeError(f"resolve_path: expected a jaxrnn.Part, got {type(part).__name__}")
+    paths = tuple(p for p in part.info.paths if not (remat and p in STORES_STEPS))
+    if not paths:
+        raise TypeError(f"resolve_path: {part.info.kind} has no loop of its own: a stack runs each of its parts on "
+                        "its own path (and a stateless part has no loop); ask of the parts")
+    while path not in paths:
+        if path == "auto":
+            return "plain" if jax.default_backend() == "cpu" and "plain" in paths else paths[0]
+        path = FALLBACK.get(path, "plain")
     return path
 
 

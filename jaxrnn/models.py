@@ -1,21 +1,24 @@
 """Sequence models: a recurrent part and a linear readout.
 
-The lecture's latent autoregressive model in its two shapes::
+The latent autoregressive model in its two shapes::
 
     h_t = f(h_{t-1}, x_t)                 the core, over time by jaxrnn.scan
     many-to-many:  y_t = h_t W + b        an answer at every step (per-step logits, the next value)
     many-to-one:   y   = h_T W + b        one answer per sequence (regression)
 
 A many-to-many model is a part like any other, ``stack([core, linear(O)])``:
-:func:`jaxrnn.scan` runs it over a sequence and, when the core is a cell, its
-``step`` runs it one step at a time (forecasts, generation). A many-to-one
-model answers once per sequence, so it is a :class:`Model`. Inputs are
-time-major, ``xs: (T, *batch, I)``, as :func:`jaxrnn.scan` takes them.
+:func:`jaxrnn.scan` runs it over a sequence and, when the core can be stepped,
+its ``step`` runs it one step at a time (forecasts, generation). A many-to-one
+model answers once per sequence, so it is a :class:`~jaxrnn.Model`, whose
+``apply(params, xs, *, lengths=None, key=None, time_major=True)`` every model
+shares. Inputs are time-major, ``xs: (T, *batch, I)``, as :func:`jaxrnn.scan`
+takes them.
 """
 
 from __future__ import annotations
 
-from typing import Any, Callable, NamedTuple
+import warnings
+from typing import Any
 
 import jax
 import jax.numpy as jnp
@@ -25,39 +28,26 @@ from jaxrnn.final_output import final_output
 from jaxrnn.layers.linear import linear
 from jaxrnn.layers.stack import output_features, stack
 from jaxrnn.loop import time_major_inputs
-from jaxrnn.parts import Cell, Layer, Part
+from jaxrnn.parts import Info, Model, Part, describe
 
 
-class Model(NamedTuple):
-    """A model that answers once per input: two pure functions.
-
-    Attributes:
-      init: ``init(key, input_size) -> params``.
-      apply: ``apply(params, xs, *, lengths=None, key=None) -> y``; ``key``
-        switches on the dropout of a stack (training only); parts that draw no
-        random numbers ignore it.
-    """
-
-    init: Callable[[jax.Array, int], Any]
-    apply: Callable[..., jax.Array]
-
-
-def many_to_many(core: Part, output_size: int) -> Cell | Layer:
+def many_to_many(core: Part, output_size: int) -> Part:
     """Answer at every step: ``xs: (T, *batch, I) -> ys: (T, *batch, O)``, ``y_t = h_t W + b``.
 
+    The latent autoregressive model ``h_t = g(h_{t-1}, x_{t-1})``, ``x^_t = h_t W + b``
+    is this model trained on ``scan(model, params, series[:-1])`` against
+    ``series[1:]``; forecast with :func:`latent_forecast`.
+
     ``stack([core, linear(output_size)])``: params ``(core_params, {"kernel", "bias"})``;
-    a :class:`~jaxrnn.Cell` when ``core`` is one.
+    it can be stepped when ``core`` can.
     """
-    return stack([checks.part("core", core), linear(output_size)])
+    return stack([checks.part("core", core), linear(checks.size("output_size", output_size))])
 
 
-def latent_autoregressive(core: Part, features: int = 1) -> Cell | Layer:
-    """The lecture's latent autoregressive model: ``h_t = g(h_{t-1}, x_{t-1})``, ``x^_t = h_t W + b``.
-
-    A state ``h`` summarises the whole history in a fixed size. Train it on
-    ``scan(model, params, series[:-1])`` against ``series[1:]``
-    (``(T, ..., D) -> (T, ..., D)``); forecast with :func:`latent_forecast`.
-    """
+def latent_autoregressive(core: Part, features: int = 1) -> Part:
+    """:func:`many_to_many` under its earlier name; it will be removed."""
+    warnings.warn("jaxrnn.models.latent_autoregressive(core, D) is many_to_many(core, D); the name will be removed",
+                  DeprecationWarning, stacklevel=2)
     return many_to_many(core, features)
 
 
@@ -85,13 +75,16 @@ def many_to_one(core: Part, output_size: int) -> Model:
         if not isinstance(params, dict) or set(params) != {"cell", "readout"}:
             raise ValueError("expected the params of a many_to_one model, {'cell': ..., 'readout': ...}, got "
                              + (f"keys {sorted(params)}" if isinstance(params, dict) else type(params).__name__))
+        checks.random_key("key", key, optional=True)
         xs = time_major_inputs(core, xs, time_major)
-        return readout.step.fn(params["readout"], final_output(core, params["cell"], xs, lengths=lengths, key=key))
+        y = final_output(core, params["cell"], xs, lengths=lengths, key=key)
+        return readout.step(params["readout"], (), y)[1]
 
-    return Model(init, apply)
+    return Model(init, apply, Info("many_to_one", output_size, reads_ids=core.info.reads_ids, paths=(),
+                                   parts=(core, readout)))
 
 
-def latent_forecast(model: Cell, params: Any, series: jax.Array, steps: int) -> jax.Array:
+def latent_forecast(model: Part, params: Any, series: jax.Array, steps: int) -> jax.Array:
     """k-step-ahead predictions of a latent autoregressive model from every origin.
 
     ``F[t, j]`` predicts ``x_{t+j+1}`` from ``x_0 .. x_t`` only: the model reads
@@ -99,8 +92,8 @@ def latent_forecast(model: Cell, params: Any, series: jax.Array, steps: int) -> 
     the same protocol as :func:`jaxrnn.autoregressive.forecast`.
 
     Args:
-      model: a :func:`latent_autoregressive` model whose core is a cell (no
-        dropout here: prediction is deterministic).
+      model: a :func:`many_to_many` model that can be stepped (no dropout
+        here: prediction is deterministic).
       params: its params.
       series: ``(N, D)``.
       steps: ``k``.
@@ -108,9 +101,10 @@ def latent_forecast(model: Cell, params: Any, series: jax.Array, steps: int) -> 
     Returns:
       ``(N, steps, D)``.
     """
-    if not isinstance(model, Cell):
-        raise TypeError(f"model: expected a jaxrnn.Cell (a latent_autoregressive model of a cell), "
-                        f"got {type(model).__name__}")
+    if not isinstance(model, Part) or model.step is None:
+        raise TypeError("model: expected a jaxrnn.Part that can be stepped (a many_to_many model of a cell), got "
+                        + (describe(model) + ", which reads whole sequences only" if isinstance(model, Part)
+                           else type(model).__name__))
     series = jnp.asarray(series)
     if series.ndim != 2:
         raise ValueError(f"series: expected shape (N, D), got {series.shape}")

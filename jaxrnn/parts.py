@@ -1,29 +1,28 @@
-"""The kinds of part: a :class:`Cell` (one step) and a :class:`Layer` (a whole sequence).
+"""The one contract every part keeps: :class:`Part`, and :class:`Info`, what a part says it is.
 
-A :class:`Cell` is to a recurrent network what Optax's ``GradientTransformation``
-is to an optimiser: a ``NamedTuple`` of pure functions built by a small factory.
-It knows nothing of time; :func:`jaxrnn.scan` owns the time loop. A
-:class:`Layer` is a part that must see the whole sequence before it answers (a
-bidirectional layer, a stack holding one): it owns its loop, and
-:func:`jaxrnn.scan` runs it with the same call.
+A part is to a recurrent network what Optax's ``GradientTransformation`` is to
+an optimiser: a ``NamedTuple`` of pure functions built by a small factory.
+Cells (:func:`jaxrnn.lstm`, ...), stateless layers (:func:`jaxrnn.linear`,
+:func:`jaxrnn.embedding`), stacks and bidirectional layers are all parts, and
+every function that takes a part takes any of them::
 
-``scan`` also understands four kinds of step, each still a plain callable
-``step(params, carry, x)``:
+    params = part.init(key, input_size)                 # a pytree of arrays
+    carry = part.initial_carry(batch_shape)             # zeros, leaves (*batch, H)
+    carry, y = part.step(params, carry, x, key=None)    # one time step (None: whole sequences only)
+    carry, ys = part.sequence(params, xs, carry, **options)  # a whole sequence (None: scan loops step)
 
-* :class:`SplitStep`: the step in two halves, an input projection that can run
-  for all time steps at once and a recurrence (the fast paths of ``scan``);
-* :class:`Pointwise`: a step without state, ``y_t = f(x_t)`` (a readout, an
-  embedding), which ``scan`` applies to the whole sequence at once;
-* :class:`Parallel`: a step linear in its carry (the minimal RNNs), which
-  ``scan`` computes for the whole sequence with an associative scan;
-* :class:`Composite`: a step made of other parts (a stack), which runs a whole
-  sequence itself, part by part.
+:func:`jaxrnn.scan` checks its arguments, then asks the part: it calls
+``sequence`` when the part has one, else loops ``step``. The fast ways of
+running a sequence (the input projection taken out of the loop, the fused
+recurrence, the associative scan) are constructors that build a part whose
+``sequence`` runs them (:mod:`jaxrnn.split`, :mod:`jaxrnn.linear_recurrence`),
+not kinds that ``scan`` tells apart.
 """
 
 from __future__ import annotations
 
-import abc
 import dataclasses
+import inspect
 from typing import Any, Callable, NamedTuple, Protocol
 
 import jax
@@ -45,218 +44,150 @@ class InitialCarryFn(Protocol):
 
 
 class StepFn(Protocol):
-    def __call__(self, params: Params, carry: Carry, x: Array) -> tuple[Carry, Array]: ...
+    def __call__(self, params: Params, carry: Carry, x: Array, *, key: Array | None = None
+                 ) -> tuple[Carry, Array]: ...
 
 
-class Cell(NamedTuple):
-    """A recurrent cell: ``h_t = f(h_{t-1}, x_t)`` as three pure functions.
+class SequenceFn(Protocol):
+    def __call__(self, params: Params, xs: Array, carry: Carry, *, lengths: Array | None, reverse: bool,
+                 unroll: int, remat: bool, path: str, key: Array | None, **checked: bool) -> tuple[Carry, Array]: ...
+
+
+@dataclasses.dataclass(frozen=True)
+class Info:
+    """What a part is, for the code that reads parts: interop, the NNX wrapper, ``jaxrnn list``, error messages.
+
+    Attributes:
+      kind: the factory's name (``"lstm"``, ``"gru"``, ``"stack"``, ...); ``"custom"`` for a part of yours.
+      size: the feature size of the part's output (a cell's ``hidden_size``), or ``None`` where it depends
+        on the input.
+      activation: the name of the cell's nonlinearity (``"tanh"``, ``"relu"``), where it has one that can vary.
+      variant: which form of the cell (``"reset_after"`` for the cuDNN GRU), or ``None``.
+      reads_ids: the input is integer ids ``(T, *batch)``, not features ``(T, *batch, I)`` (an embedding,
+        or a part that starts with one).
+      paths: the ways :func:`jaxrnn.scan` can run the part's own loop, best first (``"plain"`` is the loop of
+        ``step``); empty for a part without a loop of its own (a readout, a stack, a bidirectional layer).
+      parts: the parts it is made of (a stack's layers, bottom first; a bidirectional layer's two
+        directions), each describing itself.
+      options: the factory's other arguments, as ``(name, value)`` pairs, for :func:`describe`.
+    """
+
+    kind: str = "custom"
+    size: int | None = None
+    activation: str | None = None
+    variant: str | None = None
+    reads_ids: bool = False
+    paths: tuple[str, ...] = ("plain",)
+    parts: tuple["Part", ...] = ()
+    options: tuple[tuple[str, Any], ...] = ()
+
+    def option(self, name: str, default: Any = None) -> Any:
+        """The factory argument ``name``, or ``default``."""
+        return dict(self.options).get(name, default)
+
+
+class _Fields(NamedTuple):
+    init: InitFn
+    initial_carry: InitialCarryFn
+    step: StepFn | None = None
+    sequence: SequenceFn | None = None
+    final_output: Callable[..., Array] | None = None
+    validate: Callable[[Params, Any, bool], None] | None = None
+    info: Info = Info()
+
+
+class Part(_Fields):
+    """A part of a recurrent network: pure functions and a description, nothing else.
 
     Attributes:
       init: ``init(key, input_size) -> params``, a pytree of arrays.
-      initial_carry: ``initial_carry(batch_shape=(), dtype=float32) -> carry``;
-        zeros, each leaf of shape ``batch_shape + (hidden_size,)``; an int is a
-        batch of that size.
-      step: ``step(params, carry, x) -> (carry, y)`` for one time step;
-        ``x`` has shape ``batch_shape + (input_size,)``. Unbatched cells are the
-        norm (``batch_shape == ()``); leading batch axes broadcast through.
+      initial_carry: ``initial_carry(batch_shape=(), dtype=float32) -> carry``:
+        zeros, each leaf of shape ``batch_shape + (H,)``; an int is a batch of
+        that size; ``()`` for a part without state.
+      step: ``step(params, carry, x, *, key=None) -> (carry, y)``, one time step,
+        ``x: (*batch, I)``; ``None`` for a part that must read the whole
+        sequence before it answers (a bidirectional layer). A ``step`` that
+        takes no ``key`` is wrapped to accept and ignore one.
+      sequence: ``sequence(params, xs, carry, *, lengths, reverse, unroll,
+        remat, path, key) -> (carry, ys)`` over time-major ``xs: (T, *batch, I)``,
+        the options as :func:`jaxrnn.scan` checked them (``checked=True`` too,
+        only when set); padding in ``xs`` is already zero. ``None``:
+        :func:`jaxrnn.scan` loops ``step``.
+      final_output: ``final_output(params, xs, *, lengths, key, reverse) -> y``, the output once the
+        part has read each whole sequence (:mod:`jaxrnn.final_output`); ``None``: the output at
+        each sequence's last step.
+      validate: ``validate(params, xs, checked)`` raises where the input does not
+        fit the params: a feature size the kernels do not take, ids outside the
+        vocabulary. ``xs`` is numpy where its values are known; with ``checked``,
+        traced values are checked through :mod:`jax.experimental.checkify`.
+      info: an :class:`Info`, what the part is.
+
+    A :class:`Part` built with three arguments, ``Part(init, initial_carry,
+    step)``, is a cell: :func:`jaxrnn.scan` runs it with ``lax.scan``.
+
+    Raises:
+      TypeError: a function that is not callable, or ``info`` not an :class:`Info`.
     """
 
-    init: InitFn
-    initial_carry: InitialCarryFn
-    step: StepFn
+    __slots__ = ()
+
+    def __new__(cls, init: InitFn, initial_carry: InitialCarryFn, step: StepFn | None = None,
+                sequence: SequenceFn | None = None, final_output: Callable[..., Array] | None = None,
+                validate: Callable[[Params, Any, bool], None] | None = None, info: Info = Info()) -> "Part":
+        for name, fn, optional in (("init", init, False), ("initial_carry", initial_carry, False),
+                                   ("step", step, True), ("sequence", sequence, True),
+                                   ("final_output", final_output, True), ("validate", validate, True)):
+            if not (callable(fn) or (optional and fn is None)):
+                raise TypeError(f"Part: {name} must be a function{' or None' if optional else ''}, got "
+                                f"{type(fn).__name__}")
+        if step is None and sequence is None:
+            raise TypeError("Part: give a step, a sequence, or both (scan loops step when there is no sequence)")
+        if not isinstance(info, Info):
+            raise TypeError(f"Part: info must be a jaxrnn.Info, got {type(info).__name__}")
+        return super().__new__(cls, init, initial_carry, None if step is None else _taking_key(step), sequence,
+                               final_output, validate, info)
+
+    def __repr__(self) -> str:
+        return f"Part({describe(self)})"
 
 
-class Layer(NamedTuple):
-    """A sequence part: ``apply(params, xs, carry=None, **options) -> (final_carry, ys)``.
-
-    Attributes:
-      init: ``init(key, input_size) -> params``.
-      initial_carry: ``initial_carry(batch_shape=(), dtype=float32) -> carry``.
-      apply: ``apply(params, xs, carry=None, *, lengths=None, reverse=False,
-        key=None, unroll=None, remat=False, path="auto")`` maps time-major
-        ``xs: (T, *batch, I)`` to ``(final_carry, ys: (T, *batch, O))``; the
-        options mean what they mean for :func:`jaxrnn.scan`, which checks them
-        and then calls ``apply``.
-    """
-
-    init: InitFn
-    initial_carry: InitialCarryFn
-    apply: Callable[..., tuple[Carry, Array]]
+Cell = Part  # the name of a steppable part in earlier releases; every part is a Part now
 
 
-Part = Cell | Layer
+def _layer(init: InitFn, initial_carry: InitialCarryFn, apply: SequenceFn) -> Part:
+    """``Layer(init, initial_carry, apply)`` of earlier releases: a part that reads whole sequences."""
+    return Part(init, initial_carry, sequence=apply)
 
 
-@dataclasses.dataclass(frozen=True)
-class SplitStep:
-    """A step ``recur(params, carry, project(params, x))`` split in two halves.
-
-    ``project`` is the part of the step that depends on the input alone (for
-    the cells here, ``x @ W_x + b`` for all gates at once). Because it does not
-    depend on the carry, :func:`jaxrnn.scan` can apply it to all time steps in
-    one matrix product ``(T * B, I) @ (I, G)`` before the loop and run only
-    ``recur`` inside it. Calling a ``SplitStep`` is the plain one-step function.
-
-    Cells whose carry enters the step through one linear map are built with
-    :meth:`from_product` or :meth:`from_sum`; then ``scan`` can differentiate
-    the recurrence with a custom derivative that forms the weight gradient after the
-    loop, as one product over all time steps (:mod:`jaxrnn.fused`). Only those
-    constructors set ``product``, ``update`` and ``update_sum``, so ``recur``
-    always is the step they describe: ``SplitStep(project, recur)`` builds a
-    step without them.
-
-    Attributes:
-      project: ``project(params, x[..., I]) -> xp[..., G]``.
-      recur: ``recur(params, carry, xp) -> (carry, y)``.
-      product: ``product(params, carry) -> hp[..., G]``, linear in ``carry``
-        and in ``params`` (e.g. ``h @ W_h (+ b_h)``); or ``None``.
-      update: ``update(carry, xp, hp) -> (carry, y)``, the elementwise rest of
-        the step, free of params; or ``None``.
-      update_sum: ``update_sum(carry, z) -> (carry, y)`` where the step reads
-        ``xp`` and ``hp`` only through ``z = xp + hp`` (:meth:`from_sum`); or ``None``.
-    """
-
-    project: Callable[[Params, Array], Array]
-    recur: Callable[[Params, Carry, Array], tuple[Carry, Array]]
-    product: Callable[[Params, Carry], Array] | None = dataclasses.field(default=None, init=False)
-    update: Callable[[Carry, Array, Array], tuple[Carry, Array]] | None = dataclasses.field(default=None, init=False)
-    update_sum: Callable[[Carry, Array], tuple[Carry, Array]] | None = dataclasses.field(default=None, init=False)
-
-    @classmethod
-    def _with(cls, project, recur, **halves) -> "SplitStep":
-        step = cls(project, recur)
-        for name, value in halves.items():
-            object.__setattr__(step, name, value)  # frozen: set once, here
+def _taking_key(step: Callable) -> StepFn:
+    """``step`` if it takes a ``key`` keyword (or ``**kwargs``), else ``step`` accepting and ignoring one."""
+    try:
+        parameters = inspect.signature(step).parameters.values()
+    except (TypeError, ValueError):  # a builtin or a callable without a signature
+        parameters = ()
+    if any(p.name == "key" or p.kind is inspect.Parameter.VAR_KEYWORD for p in parameters):
         return step
 
-    @classmethod
-    def from_product(cls, project, product, update) -> "SplitStep":
-        """The step ``update(carry, xp, product(params, carry))`` with ``xp = project(params, x)``."""
-
-        def recur(params: Params, carry: Carry, xp: Array) -> tuple[Carry, Array]:
-            return update(carry, xp, product(params, carry))
-
-        return cls._with(project, recur, product=product, update=update)
-
-    @classmethod
-    def from_sum(cls, project, product, update_sum) -> "SplitStep":
-        """The step ``update_sum(carry, xp + hp)``: gates that read the two products only through their sum.
-
-        The LSTM's and the Elman cell's pre-activations are such a sum (the GRU's
-        reset gate is not). The sum is taken here, in the dtype of ``xp`` and
-        ``hp``, so the step cannot read them any other way; the fused path then
-        saves that one sum per step for its backward pass, instead of both.
-        """
-
-        def update(carry: Carry, xp: Array, hp: Array) -> tuple[Carry, Array]:
-            return update_sum(carry, xp + hp)
-
-        def recur(params: Params, carry: Carry, xp: Array) -> tuple[Carry, Array]:
-            return update(carry, xp, product(params, carry))
-
-        return cls._with(project, recur, product=product, update=update, update_sum=update_sum)
-
-    @property
-    def additive(self) -> bool:
-        """Whether the step reads ``xp`` and ``hp`` only through ``xp + hp`` (built by :meth:`from_sum`)."""
-        return self.update_sum is not None
-
-    def __call__(self, params: Params, carry: Carry, x: Array, key: Array | None = None) -> tuple[Carry, Array]:
+    def keyed(params: Params, carry: Carry, x: Array, *, key: Array | None = None) -> tuple[Carry, Array]:
         del key  # draws no random numbers
-        if self.product is None:
-            return self.recur(params, carry, self.project(params, x))
-        # The same function; tracing the carry's product first gives XLA:CPU a
-        # faster schedule of the backward pass (benchmarks/README.md).
-        hp = self.product(params, carry)
-        return self.update(carry, self.project(params, x), hp)
+        return step(params, carry, x)
+
+    keyed.__wrapped__ = step
+    return keyed
 
 
-@dataclasses.dataclass(frozen=True)
-class Pointwise:
-    """A step without state: ``y_t = fn(params, x_t)``, the carry an empty tuple.
-
-    :func:`jaxrnn.scan` applies ``fn`` to the whole sequence at once, which is
-    one matrix product for a readout. ``reads_ids``: its input is integer ids,
-    one per step, with no feature axis (an embedding), so a sequence of them is
-    ``(T, *batch)``. ``validate(params, x, checked)``, if given, raises for
-    inputs whose values are known and wrong, and with ``checked`` (``scan``'s)
-    checks traced ones through :mod:`jax.experimental.checkify`.
-    """
-
-    fn: Callable[[Params, Array], Array]
-    reads_ids: bool = False
-    validate: Callable[[Params, Array, bool], None] | None = None
-
-    def __call__(self, params: Params, carry: tuple, x: Array, key: Array | None = None) -> tuple[tuple, Array]:
-        del key
-        if self.validate is not None:
-            self.validate(params, x, False)
-        return carry, self.fn(params, x)
-
-
-@dataclasses.dataclass(frozen=True)
-class Parallel:
-    """A step whose carry enters linearly, ``h_t = a_t(x_t) * h_{t-1} + b_t(x_t)``: a whole sequence at once.
-
-    Calling it is the one-token recurrence (sampling, streaming).
-    :func:`jaxrnn.scan` instead calls ``sequence`` on the whole input, which
-    computes every step together (an associative scan, ``O(log T)`` depth:
-    :mod:`jaxrnn.linear_recurrence`).
-
-    Attributes:
-      step: ``step(params, carry, x) -> (carry, y)``, one token.
-      sequence: ``sequence(params, xs, carry, *, lengths=None, reverse=False) -> (carry, ys)``
-        over time-major ``xs: (T, *batch, I)``, the same function as stepping.
-    """
-
-    step: Callable[[Params, Carry, Array], tuple[Carry, Array]]
-    sequence: Callable[..., tuple[Carry, Array]]
-
-    def __post_init__(self):
-        for name in ("step", "sequence"):
-            if not callable(getattr(self, name)):
-                raise TypeError(f"Parallel: {name} must be a function, got {type(getattr(self, name)).__name__}")
-
-    def __call__(self, params: Params, carry: Carry, x: Array, key: Array | None = None) -> tuple[Carry, Array]:
-        del key
-        return self.step(params, carry, x)
-
-
-class Composite(abc.ABC):
-    """A step made of parts, which also runs a whole sequence itself (part by part)."""
-
-    @abc.abstractmethod
-    def scan(self, params: Params, xs: Array, carry: Carry, **options) -> tuple[Carry, Array]:
-        """``(final_carry, ys)`` over time-major ``xs``; the options of :func:`jaxrnn.scan`."""
-
-
-def behaviour(part: Part) -> Any:
-    """What runs ``part``: a cell's step, or the object behind a layer's ``apply`` (a stack's layers, a
-    bidirectional layer's directions), where the part's other abilities (``reads_ids``, ``reader``,
-    ``final_output``) live."""
-    if isinstance(part, Cell):
-        return part.step
-    return getattr(part.apply, "__self__", part.apply)  # a bound method's object (a stack's scan)
-
-
-def reads_ids(part: Part) -> bool:
-    """Whether ``part`` reads integer ids (``(T, *batch)``, no feature axis) rather than features.
-
-    A part that starts with an embedding does: the step or layer says so
-    through its ``reads_ids`` (a stack asks its first part).
-    """
-    return bool(getattr(behaviour(part), "reads_ids", False))
-
-
-def validate_ids(part: Part, params: Params, ids: Any) -> None:
-    """Hand ids whose values are known to the ``validate`` of the part that reads them: an embedding, the first
-    layer of a stack, the forward direction of a bidirectional layer (each says which through ``reader``)."""
-    runs = behaviour(part)
-    if isinstance(runs, Pointwise):
-        if runs.validate is not None:
-            runs.validate(params, ids, False)
-    elif callable(getattr(runs, "reader", None)):
-        validate_ids(*runs.reader(params), ids)
+def describe(part: Part) -> str:
+    """A part as the call that builds it: ``lstm(64)``, ``stack([embedding(16), gru(32), linear(10)])``."""
+    info = part.info
+    if info.kind == "stack":
+        inside = "[" + ", ".join(describe(p) for p in info.parts) + "]"
+    elif info.parts:
+        inside = ", ".join(describe(p) for p in info.parts)
+    else:
+        inside = "" if info.size is None else f"{info.size}"
+    named = [("activation", info.activation)] if info.activation is not None else []
+    shown = [f"{k}={v!r}" if isinstance(v, str) else f"{k}={v}" for k, v in named + list(info.options)]
+    return f"{info.kind}({', '.join(([inside] if inside else []) + shown)})"
 
 
 def batch_tuple(batch_shape: BatchShape) -> tuple[int, ...]:
@@ -279,8 +210,8 @@ def batch_tuple(batch_shape: BatchShape) -> tuple[int, ...]:
     return tuple(int(n) for n in shape)
 
 
-def zeros_carry(hidden_size: int, batch_shape: BatchShape, dtype: Any, n: int) -> Carry:
-    """``n`` zero arrays of shape ``batch_shape + (hidden_size,)``; one array if ``n == 1``."""
+def zeros_carry(hidden_size: int, batch_shape: BatchShape, dtype: Any) -> jax.Array:
+    """Zeros of shape ``batch_shape + (hidden_size,)`` in a floating ``dtype``."""
     batch_shape = batch_tuple(batch_shape)
     try:
         floating = jnp.issubdtype(jnp.dtype(dtype), jnp.floating)
@@ -288,5 +219,46 @@ def zeros_carry(hidden_size: int, batch_shape: BatchShape, dtype: Any, n: int) -
         floating = False
     if not floating:
         raise TypeError(f"dtype: expected a floating-point dtype for the carry, got {dtype!r}")
-    zeros = tuple(jnp.zeros(batch_shape + (hidden_size,), dtype) for _ in range(n))
-    return zeros[0] if n == 1 else zeros
+    return jnp.zeros(batch_shape + (hidden_size,), dtype)
+
+
+def stateless(init: InitFn, apply: Callable[[Params, Array], Array], *, info: Info,
+              validate: Callable[[Params, Any, bool], None] | None = None) -> Part:
+    """A part without state, ``y_t = apply(params, x_t)`` (a readout, an embedding); its carry is ``()``.
+
+    Its ``sequence`` applies ``apply`` to the whole sequence at once (one matrix
+    product for a readout), zero at padded steps.
+    """
+    from jaxrnn.masking import mask, valid_mask  # masking reads this module's types
+
+    def initial_carry(batch_shape: BatchShape = (), dtype: Any = jnp.float32) -> tuple:
+        batch_tuple(batch_shape)  # checked, though the part keeps no state
+        return ()
+
+    def step(params: Params, carry: tuple, x: Array, *, key: Array | None = None) -> tuple[tuple, Array]:
+        del key
+        if validate is not None:
+            validate(params, x, False)
+        return carry, apply(params, x)
+
+    def sequence(params: Params, xs: Array, carry: tuple, *, lengths: Array | None = None, **options
+                 ) -> tuple[tuple, Array]:
+        valid = None if lengths is None else valid_mask(xs.shape[0], lengths)
+        return carry, mask(valid, (), (), apply(params, xs))[1]
+
+    return Part(init, initial_carry, step, sequence, validate=validate, info=dataclasses.replace(info, paths=()))
+
+
+class Model(NamedTuple):
+    """A model that answers once per input: ``apply(params, xs, *, lengths=None, key=None, time_major=True) -> y``.
+
+    Attributes:
+      init: ``init(key, input_size) -> params``.
+      apply: ``apply(params, xs, *, lengths=None, key=None, time_major=True) -> y``; ``key``
+        switches on dropout (training only); models that draw no random numbers ignore it.
+      info: an :class:`Info`, what the model is.
+    """
+
+    init: InitFn
+    apply: Callable[..., Array]
+    info: Info = Info()

@@ -166,7 +166,8 @@ def cell_step(xp, kind: str, p: dict, carry, x):
         i, f, g, o = split(xp, x @ p["input_kernel"] + h @ p["recurrent_kernel"] + p["bias"], 4)
         c = sigmoid(xp, f) * c + sigmoid(xp, i) * xp.tanh(g)
         h = sigmoid(xp, o) * xp.tanh(c)
-        return (h, c), h
+        new = (h, c) if type(carry) is tuple else type(carry)(h, c)  # the caller's tuple, or jaxrnn.LSTMState
+        return new, h
     if kind == "gru":
         h = carry
         xr, xz, xh = split(xp, x @ p["input_kernel"] + p["bias"], 3)

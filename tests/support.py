@@ -53,7 +53,7 @@ def random_inputs(shape: tuple[int, ...], seed: int, dtype=np.float32) -> jax.Ar
 
 
 # jaxrnn.scan, compiled once per (cell, options, shapes).
-run = jax.jit(jaxrnn.scan, static_argnames=("cell", "reverse", "unroll", "remat"))
+run = jax.jit(jaxrnn.scan, static_argnames=("part", "reverse", "unroll", "remat"))
 
 
 def assert_trees_close(actual, expected, rtol: float = 1e-5, atol: float = 1e-5, err_msg: str = "") -> None:

@@ -56,7 +56,7 @@ def ref_lstm(p, carry, x):
     o = sigmoid(x @ U_o + h @ W_o + b_o)
     c = f * c + i * g
     h = o * np.tanh(c)
-    return (h, c), h
+    return jaxrnn.LSTMState(h, c), h  # the named carry: fields h, c in this order
 
 
 def ref_gru(p, h, x):

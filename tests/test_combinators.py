@@ -3,6 +3,8 @@ layer after layer, step after step, and each sequence reversed within its own le
 
 from __future__ import annotations
 
+import functools
+
 import jax
 import jax.numpy as jnp
 import numpy as np
@@ -89,7 +91,7 @@ DEEP = jaxrnn.stack([CELLS["lstm"], CELLS["gru_reset_after"], CELLS["rnn_tanh"]]
 
 
 def deep_params_and_carry(seed):
-    cells = DEEP.step.parts
+    cells = DEEP.info.parts
     params = tuple(random_params(cell, seed + n, input_size=I if n == 0 else H) for n, cell in enumerate(cells))
     return params, random_carry(DEEP, (B,), seed + 9)
 
@@ -109,7 +111,7 @@ def test_stack_step_loop_equals_scan_with_dropout():
     scanned = run(DEEP, params, xs, carry, key=key)
     assert_trees_close(scanned, (c, jnp.stack(ys)))
 
-    no_dropout = jaxrnn.stack(DEEP.step.parts, residual=True)
+    no_dropout = jaxrnn.stack(DEEP.info.parts, residual=True)
     unkeyed = run(DEEP, params, xs, carry)
     assert_trees_close(unkeyed, run(no_dropout, params, xs, carry))
     assert np.abs(scanned[1] - unkeyed[1]).max() > 1e-2
@@ -134,7 +136,7 @@ def test_stack_masked_batch_equals_each_sequence_alone(seed, lengths, reverse):
 # --- bidirectional ----------------------------------------------------------------------------------------
 
 BIDIRECTIONAL = jaxrnn.bidirectional(CELLS["lstm"], CELLS["gru"])
-apply = jax.jit(BIDIRECTIONAL.apply)
+apply = jax.jit(functools.partial(jaxrnn.scan, BIDIRECTIONAL))
 
 
 def bidirectional_params_and_carry(seed):
@@ -172,7 +174,7 @@ def test_bidirectional_merges_and_default_carry():
     y_f, y_b = ys[..., :H], ys[..., H:]
     expected = {"sum": y_f + y_b, "mean": (y_f + y_b) / 2, "mul": y_f * y_b, (lambda f, b: f - b): y_f - y_b}
     layers = [jaxrnn.bidirectional(CELLS["lstm"], CELLS["gru"], merge=merge) for merge in expected]
-    merged = jax.jit(lambda params, xs: [layer.apply(params, xs)[1] for layer in layers])(params, xs)
+    merged = jax.jit(lambda params, xs: [jaxrnn.scan(layer, params, xs)[1] for layer in layers])(params, xs)
     assert_trees_close(merged, list(expected.values()))
 
 
@@ -193,7 +195,7 @@ def test_combinator_gradients_match_finite_differences():
 
         def f(deep_params, bi_params, xs, bi_carry):
             return (jaxrnn.scan(deep, deep_params, xs, lengths=lengths, reverse=True),
-                    BIDIRECTIONAL.apply(bi_params, xs, bi_carry, lengths=lengths))
+                    jaxrnn.scan(BIDIRECTIONAL, bi_params, xs, bi_carry, lengths=lengths))
 
         check_grads(jax.jit(f), (deep_params, bi_params, xs, bi_carry), order=1, modes=["rev"], atol=1e-6, rtol=1e-6)
 
@@ -210,7 +212,7 @@ def test_nested_stack_gets_its_own_dropout_key():
         carry, y = outer.step(params, carry, xs[t], key=key)
         by_steps.append(y)
     assert_trees_close((final, ys), (carry, jnp.stack(by_steps)))
-    no_inner_dropout = jaxrnn.stack([jaxrnn.gru(H), jaxrnn.stack(inner.step.parts)], dropout=0.5)
+    no_inner_dropout = jaxrnn.stack([jaxrnn.gru(H), jaxrnn.stack(inner.info.parts)], dropout=0.5)
     assert not np.allclose(ys, jaxrnn.scan(no_inner_dropout, params, xs, key=key)[1])
 
 
@@ -220,9 +222,9 @@ def test_bidirectional_passes_key_and_path_on():
     bi = jaxrnn.bidirectional(layer, layer)
     params = bi.init(jax.random.key(0), I)
     xs, lengths = random_inputs((T, B, I), seed=5), jnp.array([T, 3, 1])
-    _, plain = bi.apply(params, xs, lengths=lengths, key=jax.random.key(1), path="plain")
-    _, fused = bi.apply(params, xs, lengths=lengths, key=jax.random.key(1), path="fused")
-    _, no_key = bi.apply(params, xs, lengths=lengths)
+    _, plain = jaxrnn.scan(bi, params, xs, lengths=lengths, key=jax.random.key(1), path="plain")
+    _, fused = jaxrnn.scan(bi, params, xs, lengths=lengths, key=jax.random.key(1), path="fused")
+    _, no_key = jaxrnn.scan(bi, params, xs, lengths=lengths)
     assert_trees_close(plain, fused)
     for half in (slice(0, H), slice(H, 2 * H)):  # both directions drop
         assert not np.allclose(plain[..., half], no_key[..., half])
@@ -232,7 +234,7 @@ def test_bidirectional_passes_key_and_path_on():
 
 BI_STACK = jaxrnn.stack([jaxrnn.bidirectional(CELLS["lstm"], CELLS["gru_reset_after"]),
                          jaxrnn.bidirectional(CELLS["rnn_tanh"], CELLS["gru"], merge="sum")], residual=False)
-scan_bi_stack = jax.jit(jaxrnn.scan, static_argnames=("cell", "reverse", "time_major"))
+scan_bi_stack = jax.jit(jaxrnn.scan, static_argnames=("part", "reverse", "time_major"))
 
 
 def bi_stack_params(seed):
@@ -242,10 +244,13 @@ def bi_stack_params(seed):
              "backward": random_params(CELLS["gru"], seed + 3, input_size=2 * H)})
 
 
-def test_a_stack_of_cells_is_a_cell_and_a_stack_holding_a_layer_is_a_layer():
-    assert isinstance(jaxrnn.stack([CELLS["lstm"], jaxrnn.linear(3)]), jaxrnn.Cell)
-    assert isinstance(BI_STACK, jaxrnn.Layer)
-    assert isinstance(jaxrnn.stack([jaxrnn.stack([CELLS["lstm"]] * 2), BIDIRECTIONAL]), jaxrnn.Layer)
+def test_a_stack_is_one_type_that_steps_when_every_layer_steps():
+    """Whatever it holds, a stack is a ``Part``; it has a ``step`` exactly when every layer has one."""
+    steppable = jaxrnn.stack([CELLS["lstm"], jaxrnn.linear(3)])
+    assert isinstance(steppable, jaxrnn.Part) and steppable.step is not None
+    for whole_sequences in (BI_STACK, jaxrnn.stack([jaxrnn.stack([CELLS["lstm"]] * 2), BIDIRECTIONAL])):
+        assert isinstance(whole_sequences, jaxrnn.Part) and whole_sequences.step is None
+        assert whole_sequences.info.kind == "stack" and whole_sequences.sequence is not None
     shapes = jax.eval_shape(lambda key: BI_STACK.init(key, I), jax.random.key(0))
     assert shapes[1]["forward"]["input_kernel"].shape == (2 * H, H)  # the second layer reads both directions
 
@@ -370,5 +375,5 @@ def test_many_to_one_over_a_residual_bidirectional_top_is_an_error():
     bi = jaxrnn.bidirectional(jaxrnn.gru(H), jaxrnn.gru(H), merge="sum")
     model = jaxrnn.models.many_to_one(jaxrnn.stack([jaxrnn.gru(H), bi], residual=True), 1)
     params = model.init(jax.random.key(0), I)
-    with pytest.raises(ValueError, match="residual stack whose top recurrent layer is a layer"):
+    with pytest.raises(ValueError, match="residual stack whose top recurrent layer reads whole sequences"):
         model.apply(params, jnp.zeros((T, B, I)))

@@ -54,7 +54,7 @@ def test_input_size_mismatch_in_combinators():
     raises_eagerly_and_traced(ValueError, f"expected input size 3, got {H}", scan_fn(deep), wrong_top,
                               jnp.zeros((T, 8)))
     layer = jaxrnn.bidirectional(CELLS["lstm"], CELLS["rnn_tanh"])
-    raises_eagerly_and_traced(ValueError, "expected input size 8, got 5", layer.apply,
+    raises_eagerly_and_traced(ValueError, "expected input size 8, got 5", scan_fn(layer),
                               layer.init(jax.random.key(0), 8), jnp.zeros((T, B, 5)))
 
 
@@ -69,7 +69,7 @@ def test_wrong_carry_shape(name):
     wide = jax.tree_util.tree_map(lambda a: jnp.zeros((B, H + 1)), cell.initial_carry((B,)))
     raises_eagerly_and_traced(ValueError, expected, scan_fn(cell), params, xs, wide)
     if name == "lstm":
-        raises_eagerly_and_traced(ValueError, rf"expected carry to be .*tuple.*, got an array of shape \({B}, {H}\)",
+        raises_eagerly_and_traced(ValueError, rf"expected carry to be LSTMState.*, got an array of shape \({B}, {H}\)",
                                   scan_fn(cell), params, xs, jnp.zeros((B, H)))
 
 
@@ -161,7 +161,7 @@ def test_a_key_means_the_same_for_every_part():
 
 
 def test_stack_construction_and_residual_sizes():
-    with pytest.raises(ValueError, match="stack needs at least one cell"):
+    with pytest.raises(ValueError, match="stack needs at least one part"):
         jaxrnn.stack([])
     for rate in (-0.1, 1.0):
         with pytest.raises(ValueError, match=r"expected dropout in \[0, 1\)"):
@@ -170,11 +170,11 @@ def test_stack_construction_and_residual_sizes():
         jaxrnn.stack([CELLS["lstm"]], dropout=0.5)
     with pytest.raises(ValueError, match=r"residual=True would do nothing: .* this stack has one layer"):
         jaxrnn.stack([CELLS["lstm"]], residual=True)
-    with pytest.raises(TypeError, match=r"stack: part 1 is a function; expected a jaxrnn.Cell or jaxrnn.Layer"):
+    with pytest.raises(TypeError, match=r"stack: part 1 is a function; expected a jaxrnn.Part"):
         jaxrnn.stack([CELLS["lstm"], lambda x: x])
-    with pytest.raises(TypeError, match=r"bidirectional: backward is a tuple; expected a jaxrnn.Cell"):
+    with pytest.raises(TypeError, match=r"bidirectional: backward is a tuple; expected a jaxrnn.Part"):
         jaxrnn.bidirectional(CELLS["lstm"], (1, 2))
-    with pytest.raises(TypeError, match=r"expected a jaxrnn.Cell or jaxrnn.Layer to scan, got dict"):
+    with pytest.raises(TypeError, match=r"expected a jaxrnn.Part to scan \(a cell, a stack, a layer\), got dict"):
         jaxrnn.scan({"step": None}, {}, jnp.zeros((T, I)))
     deep = jaxrnn.stack([CELLS["lstm"], jaxrnn.lstm(H + 1)], residual=True)
     raises_eagerly_and_traced(ValueError, rf"residual connection needs equal sizes: layer input {H}, output {H + 1}",
@@ -236,15 +236,16 @@ def test_scan_checks_its_flags():
             jaxrnn.scan(cell, init(cell, I), jnp.zeros((T, I)), **{option: "no"})
 
 
-def test_a_split_step_cannot_claim_halves_it_was_not_built_from():
-    """``additive`` (the fused path's licence to save only ``xp + hp``) comes from ``SplitStep.from_sum``
-    alone: the constructor takes no ``update_sum``, so a step cannot say it reads only the sum when it does not."""
-    s = jaxrnn.gru(3, reset_after=True).step
-    with pytest.raises(TypeError, match="update_sum"):
-        jaxrnn.SplitStep(s.project, s.recur, update_sum=lambda c, z: s.update(c, z, 0 * z))
-    with pytest.raises(TypeError):
-        jaxrnn.SplitStep(s.project, s.recur, s.product, s.update)
-    assert not s.additive and jaxrnn.lstm(3).step.additive
+def test_only_a_sum_step_is_additive():
+    """``additive`` (the fused path's licence to save only ``xp + hp``) comes from ``Split.from_sum`` alone."""
+    from jaxrnn.split import Split, halves_of
+
+    gru, lstm = halves_of(jaxrnn.gru(3, reset_after=True)), halves_of(jaxrnn.lstm(3))
+    assert not gru.additive and lstm.additive
+    assert not Split.from_product(gru.project, gru.product, gru.update).additive
+    assert halves_of(jaxrnn.mingru(3)) is None and halves_of(jaxrnn.stack([jaxrnn.lstm(3)])) is None
+    with pytest.raises(TypeError, match="update_sum: expected a callable"):
+        Split.from_sum(gru.project, gru.product, None)
 
 
 def test_narrow_integer_lengths_mask_the_same_steps():
@@ -263,9 +264,9 @@ def test_narrow_integer_lengths_mask_the_same_steps():
 def test_resolve_path_is_for_one_cell():
     from jaxrnn.loop import resolve_path
 
-    with pytest.raises(TypeError, match="a layer runs each of its cells on its own path"):
+    with pytest.raises(TypeError, match="bidirectional has no loop of its own: a stack runs each of its parts"):
         resolve_path("fused", jaxrnn.bidirectional(CELLS["lstm"], CELLS["lstm"]))
-    with pytest.raises(TypeError, match="a stack runs each of its cells on its own path"):
+    with pytest.raises(TypeError, match="stack has no loop of its own: a stack runs each of its parts on its own"):
         resolve_path("fused", jaxrnn.stack([CELLS["lstm"], CELLS["lstm"]]))
     assert resolve_path("fused", CELLS["lstm"]) == "fused"
 
@@ -280,7 +281,7 @@ def test_padding_outputs_are_zero_whatever_the_merge():
 
 
 @pytest.mark.parametrize("call, exception, match", [
-    (lambda: jaxrnn.stack(CELLS["lstm"]), TypeError, r"stack: expected a list of parts, got one Cell"),
+    (lambda: jaxrnn.stack(CELLS["lstm"]), TypeError, r"stack: expected a list of parts, got one part"),
     (lambda: jaxrnn.stack([CELLS["lstm"]] * 2, dropout="0.5"), TypeError, r"dropout: expected a number in \[0, 1\)"),
     (lambda: jaxrnn.stack([CELLS["lstm"]] * 2, dropout=np.float32(0.5)), None, None),
     (lambda: jaxrnn.bidirectional(CELLS["lstm"], CELLS["lstm"], merge=["concat"]), ValueError,
@@ -301,7 +302,8 @@ def test_padding_outputs_are_zero_whatever_the_merge():
      ValueError, r"expected the params of a bidirectional layer"),
     (lambda: CELLS["lstm"].initial_carry(2, jnp.int32), TypeError,
      r"dtype: expected a floating-point dtype for the carry"),
-    (lambda: jaxrnn.models.many_to_one("lstm", 1), TypeError, r"core: expected a jaxrnn.Cell or jaxrnn.Layer, got str"),
+    (lambda: jaxrnn.models.many_to_one("lstm", 1), TypeError,
+     r"core: expected a jaxrnn.Part \(a cell, a stack, a layer\), got str"),
     (lambda: jaxrnn.autoregressive.windows(jnp.ones((5, 1)), 2.5), TypeError,
      r"tau: expected an integer >= 1, got 2.5"),
     (lambda: jaxrnn.autoregressive.ar(2, hidden=5), TypeError, r"hidden: expected a sequence of layer sizes"),
@@ -310,10 +312,10 @@ def test_padding_outputs_are_zero_whatever_the_merge():
      r"model: expected a window model"),
     (lambda: jaxrnn.autoregressive.forecast(jaxrnn.autoregressive.ar(2), {}, jnp.ones((5, 1)), 2, 2.5), TypeError,
      r"steps: expected an integer >= 1, got 2.5"),
-    (lambda: jaxrnn.train_step(None, None), TypeError, r"loss_fn: expected a callable, got None"),
-    (lambda: jaxrnn.train_step(lambda p, b, k: (0.0, {}), "adam"), TypeError,
+    (lambda: jaxrnn.training.train_step(None, None), TypeError, r"loss_fn: expected a callable, got None"),
+    (lambda: jaxrnn.training.train_step(lambda p, b, k: (0.0, {}), "adam"), TypeError,
      r"tx: expected an Optax GradientTransformation"),
-    (lambda: jaxrnn.truncated_bptt_step(lambda *a: 0.0, jaxrnn.training.optax.sgd(0.1), 2.5), TypeError,
+    (lambda: jaxrnn.training.truncated_bptt_step(lambda *a: 0.0, jaxrnn.training.optax.sgd(0.1), 2.5), TypeError,
      r"chunk_length: expected an integer >= 1, got 2.5"),
     (lambda: jaxrnn.lstm(4, forget_bias=float("inf")), ValueError, r"forget_bias: expected a finite number, got inf"),
 ], ids=lambda v: "" if callable(v) or v is None or isinstance(v, type) else v[:40])

@@ -46,7 +46,7 @@ def state_dict(fixture) -> dict[str, np.ndarray]:
 
 
 @functools.cache
-def part_for(mode: str, hidden: int, layers: int, bidirectional: bool, bias: bool = True) -> jaxrnn.Layer:
+def part_for(mode: str, hidden: int, layers: int, bidirectional: bool, bias: bool = True) -> jaxrnn.Part:
     """The jaxrnn part of ``nn.<mode>`` (``"RNN_TANH"``, ``"RNN_RELU"``, ``"LSTM"``, ``"GRU"``): one
     object per layout, so the functions compiled for it are reused. ``bias`` matters to ``rnn`` only
     (``lstm`` and ``gru`` hold zero biases for a module without)."""
@@ -279,13 +279,13 @@ def test_prefix_reads_one_module_of_a_model():
         from_torch(jaxrnn.lstm(4), encoder, prefix=None)
 
 
-def test_the_elman_step_names_its_activation():
-    """``rnn``'s step says its nonlinearity, which its params cannot: interop reads it."""
-    assert jaxrnn.rnn(3).step.activation == "tanh"  # the default, jnp.tanh, is found by identity
-    assert jaxrnn.rnn(3, activation="relu").step.activation == "relu"
-    assert jaxrnn.rnn(3, activation=jax.nn.relu).step.activation == "relu"
-    assert jaxrnn.irnn(3).step.activation == "relu"
-    assert jaxrnn.rnn(3, activation=lambda x: x).step.activation is None
+def test_the_elman_cell_names_its_activation():
+    """``rnn``'s info says its nonlinearity, which its params cannot: interop reads it."""
+    assert jaxrnn.rnn(3).info.activation == "tanh"  # the default, jnp.tanh, is found by identity
+    assert jaxrnn.rnn(3, activation="relu").info.activation == "relu"
+    assert jaxrnn.rnn(3, activation=jax.nn.relu).info.activation == "relu"
+    assert jaxrnn.irnn(3).info.activation == "relu"
+    assert jaxrnn.rnn(3, activation=lambda x: x).info.activation is None
     assert torch_spec(jaxrnn.rnn(3, activation="relu")).nonlinearity == "relu"
     assert str(torch_spec(part_for("RNN_RELU", 4, 2, True, False))) == (
         "nn.RNN(hidden_size=4, num_layers=2, bias=False, bidirectional=True, nonlinearity='relu')")
@@ -350,6 +350,69 @@ def test_lecture_gru_is_rejected_with_a_clear_message():
         from_torch(jaxrnn.gru(4), sd)
     with pytest.raises(ValueError, match=r"reset_after=True"):
         to_torch(CELLS["gru"], random_params(CELLS["gru"], seed=3))
+    with pytest.raises(ValueError, match=r"nn.GRU is the reset-after variant; gru\(4\) is the original GRU"):
+        torch_spec(jaxrnn.stack([jaxrnn.gru(4)] * 2))
+
+
+def test_what_a_part_is_comes_from_its_info_not_its_params():
+    """A part built by hand from an LSTM's functions is of kind ``"custom"``: its (H, 4H) recurrent
+    kernel does not make it an ``nn.LSTM``. A part that says it is an LSTM is read as one, and must
+    then hold an LSTM's params; cells PyTorch has no module for are refused by kind."""
+    lstm = jaxrnn.lstm(4)
+    custom = jaxrnn.Part(lstm.init, lstm.initial_carry, lstm.step)
+    assert custom.info.kind == "custom"
+    sd = state_dict(load("lstm"))
+    refused = r"custom\(\) is of kind 'custom', which no PyTorch recurrent module computes"
+    with pytest.raises(ValueError, match=refused):
+        from_torch(custom, sd)
+    with pytest.raises(ValueError, match=refused):
+        to_torch(custom, random_params(lstm, seed=0, input_size=3))
+    with pytest.raises(ValueError, match=refused):
+        torch_spec(jaxrnn.stack([lstm, custom]))
+    with pytest.raises(ValueError, match=refused):
+        from_torch(jaxrnn.bidirectional(lstm, custom), state_dict(load("lstm_bidirectional")))
+    for cell in (jaxrnn.mingru(4), jaxrnn.minlstm(4), jaxrnn.linear(4)):
+        with pytest.raises(ValueError, match=f"interop supports .*; {re.escape(jaxrnn.describe(cell))} is of kind "
+                                             f"'{cell.info.kind}'"):
+            torch_spec(cell)
+
+    declared = jaxrnn.Part(lstm.init, lstm.initial_carry, lstm.step, info=jaxrnn.Info("lstm", 4))
+    assert torch_spec(declared) == torch_spec(lstm)
+    assert_trees_close(from_torch(declared, sd), from_torch(lstm, sd), rtol=0, atol=0)
+    gru = jaxrnn.gru(4, reset_after=True)
+    liar = jaxrnn.Part(gru.init, gru.initial_carry, gru.step, info=jaxrnn.Info("lstm", 4))  # a GRU's params
+    with pytest.raises(ValueError, match=r"lstm\(4\) says it is a lstm cell of size 4 \(its info\), but its params "
+                                         r"are not those of one"):
+        to_torch(liar, random_params(gru, seed=0, input_size=3))
+    with pytest.raises(ValueError, match=r"says it is a lstm cell of size 4"):
+        from_torch(liar, sd)
+
+
+def test_the_module_is_read_from_the_parts_description():
+    """Kind, size, nonlinearity, bias, layers (nested stacks flattened) and directions, from ``info``;
+    the errors name the part as the call that builds it."""
+    lstm = jaxrnn.lstm(4)
+    assert torch_spec(jaxrnn.stack([jaxrnn.stack([lstm, lstm]), lstm])).num_layers == 3
+    deep = jaxrnn.stack([jaxrnn.stack([lstm, lstm]), lstm])
+    params = random_params(deep, seed=0, input_size=3)
+    assert sorted({key[-2:] for key in to_torch(deep, params)}) == ["l0", "l1", "l2"]
+    assert_trees_close(from_torch(deep, to_torch(deep, params)), params, rtol=0, atol=0)
+    spec = torch_spec(jaxrnn.stack([jaxrnn.bidirectional(jaxrnn.rnn(5, activation="relu", use_bias=False),
+                                                         jaxrnn.rnn(5, activation="relu", use_bias=False))] * 3))
+    assert (spec.kind, spec.hidden_size, spec.nonlinearity, spec.bias, spec.num_layers, spec.bidirectional) == (
+        "rnn", 5, "relu", False, 3, True)
+    with pytest.raises(ValueError, match=re.escape("residual=False, not stack([lstm(4), lstm(4)], residual=True)")):
+        torch_spec(jaxrnn.stack([lstm, lstm], residual=True))
+    with pytest.raises(ValueError, match=re.escape("merges by 'mean': bidirectional(lstm(4), lstm(4), merge='mean')")):
+        torch_spec(jaxrnn.bidirectional(lstm, lstm, merge="mean"))
+    with pytest.raises(ValueError, match=re.escape("this part mixes gru(4), lstm(4): "
+                                                   "stack([lstm(4), gru(4, reset_after=True)])")):
+        torch_spec(jaxrnn.stack([lstm, jaxrnn.gru(4, reset_after=True)]))
+    with pytest.raises(ValueError, match=re.escape("'gelu': rnn(4, activation='gelu')")):
+        torch_spec(jaxrnn.rnn(4, activation="gelu"))
+    pair = jaxrnn.bidirectional(lstm, lstm)
+    with pytest.raises(ValueError, match=r"reverse=True reads one direction"):
+        to_torch(pair, random_params(pair, seed=0, input_size=3), reverse=True)
 
 
 def test_mismatched_state_dicts_are_rejected():

@@ -160,9 +160,9 @@ def test_carried_step_is_one_chunk_of_truncated_bptt():
 
     ids = jnp.asarray(np.random.default_rng(0).integers(0, 9, (6, 2)))
     batch = (ids[:-1], ids[1:])
-    state, carry, _ = jaxrnn.carried_step(loss, tx)(training.init(params, tx), model.initial_carry((2,)), batch)
-    state2, carry2, _ = jaxrnn.truncated_bptt_step(loss, tx, 5)(training.init(params, tx), model.initial_carry((2,)),
-                                                                 batch)
+    start = training.init(params, tx), model.initial_carry((2,))
+    state, carry, _ = training.carried_step(loss, tx)(*start, batch)
+    state2, carry2, _ = training.truncated_bptt_step(loss, tx, 5)(*start, batch)
     for a, b in zip(jax.tree_util.tree_leaves((state, carry)), jax.tree_util.tree_leaves((state2, carry2))):
         np.testing.assert_allclose(a, b, rtol=1e-6, atol=1e-7)
 

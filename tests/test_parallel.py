@@ -111,7 +111,7 @@ CELLS = {"mingru": jaxrnn.mingru(H), "minlstm": jaxrnn.minlstm(H)}
 
 def stepped(cell):
     """The same cell, but run one token at a time by scan (its own ``step`` in a loop)."""
-    return jaxrnn.Cell(cell.init, cell.initial_carry, lambda p, c, x: cell.step(p, c, x))
+    return jaxrnn.Part(cell.init, cell.initial_carry, lambda p, c, x: cell.step(p, c, x))
 
 
 @functools.partial(jax.jit, static_argnames=("cell", "reverse"))
@@ -293,7 +293,8 @@ def test_a_chunk_at_a_time_is_the_whole_sequence():
 
     def loss(params, xs, carry, chunked, reverse):
         if chunked:
-            final, ys = checkpointed_sequence(cell.step.sequence, params, xs, carry, lengths=n, reverse=reverse)
+            parallel = functools.partial(cell.sequence, path="parallel")
+            final, ys = checkpointed_sequence(parallel, params, xs, carry, lengths=n, reverse=reverse)
         else:
             final, ys = jaxrnn.scan(stepped(cell), params, xs, carry, lengths=n, reverse=reverse)
         return jnp.sum(jnp.sin(ys)) + jnp.sum(jnp.cos(final)), (final, ys)

@@ -20,6 +20,7 @@ from jax.test_util import check_grads
 
 import jaxrnn
 from jaxrnn.loop import chunk_size, resolve_path
+from jaxrnn.split import halves_of
 
 T, B, I, H = 6, 3, 5, 4
 FAST_PATHS = ("projected", "fused")
@@ -145,9 +146,9 @@ def test_fused_path_under_vmap_matches_batch_axis():
 def test_additive_flag_holds_exactly_where_update_reads_only_the_sum(name):
     """``additive`` lets the fused path save ``xp + hp`` alone, so it must be true of ``update``.
 
-    It is structural: a step built by ``SplitStep.from_sum`` is handed the sum and cannot read
+    It is structural: a step built by ``Split.from_sum`` is handed the sum and cannot read
     ``xp`` and ``hp`` apart; the GRU's reset gate reads ``hp`` alone, so it is built otherwise."""
-    step = CELLS[name].step
+    step = halves_of(CELLS[name])
     params, _, carry = _inputs(CELLS[name])
     k_x, k_h = jax.random.split(jax.random.key(2))
     gates = step.product(params, carry).shape
@@ -173,13 +174,14 @@ def test_fused_path_saves_only_the_carry_and_the_products_per_step(name, capsys)
     per_step = sum(math.prod(map(int, shape.split(","))) for shape in shapes
                    if tuple(map(int, shape.split(",")))[:2] == (T, B) and shape.count(",") >= 2) // T
     carry_size = sum(leaf.size for leaf in jax.tree_util.tree_leaves(carry))
-    gates = cell.step.project(params, xs).shape[-1] * B
-    assert per_step == carry_size + (gates if cell.step.additive else 2 * gates)
+    halves = halves_of(cell)
+    gates = halves.project(params, xs).shape[-1] * B
+    assert per_step == carry_size + (gates if halves.additive else 2 * gates)
 
 
 def test_path_resolution():
     lstm, lecture_gru = CELLS["lstm"], CELLS["gru"]
-    custom = jaxrnn.Cell(lstm.init, lstm.initial_carry, lambda p, c, x: (c, x))
+    custom = jaxrnn.Part(lstm.init, lstm.initial_carry, lambda p, c, x: (c, x))
     assert resolve_path("auto", lstm) == ("plain" if jax.default_backend() == "cpu" else "fused")
     assert resolve_path("fused", lstm) == "fused"
     assert resolve_path("fused", lstm, remat=True) == "projected"  # remat is about memory: no stored residuals

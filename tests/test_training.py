@@ -135,7 +135,7 @@ def _stream_problem():
     def loss(params, carry, chunk, key):
         chunk_xs, chunk_ys = chunk
         carry, hs = jaxrnn.scan(cell, params["cell"], chunk_xs, carry)
-        return jnp.mean((readout.step.fn(params["readout"], hs) - chunk_ys) ** 2), (carry, {})
+        return jnp.mean((jaxrnn.scan(readout, params["readout"], hs)[1] - chunk_ys) ** 2), (carry, {})
 
     return cell, params, (xs, ys), loss
 
@@ -197,11 +197,11 @@ def test_train_step_metrics_are_as_documented():
     def loss_fn(aux):
         return lambda p, b, key: (jnp.sum((p["w"] * b) ** 2), aux)
 
-    _, metrics = jaxrnn.train_step(loss_fn({"accuracy": 0.5}), optax.sgd(0.1))(state, batch)
+    _, metrics = jaxrnn.training.train_step(loss_fn({"accuracy": 0.5}), optax.sgd(0.1))(state, batch)
     assert set(metrics) == {"accuracy", "loss", "grad_norm", "finite"}
-    _, metrics = jaxrnn.train_step(loss_fn({}), optax.sgd(0.1), learning_rate=0.1)(state, batch)
+    _, metrics = jaxrnn.training.train_step(loss_fn({}), optax.sgd(0.1), learning_rate=0.1)(state, batch)
     assert set(metrics) == {"loss", "grad_norm", "finite", "lr"}
     with pytest.raises(ValueError, match="aux may not use the step's own metric names .loss."):
-        jaxrnn.train_step(loss_fn({"loss": 1.0}), optax.sgd(0.1))(state, batch)
+        jaxrnn.training.train_step(loss_fn({"loss": 1.0}), optax.sgd(0.1))(state, batch)
     with pytest.raises(TypeError, match="aux a dict of metrics, got aux of type float"):
-        jaxrnn.train_step(loss_fn(1.0), optax.sgd(0.1))(state, batch)
+        jaxrnn.training.train_step(loss_fn(1.0), optax.sgd(0.1))(state, batch)

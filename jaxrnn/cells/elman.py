@@ -1,4 +1,4 @@
-"""The vanilla (Elman) recurrent cell of the lecture, and the IRNN (Le et al. 2015).
+"""The vanilla (Elman) recurrent cell, and the IRNN (Le et al. 2015).
 
     h_t = phi(h_{t-1} W + x_t U + b)
 
@@ -9,7 +9,6 @@ vanishes or explodes over long dependencies; the gated cells are the remedy.
 
 from __future__ import annotations
 
-import dataclasses
 from typing import Any, Callable
 
 import jax
@@ -19,32 +18,8 @@ from jaxrnn import checks
 from jaxrnn.cells.activations import ACTIVATIONS, resolve_activation
 from jaxrnn.cells.kernels import Initializer, glorot_uniform, identity, matmul, orthogonal, scaled_to_radius
 from jaxrnn.checks import check_carry, check_hidden, check_input, check_kernel
-from jaxrnn.parts import BatchShape, Cell, SplitStep, zeros_carry
-
-
-@dataclasses.dataclass(frozen=True)
-class ElmanStep(SplitStep):
-    """The Elman cell's step: a :class:`~jaxrnn.parts.SplitStep` that also names its nonlinearity.
-
-    ``h_t = phi(h_{t-1} W + x_t U + b)`` has the same parameters for every
-    ``phi``, so nothing but the step can tell a ReLU cell from a tanh one:
-    :mod:`jaxrnn.interop` reads ``activation`` to match PyTorch's
-    ``nn.RNN(nonlinearity=...)`` instead of loading one into the other.
-
-    Attributes:
-      activation: the name of ``phi`` in
-        :data:`~jaxrnn.cells.activations.ACTIVATIONS` (``"tanh"``, ``"relu"``,
-        ...), or ``None`` for a function not found there.
-    """
-
-    activation: str | None = None
-
-    @classmethod
-    def named(cls, project, product, update_sum, activation: str | None) -> "ElmanStep":
-        """:meth:`SplitStep.from_sum`'s step, with ``activation`` recorded."""
-        plain = SplitStep.from_sum(project, product, update_sum)
-        return cls._with(plain.project, plain.recur, product=plain.product, update=plain.update,
-                         update_sum=plain.update_sum, activation=activation)
+from jaxrnn.parts import BatchShape, Info, Part, zeros_carry
+from jaxrnn.split import Split, cell
 
 
 def activation_name(activation: str | Callable[[jax.Array], jax.Array]) -> str | None:
@@ -65,7 +40,7 @@ def rnn(
     kernel_init: Initializer = glorot_uniform,
     recurrent_init: Initializer = orthogonal,
     spectral_radius: float | None = None,
-) -> Cell:
+) -> Part:
     """Elman cell ``h_t = phi(h_{t-1} @ W + x_t @ U + b)``; carry and output are ``h_t``.
 
     Args:
@@ -84,7 +59,9 @@ def rnn(
     Params: ``input_kernel: (I, H)`` (``U``), ``recurrent_kernel: (H, H)``
     (``W``), ``bias: (H,)`` (``b``, when ``use_bias``).
 
-    The step is an :class:`ElmanStep`, whose ``activation`` names ``phi``.
+    ``info.activation`` names ``phi`` (``None`` for a function of yours): the
+    parameters are the same for every ``phi``, so nothing else tells a ReLU
+    cell from a tanh one (:mod:`jaxrnn.interop` reads it).
 
     Raises:
       TypeError, ValueError: an argument of the wrong type or out of range.
@@ -110,7 +87,7 @@ def rnn(
         return params
 
     def initial_carry(batch_shape: BatchShape = (), dtype: Any = jnp.float32) -> jax.Array:
-        return zeros_carry(hidden_size, batch_shape, dtype, 1)
+        return zeros_carry(hidden_size, batch_shape, dtype)
 
     def project(params: dict[str, jax.Array], x: jax.Array) -> jax.Array:
         check_input(x, params["input_kernel"].shape[0])
@@ -127,10 +104,14 @@ def rnn(
         h = phi(z.astype(h.dtype))
         return h, h
 
-    return Cell(init, initial_carry, ElmanStep.named(project, product, update, activation_name(activation)))
+    options = () if use_bias else (("use_bias", False),)
+    if spectral_radius is not None:
+        options += (("spectral_radius", spectral_radius),)
+    return cell(init, initial_carry, Split.from_sum(project, product, update), validate=checks.fits(init),
+                info=Info("rnn", hidden_size, activation=activation_name(activation), options=options))
 
 
-def irnn(hidden_size: int, **options) -> Cell:
+def irnn(hidden_size: int, **options) -> Part:
     """The IRNN of Le et al. (2015): a ReLU Elman cell whose recurrent kernel starts as the identity.
 
     ``h_t = relu(h_{t-1} W + x_t U + b)`` with ``W = I`` and ``b = 0`` at

@@ -1,6 +1,6 @@
 """Gated recurrent unit (Cho et al. 2014), in two variants.
 
-The lecture's GRU (``reset_after=False``, the default): the reset gate acts on
+The original GRU (``reset_after=False``, the default): the reset gate acts on
 the carry *before* the recurrent product of the candidate,
 
     r_t = sigma(x_t U_r + h_{t-1} W_r + b_r)        reset gate
@@ -27,9 +27,8 @@ import jax.numpy as jnp
 from jaxrnn import checks
 from jaxrnn.cells.kernels import Initializer, gate_kernel, glorot_uniform, matmul, orthogonal
 from jaxrnn.checks import check_carry, check_hidden, check_input, check_kernel
-from jaxrnn.parts import BatchShape, Cell, SplitStep, zeros_carry
-
-GATES = ("reset", "update", "candidate")
+from jaxrnn.parts import BatchShape, Info, Part, zeros_carry
+from jaxrnn.split import Split, cell
 
 
 def gru(
@@ -40,12 +39,12 @@ def gru(
     dtype: Any | None = None,
     kernel_init: Initializer = glorot_uniform,
     recurrent_init: Initializer = orthogonal,
-) -> Cell:
+) -> Part:
     """GRU cell; carry and output ``h``.
 
     Args:
       hidden_size: ``H``, the size of ``h``.
-      reset_after: ``False`` for the lecture's GRU, ``True`` for the
+      reset_after: ``False`` for the original GRU (Cho et al. 2014), ``True`` for the
         cuDNN/PyTorch variant (see the module docstring for both formulas).
       param_dtype: dtype of the parameters.
       dtype: dtype the matrix products are computed in (e.g. ``jnp.bfloat16``);
@@ -85,14 +84,14 @@ def gru(
         return params
 
     def initial_carry(batch_shape: BatchShape = (), dtype: Any = jnp.float32) -> jax.Array:
-        return zeros_carry(H, batch_shape, dtype, 1)
+        return zeros_carry(H, batch_shape, dtype)
 
     def project(params: dict[str, jax.Array], x: jax.Array) -> jax.Array:
         check_input(x, params["input_kernel"].shape[0])
         xp = matmul(x, params["input_kernel"], dtype)
         return xp + params["bias"].astype(xp.dtype)
 
-    def recur_lecture(params, h, xp):
+    def recur_reset_before(params, h, xp):
         check_carry(h, xp.shape[:-1] + (H,), 1)
         check_kernel(params, "recurrent_kernel", (H, 2 * H))
         check_kernel(params, "candidate_kernel", (H, H))
@@ -121,7 +120,9 @@ def gru(
         return h, h
 
     if reset_after:
-        step = SplitStep.from_product(project, product_reset_after, update_reset_after)
+        halves = Split.from_product(project, product_reset_after, update_reset_after)
     else:  # the reset gate sits between the two recurrent products: no single linear map
-        step = SplitStep(project, recur_lecture)
-    return Cell(init, initial_carry, step)
+        halves = Split.of(project, recur_reset_before)
+    return cell(init, initial_carry, halves, validate=checks.fits(init),
+                info=Info("gru", H, variant="reset_after" if reset_after else None,
+                          options=(("reset_after", True),) if reset_after else ()))

@@ -1,4 +1,4 @@
-"""Long short-term memory (Hochreiter & Schmidhuber 1997), as in the lecture.
+"""Long short-term memory (Hochreiter & Schmidhuber 1997).
 
     i_t = sigma(x_t U_i + h_{t-1} W_i + b_i)        input gate
     f_t = sigma(x_t U_f + h_{t-1} W_f + b_f)        forget gate
@@ -15,7 +15,7 @@ survive long dependencies.
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, NamedTuple
 
 import jax
 import jax.numpy as jnp
@@ -23,9 +23,18 @@ import jax.numpy as jnp
 from jaxrnn import checks
 from jaxrnn.cells.kernels import Initializer, gate_kernel, glorot_uniform, matmul, orthogonal
 from jaxrnn.checks import check_carry, check_hidden, check_input, check_kernel
-from jaxrnn.parts import BatchShape, Cell, SplitStep, zeros_carry
+from jaxrnn.parts import BatchShape, Info, Part, zeros_carry
+from jaxrnn.split import Split, cell
 
-GATES = ("input", "forget", "cell", "output")
+
+class LSTMState(NamedTuple):
+    """The LSTM's carry: the hidden state ``h`` (also its output) and the cell state ``c``, each ``(*batch, H)``.
+
+    A plain tuple ``(h, c)`` is taken for one wherever a carry is passed in.
+    """
+
+    h: jax.Array
+    c: jax.Array
 
 
 def lstm(
@@ -37,8 +46,8 @@ def lstm(
     dtype: Any | None = None,
     kernel_init: Initializer = glorot_uniform,
     recurrent_init: Initializer = orthogonal,
-) -> Cell:
-    """LSTM cell; carry ``(h, c)``, output ``h``.
+) -> Part:
+    """LSTM cell; carry ``LSTMState(h, c)``, output ``h``.
 
     Args:
       hidden_size: ``H``, the size of ``h`` and ``c``.
@@ -84,8 +93,9 @@ def lstm(
             "bias": bias.reshape(4 * hidden_size),
         }
 
-    def initial_carry(batch_shape: BatchShape = (), dtype: Any = jnp.float32) -> tuple[jax.Array, jax.Array]:
-        return zeros_carry(hidden_size, batch_shape, dtype, 2)
+    def initial_carry(batch_shape: BatchShape = (), dtype: Any = jnp.float32) -> LSTMState:
+        zeros = zeros_carry(hidden_size, batch_shape, dtype)
+        return LSTMState(zeros, zeros)
 
     def project(params: dict[str, jax.Array], x: jax.Array) -> jax.Array:
         check_input(x, params["input_kernel"].shape[0])
@@ -103,6 +113,9 @@ def lstm(
         i, f, g, o = jnp.split(z.astype(c.dtype), 4, axis=-1)
         c = jax.nn.sigmoid(f) * c + jax.nn.sigmoid(i) * jnp.tanh(g)
         h = (jax.nn.sigmoid(o) * jnp.tanh(c)).astype(h.dtype)
-        return (h, c), h
+        return LSTMState(h, c), h
 
-    return Cell(init, initial_carry, SplitStep.from_sum(project, product, update))
+    options = (("chrono", chrono),) if chrono is not None else () if forget_bias == 1.0 else \
+        (("forget_bias", forget_bias),)
+    return cell(init, initial_carry, Split.from_sum(project, product, update), validate=checks.fits(init),
+                info=Info("lstm", hidden_size, options=options))

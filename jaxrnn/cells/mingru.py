@@ -20,12 +20,13 @@ from typing import Any
 import jax
 import jax.numpy as jnp
 
+from jaxrnn import checks, linear_recurrence
 from jaxrnn.cells.activations import log_positive, positive
 from jaxrnn.cells.kernels import Initializer, glorot_uniform
 from jaxrnn.cells.minimal import input_gates
 from jaxrnn.checks import check_carry
 from jaxrnn.linear_recurrence import gated_scan
-from jaxrnn.parts import Cell, Parallel
+from jaxrnn.parts import Info, Part
 
 
 def mingru(
@@ -34,7 +35,7 @@ def mingru(
     param_dtype: Any = jnp.float32,
     dtype: Any | None = None,
     kernel_init: Initializer = glorot_uniform,
-) -> Cell:
+) -> Part:
     """minGRU cell; carry and output ``h``; a sequence in parallel, a token by ``step``.
 
     Args:
@@ -63,4 +64,5 @@ def mingru(
                                reverse=reverse, lengths=lengths)
         return final.astype(h.dtype), hs.astype(h.dtype)
 
-    return Cell(init, initial_carry, Parallel(step, sequence))
+    return linear_recurrence.cell(init, initial_carry, step, sequence, validate=checks.fits(init),
+                                  info=Info("mingru", H))

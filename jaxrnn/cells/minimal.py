@@ -40,7 +40,7 @@ def input_gates(hidden_size: int, blocks: int, *, param_dtype: Any, dtype: Any, 
                 "bias": jnp.zeros((blocks * H,), param_dtype)}
 
     def initial_carry(batch_shape: BatchShape = (), dtype: Any = jnp.float32) -> jax.Array:
-        return zeros_carry(H, batch_shape, dtype, 1)
+        return zeros_carry(H, batch_shape, dtype)
 
     def gates(params, x, like):
         check_input(x, params["input_kernel"].shape[0])

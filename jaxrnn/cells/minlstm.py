@@ -20,12 +20,13 @@ from typing import Any
 import jax
 import jax.numpy as jnp
 
+from jaxrnn import checks, linear_recurrence
 from jaxrnn.cells.activations import log_positive, positive
 from jaxrnn.cells.kernels import Initializer, glorot_uniform
 from jaxrnn.cells.minimal import input_gates
 from jaxrnn.checks import check_carry
 from jaxrnn.linear_recurrence import gated_scan
-from jaxrnn.parts import Cell, Parallel
+from jaxrnn.parts import Info, Part
 
 
 def minlstm(
@@ -34,7 +35,7 @@ def minlstm(
     param_dtype: Any = jnp.float32,
     dtype: Any | None = None,
     kernel_init: Initializer = glorot_uniform,
-) -> Cell:
+) -> Part:
     """minLSTM cell; carry and output ``h``; a sequence in parallel, a token by ``step``.
 
     Args:
@@ -64,4 +65,5 @@ def minlstm(
         final, hs = gated_scan(log_f, log_i + log_positive(k_h), h, reverse=reverse, lengths=lengths)
         return final.astype(h.dtype), hs.astype(h.dtype)
 
-    return Cell(init, initial_carry, Parallel(step, sequence))
+    return linear_recurrence.cell(init, initial_carry, step, sequence, validate=checks.fits(init),
+                                  info=Info("minlstm", H))

@@ -3,14 +3,13 @@
     y_t = merge(h->_t, h<-_t),  h->_t = f(h->_{t-1}, x_t),  h<-_t = g(h<-_{t+1}, x_t)
 
 A bidirectional layer reads the whole sequence before it emits anything, so it
-is a :class:`~jaxrnn.Layer` (a function of sequences), not a
-:class:`~jaxrnn.Cell`; :func:`jaxrnn.scan` runs it, and :func:`jaxrnn.stack`
-stacks it (a deep bidirectional encoder is ``stack([bidirectional(...), ...])``).
+is a :class:`~jaxrnn.Part` without a ``step``: :func:`jaxrnn.scan` runs it, and
+:func:`jaxrnn.stack` stacks it (a deep bidirectional encoder is
+``stack([bidirectional(...), ...])``).
 """
 
 from __future__ import annotations
 
-import dataclasses
 from typing import Any, Callable
 
 import jax
@@ -20,7 +19,7 @@ from jaxrnn import checks
 from jaxrnn.final_output import final_output
 from jaxrnn.loop import scan
 from jaxrnn.masking import mask, valid_mask
-from jaxrnn.parts import BatchShape, Carry, Cell, Layer, Params, Part, reads_ids
+from jaxrnn.parts import BatchShape, Carry, Info, Params, Part
 
 MERGES: dict[str, Callable[[jax.Array, jax.Array], jax.Array]] = {
     "concat": lambda f, b: jnp.concatenate([f, b], axis=-1),
@@ -28,57 +27,6 @@ MERGES: dict[str, Callable[[jax.Array, jax.Array], jax.Array]] = {
     "mean": lambda f, b: (f + b) / 2,
     "mul": lambda f, b: f * b,
 }
-
-
-@dataclasses.dataclass(frozen=True)
-class Bidirectional:
-    """The ``apply`` of a :func:`bidirectional` layer: the two directions and how they merge."""
-
-    forward: Part
-    backward: Part
-    merge: str | Callable[[jax.Array, jax.Array], jax.Array]
-
-    @property
-    def reads_ids(self) -> bool:
-        return reads_ids(self.forward)
-
-    def reader(self, params: Params) -> tuple[Part, Params]:
-        """A direction that reads the layer's input (both read the same), and its params."""
-        check_params(params)
-        return self.forward, params["forward"]
-
-    def __call__(self, params: Params, xs: jax.Array, carry: Carry | None = None, *, reverse: bool = False,
-                 key: jax.Array | None = None, **options) -> tuple[tuple[Carry, Carry], jax.Array]:
-        """``((carry_forward, carry_backward), ys)`` over ``xs: (T, *batch, I)``.
-
-        ``reverse`` swaps the directions' reading order (the whole layer run on
-        the time-reversed sequence); the options are :func:`jaxrnn.scan`'s.
-        """
-        check_params(params)
-        carry_f, carry_b = (None, None) if carry is None else carry
-        key_f, key_b = (None, None) if key is None else jax.random.split(key)
-        carry_f, ys_f = scan(self.forward, params["forward"], xs, carry_f, reverse=reverse, key=key_f, **options)
-        carry_b, ys_b = scan(self.backward, params["backward"], xs, carry_b, reverse=not reverse, key=key_b, **options)
-        lengths = options.get("lengths")
-        valid = None if lengths is None else valid_mask(xs.shape[0], lengths)
-        return (carry_f, carry_b), self._merge(ys_f, ys_b, valid)
-
-    def final_output(self, params: Params, xs: jax.Array, *, lengths: jax.Array | None = None,
-                     key: jax.Array | None = None, reverse: bool = False) -> jax.Array:
-        """``merge(y->_{n-1}, y<-_0)``: each direction's output once it has read the whole sequence, ``(*batch, O)``."""
-        check_params(params)
-        key_f, key_b = (None, None) if key is None else jax.random.split(key)
-        y_f = final_output(self.forward, params["forward"], xs, lengths=lengths, key=key_f, reverse=reverse)
-        y_b = final_output(self.backward, params["backward"], xs, lengths=lengths, key=key_b, reverse=not reverse)
-        return self._merge(y_f, y_b, None if lengths is None else jnp.asarray(lengths) > 0)
-
-    def _merge(self, y_f: jax.Array, y_b: jax.Array, valid: jax.Array | None) -> jax.Array:
-        """The two directions' outputs merged; zero where ``valid`` is false (padding, a sequence of length 0)."""
-        if self.merge in ("sum", "mean", "mul") and y_f.shape != y_b.shape:
-            raise ValueError(f"merge {self.merge!r} needs the two directions' outputs to be the same size: forward "
-                             f"{y_f.shape[-1]}, backward {y_b.shape[-1]} (merge 'concat' takes any sizes)")
-        ys = (self.merge if callable(self.merge) else MERGES[self.merge])(y_f, y_b)
-        return mask(valid, (), (), ys)[1]  # whatever the merge makes of two zeros
 
 
 def check_params(params: Params) -> None:
@@ -92,7 +40,7 @@ def bidirectional(
     forward: Part,
     backward: Part,
     merge: str | Callable[[jax.Array, jax.Array], jax.Array] = "concat",
-) -> Layer:
+) -> Part:
     """Run ``forward`` left to right and ``backward`` right to left over the same sequence.
 
     Args:
@@ -103,20 +51,23 @@ def bidirectional(
         ``merge(y_forward, y_backward)``.
 
     Returns:
-      A :class:`~jaxrnn.Layer`. Params: ``{"forward": ..., "backward": ...}``;
-      carry ``(carry_forward, carry_backward)``. With ``lengths``, the backward
-      direction reads each sequence backwards from its own last element
-      (padding stays at the end and outputs zeros), and ``carry_backward`` is
-      its state after reading ``x_0``.
+      A :class:`~jaxrnn.Part` without ``step``. Params: ``{"forward": ...,
+      "backward": ...}``; carry ``(carry_forward, carry_backward)``. With
+      ``lengths``, the backward direction reads each sequence backwards from
+      its own last element (padding stays at the end and outputs zeros), and
+      ``carry_backward`` is its state after reading ``x_0``. ``reverse`` swaps
+      the directions' reading order (the whole layer run on the time-reversed
+      sequence).
 
     Raises:
       TypeError, ValueError: a direction that is not a part, or an unknown merge.
     """
     for name, part in (("forward", forward), ("backward", backward)):
-        if not isinstance(part, (Cell, Layer)):
-            raise TypeError(f"bidirectional: {name} is a {type(part).__name__}; expected a jaxrnn.Cell or jaxrnn.Layer")
+        if not isinstance(part, Part):
+            raise TypeError(f"bidirectional: {name} is a {type(part).__name__}; expected a jaxrnn.Part")
     if not callable(merge) and not (isinstance(merge, str) and merge in MERGES):
         raise ValueError(f"unknown merge {merge!r}; expected one of {', '.join(MERGES)} or a callable")
+    merged = merge if callable(merge) else MERGES[merge]
 
     def init(key: jax.Array, input_size: int) -> dict[str, Params]:
         input_size = checks.size("input_size", input_size)
@@ -127,4 +78,40 @@ def bidirectional(
     def initial_carry(batch_shape: BatchShape = (), dtype: Any = jnp.float32) -> tuple[Carry, Carry]:
         return forward.initial_carry(batch_shape, dtype), backward.initial_carry(batch_shape, dtype)
 
-    return Layer(init, initial_carry, Bidirectional(forward, backward, merge))
+    def combine(y_f: jax.Array, y_b: jax.Array, valid: jax.Array | None) -> jax.Array:
+        """The two directions' outputs merged; zero where ``valid`` is false (padding, a sequence of length 0)."""
+        if merge in ("sum", "mean", "mul") and y_f.shape != y_b.shape:
+            raise ValueError(f"merge {merge!r} needs the two directions' outputs to be the same size: forward "
+                             f"{y_f.shape[-1]}, backward {y_b.shape[-1]} (merge 'concat' takes any sizes)")
+        return mask(valid, (), (), merged(y_f, y_b))[1]  # whatever the merge makes of two zeros
+
+    def sequence(params: Params, xs: jax.Array, carry: tuple[Carry, Carry], *, reverse: bool = False,
+                 key: jax.Array | None = None, **options) -> tuple[tuple[Carry, Carry], jax.Array]:
+        check_params(params)
+        carry_f, carry_b = carry
+        key_f, key_b = (None, None) if key is None else jax.random.split(key)
+        carry_f, ys_f = scan(forward, params["forward"], xs, carry_f, reverse=reverse, key=key_f, **options)
+        carry_b, ys_b = scan(backward, params["backward"], xs, carry_b, reverse=not reverse, key=key_b, **options)
+        lengths = options.get("lengths")
+        valid = None if lengths is None else valid_mask(xs.shape[0], lengths)
+        return (carry_f, carry_b), combine(ys_f, ys_b, valid)
+
+    def final(params: Params, xs: jax.Array, *, lengths: jax.Array | None = None, key: jax.Array | None = None,
+              reverse: bool = False) -> jax.Array:
+        """``merge(y->_{n-1}, y<-_0)``: each direction's output once it has read the whole sequence, ``(*batch, O)``."""
+        check_params(params)
+        key_f, key_b = (None, None) if key is None else jax.random.split(key)
+        y_f = final_output(forward, params["forward"], xs, lengths=lengths, key=key_f, reverse=reverse)
+        y_b = final_output(backward, params["backward"], xs, lengths=lengths, key=key_b, reverse=not reverse)
+        return combine(y_f, y_b, None if lengths is None else jnp.asarray(lengths) > 0)
+
+    def validate(params: Params, xs: Any, checked: bool) -> None:
+        check_params(params)
+        if forward.validate is not None:  # both directions read the same input
+            forward.validate(params["forward"], xs, checked)
+
+    sizes = forward.info.size, backward.info.size
+    size = (sum(sizes) if merge == "concat" else sizes[0]) if None not in sizes and not callable(merge) else None
+    info = Info("bidirectional", size, reads_ids=forward.info.reads_ids, paths=(), parts=(forward, backward),
+                options=() if merge == "concat" else (("merge", merge),))
+    return Part(init, initial_carry, None, sequence, final, validate, info)

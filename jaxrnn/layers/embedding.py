@@ -14,10 +14,10 @@ import jax.numpy as jnp
 import numpy as np
 
 from jaxrnn import checks
-from jaxrnn.parts import BatchShape, Cell, Pointwise, batch_tuple
+from jaxrnn.parts import Info, Part, stateless
 
 
-def embedding(features: int, *, param_dtype: Any = jnp.float32, stddev: float = 1.0) -> Cell:
+def embedding(features: int, *, param_dtype: Any = jnp.float32, stddev: float = 1.0) -> Part:
     """``x = table[id]``: a ``(V, E)`` table, ``V`` the vocabulary size (``init``'s ``input_size``).
 
     Args:
@@ -43,17 +43,13 @@ def embedding(features: int, *, param_dtype: Any = jnp.float32, stddev: float = 
         checks.random_key("key", key)
         return {"table": (stddev * jax.random.normal(key, (vocab, features))).astype(param_dtype)}
 
-    def initial_carry(batch_shape: BatchShape = (), dtype: Any = jnp.float32) -> tuple:
-        batch_tuple(batch_shape)  # checked, though an embedding keeps no state
-        return ()
-
     def lookup(params: dict[str, jax.Array], ids: jax.Array) -> jax.Array:
         table, ids = params["table"], jnp.asarray(ids)
         inside = (ids >= 0) & (ids < table.shape[0])
         vectors = jnp.take(table, jnp.where(inside, ids, 0), axis=0)
         return jnp.where(inside[..., None], vectors, jnp.asarray(jnp.nan, table.dtype))
 
-    return Cell(init, initial_carry, Pointwise(lookup, reads_ids=True, validate=check_ids))
+    return stateless(init, lookup, validate=check_ids, info=Info("embedding", features, reads_ids=True))
 
 
 def check_ids(params: dict[str, jax.Array], ids: Any, checked: bool) -> None:

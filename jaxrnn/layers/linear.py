@@ -2,8 +2,8 @@
 
 As the top layer of a :func:`~jaxrnn.stack` it turns a recurrent network into
 a sequence model, ``h_t = f(h_{t-1}, x_t)``, ``y_t = h_t W + b`` (per-step
-logits, the latent autoregressive model's prediction), and the stack stays a
-:class:`~jaxrnn.Cell` that can be stepped. :func:`jaxrnn.scan` applies it to
+logits, the latent autoregressive model's prediction), and a stack of cells
+with a readout on top can still be stepped. :func:`jaxrnn.scan` applies it to
 the whole sequence at once: one ``(T * B, H) @ (H, O)`` product.
 """
 
@@ -17,7 +17,7 @@ import jax.numpy as jnp
 from jaxrnn import checks
 from jaxrnn.cells.kernels import Initializer, glorot_uniform, matmul
 from jaxrnn.checks import check_input
-from jaxrnn.parts import BatchShape, Cell, Pointwise, batch_tuple
+from jaxrnn.parts import Info, Part, stateless
 
 
 def linear(
@@ -27,8 +27,8 @@ def linear(
     param_dtype: Any = jnp.float32,
     dtype: Any | None = None,
     kernel_init: Initializer = glorot_uniform,
-) -> Cell:
-    """``y = x @ kernel + bias`` over the last axis, as a stateless cell (carry ``()``).
+) -> Part:
+    """``y = x @ kernel + bias`` over the last axis, as a part without state (carry ``()``).
 
     Args:
       features: ``O``, the output size.
@@ -53,13 +53,10 @@ def linear(
             params["bias"] = jnp.zeros((features,), param_dtype)
         return params
 
-    def initial_carry(batch_shape: BatchShape = (), dtype: Any = jnp.float32) -> tuple:
-        batch_tuple(batch_shape)  # checked, though a readout keeps no state
-        return ()
-
     def apply(params: dict[str, jax.Array], x: jax.Array) -> jax.Array:
         check_input(x, params["kernel"].shape[0])
         y = matmul(x, params["kernel"], dtype)
         return y + params["bias"].astype(y.dtype) if use_bias else y
 
-    return Cell(init, initial_carry, Pointwise(apply))
+    options = () if use_bias else (("use_bias", False),)
+    return stateless(init, apply, validate=checks.fits(init), info=Info("linear", features, options=options))

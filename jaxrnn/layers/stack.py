@@ -2,18 +2,18 @@
 
     h^(l)_t = f_l(h^(l)_{t-1}, y^(l-1)_t),      y^(0)_t = x_t
 
-A stack of cells is itself a :class:`~jaxrnn.Cell`, whose carry is the tuple of
-the layers' carries: it can be stepped one token at a time (generation needs
-that), and everything that takes a cell takes it. A stack holding a
-:class:`~jaxrnn.Layer` (a bidirectional layer, say) must read whole sequences,
-so it is a ``Layer``. Either runs over a sequence with :func:`jaxrnn.scan`,
-one layer at a time over the whole sequence, which computes the same function
-as stepping every layer at each time step, with bigger matrix products.
+A stack is a :class:`~jaxrnn.Part` like any other, whatever it holds; its
+params and carry are tuples with one entry per layer. :func:`jaxrnn.scan` runs
+it one layer at a time over the whole sequence, which computes the same
+function as stepping every layer at each time step, with bigger matrix
+products. When every layer can be stepped (cells, readouts), so can the stack
+(generation needs that); a stack holding a bidirectional layer reads whole
+sequences only (``step`` is ``None``). :func:`jaxrnn.get_layer_carry` and
+:func:`jaxrnn.set_layer_carry` read and replace one layer's carry.
 """
 
 from __future__ import annotations
 
-import dataclasses
 import numbers
 from typing import Any, Sequence
 
@@ -24,91 +24,10 @@ import numpy as np
 from jaxrnn import checks
 from jaxrnn.final_output import final_output, first, last
 from jaxrnn.loop import scan
-from jaxrnn.parts import BatchShape, Carry, Cell, Composite, Layer, Params, Part, Pointwise, behaviour, reads_ids
+from jaxrnn.parts import BatchShape, Carry, Info, Params, Part
 
 
-@dataclasses.dataclass(frozen=True)
-class Stacked(Composite):
-    """The layers of a :func:`stack`, bottom first.
-
-    Calling it is one step of every layer (a stack of cells only);
-    :meth:`scan` runs each layer over the whole sequence in turn.
-    """
-
-    parts: tuple[Part, ...]
-    residual: bool
-    dropout: float
-
-    @property
-    def reads_ids(self) -> bool:
-        """Whether the bottom layer reads integer ids (an embedding)."""
-        return reads_ids(self.parts[0])
-
-    def reader(self, params: Params) -> tuple[Part, Params]:
-        """The layer that reads the stack's input, and its params."""
-        return self.parts[0], params[0]
-
-    def __call__(self, params: Params, carry: Carry, x: jax.Array, key: jax.Array | None = None):
-        check_layers(params, carry, len(self.parts))
-        new_carry = []
-        for layer, (part, p, c) in enumerate(zip(self.parts, params, carry)):
-            if layer > 0:
-                x = dropout(key, self.dropout, layer, x)
-            if isinstance(part.step, Composite):  # a stack inside a stack draws its own masks
-                c, y = part.step(p, c, x, key=layer_key(key, layer))
-            else:
-                c, y = part.step(p, c, x)
-            x = add_residual(x, y) if self.residual and layer > 0 else y
-            new_carry.append(c)
-        return tuple(new_carry), x
-
-    def scan(self, params: Params, xs: jax.Array, carry: Carry | None = None, *, key: jax.Array | None = None,
-             **options) -> tuple[Carry, jax.Array]:
-        """One layer at a time over the whole sequence ``xs: (T, *batch, I)``; the options of :func:`jaxrnn.scan`."""
-        carry = (None,) * len(self.parts) if carry is None else carry
-        check_layers(params, carry, len(self.parts))
-        return self._run(params, xs, carry, len(self.parts), key=key, **options)
-
-    def _run(self, params: Params, xs: jax.Array, carry: Carry, layers: int, *, key: jax.Array | None,
-             **options) -> tuple[Carry, jax.Array]:
-        """The bottom ``layers`` layers over the whole sequence: their final carries and the top one's outputs."""
-        final = []
-        for layer, (part, p, c) in enumerate(zip(self.parts[:layers], params, carry)):
-            inputs = dropout(key, self.dropout, layer, xs, time_axis=True) if layer > 0 else xs
-            c, ys = scan(part, p, inputs, c, key=layer_key(key, layer), **options)
-            xs = add_residual(inputs, ys) if self.residual and layer > 0 else ys
-            final.append(c)
-        return tuple(final), xs
-
-    def final_output(self, params: Params, xs: jax.Array, *, lengths: jax.Array | None = None,
-                     key: jax.Array | None = None, reverse: bool = False) -> jax.Array:
-        """The top recurrent layer's final output, through the stateless layers above it.
-
-        See :mod:`jaxrnn.final_output`.
-        """
-        check_layers(params, (None,) * len(self.parts), len(self.parts))
-        stateless = [isinstance(part, Cell) and isinstance(part.step, Pointwise) for part in self.parts]
-        if all(stateless):
-            _, ys = self.scan(params, xs, key=key, lengths=lengths, reverse=reverse)
-            return (first if reverse else last)(ys, lengths)
-        top = max(layer for layer, pointwise in enumerate(stateless) if not pointwise)
-        _, xs = self._run(params, xs, (None,) * top, top, key=key, lengths=lengths, reverse=reverse)
-        inputs = dropout(key, self.dropout, top, xs, time_axis=True) if top > 0 else xs
-        y = final_output(self.parts[top], params[top], inputs, lengths=lengths, key=layer_key(key, top),
-                         reverse=reverse)
-        if self.residual and top > 0:
-            if isinstance(self.parts[top], Layer):
-                raise ValueError("a many-to-one answer from a residual stack whose top recurrent layer is a layer "
-                                 "(a bidirectional one) is not defined: its directions end at different steps, so "
-                                 "no one input step is added to their final outputs; drop residual on the top layer")
-            y = add_residual((first if reverse else last)(inputs, lengths), y)
-        for layer in range(top + 1, len(self.parts)):
-            x = dropout(key, self.dropout, layer, y)
-            _, out = self.parts[layer].step(params[layer], (), x)
-            y = add_residual(x, out) if self.residual else out
-        return y
-
-def stack(parts: Sequence[Part], *, residual: bool = False, dropout: float = 0.0) -> Cell | Layer:
+def stack(parts: Sequence[Part], *, residual: bool = False, dropout: float = 0.0) -> Part:
     """A deep network: ``parts[0]`` reads the input, each next part reads the one below.
 
     Args:
@@ -121,22 +40,22 @@ def stack(parts: Sequence[Part], *, residual: bool = False, dropout: float = 0.0
         ``step(..., key=k)``), that is, in training.
 
     Returns:
-      A :class:`~jaxrnn.Cell` if every part is a cell, else a
-      :class:`~jaxrnn.Layer`. Params and carry are tuples with one entry per layer.
+      A :class:`~jaxrnn.Part`; params and carry are tuples with one entry per
+      layer; ``step`` is ``None`` unless every layer has one.
 
     Raises:
-      TypeError, ValueError: no parts, a part that is neither a cell nor a layer,
-        a rate outside ``[0, 1)``, or dropout asked of a single layer (it has
-        no layer input to drop).
+      TypeError, ValueError: no parts, a part that is not a part, a rate
+        outside ``[0, 1)``, or dropout asked of a single layer (it has no
+        layer input to drop).
     """
-    if isinstance(parts, (Cell, Layer)):
-        raise TypeError(f"stack: expected a list of parts, got one {type(parts).__name__}; write stack([part, ...])")
+    if isinstance(parts, Part):
+        raise TypeError("stack: expected a list of parts, got one part; write stack([part, ...])")
     parts = tuple(parts)
     if not parts:
-        raise ValueError("stack needs at least one cell")
+        raise ValueError("stack needs at least one part")
     for n, part in enumerate(parts):
-        if not isinstance(part, (Cell, Layer)):
-            raise TypeError(f"stack: part {n} is a {type(part).__name__}; expected a jaxrnn.Cell or jaxrnn.Layer")
+        if not isinstance(part, Part):
+            raise TypeError(f"stack: part {n} is a {type(part).__name__}; expected a jaxrnn.Part")
     checks.flag("residual", residual)
     if isinstance(dropout, (bool, np.bool_)) or not isinstance(dropout, (numbers.Real, np.floating)):
         raise TypeError(f"dropout: expected a number in [0, 1), got {dropout!r}")
@@ -147,13 +66,14 @@ def stack(parts: Sequence[Part], *, residual: bool = False, dropout: float = 0.0
         if value and len(parts) == 1:
             raise ValueError(f"{name}={value} would do nothing: it {acts_on} every layer but the first, "
                              "and this stack has one layer")
-    stacked = Stacked(parts, residual, float(dropout))
+    rate = float(dropout)
+    n = len(parts)
 
     def init(key: jax.Array, input_size: int) -> tuple[Params, ...]:
         input_size = checks.size("input_size", input_size)
         checks.random_key("key", key)
         params = []
-        for part, k in zip(parts, jax.random.split(key, len(parts))):
+        for part, k in zip(parts, jax.random.split(key, n)):
             params.append(part.init(k, input_size))
             input_size = output_features(part, params[-1], input_size)
         return tuple(params)
@@ -161,20 +81,79 @@ def stack(parts: Sequence[Part], *, residual: bool = False, dropout: float = 0.0
     def initial_carry(batch_shape: BatchShape = (), dtype: Any = jnp.float32) -> tuple[Carry, ...]:
         return tuple(part.initial_carry(batch_shape, dtype) for part in parts)
 
-    if all(isinstance(part, Cell) for part in parts):
-        return Cell(init, initial_carry, stacked)
-    return Layer(init, initial_carry, stacked.scan)
+    def step(params: Params, carry: Carry, x: jax.Array, *, key: jax.Array | None = None):
+        check_layers(params, carry, n)
+        new_carry = []
+        for layer, (part, p, c) in enumerate(zip(parts, params, carry)):
+            if layer > 0:
+                x = _dropout(key, rate, layer, x)
+            c, y = part.step(p, c, x, key=layer_key(key, layer))
+            x = add_residual(x, y) if residual and layer > 0 else y
+            new_carry.append(c)
+        return tuple(new_carry), x
+
+    def run(params: Params, xs: jax.Array, carry: Carry, layers: int, *, key: jax.Array | None,
+            **options) -> tuple[Carry, jax.Array]:
+        """The bottom ``layers`` layers over the whole sequence: their final carries and the top one's outputs."""
+        final = []
+        for layer, (part, p, c) in enumerate(zip(parts[:layers], params, carry)):
+            inputs = _dropout(key, rate, layer, xs, time_axis=True) if layer > 0 else xs
+            c, ys = scan(part, p, inputs, c, key=layer_key(key, layer), **options)
+            xs = add_residual(inputs, ys) if residual and layer > 0 else ys
+            final.append(c)
+        return tuple(final), xs
+
+    def sequence(params: Params, xs: jax.Array, carry: Carry, *, key: jax.Array | None = None,
+                 **options) -> tuple[Carry, jax.Array]:
+        check_layers(params, carry, n)
+        return run(params, xs, carry, n, key=key, **options)
+
+    def final(params: Params, xs: jax.Array, *, lengths: jax.Array | None = None, key: jax.Array | None = None,
+              reverse: bool = False) -> jax.Array:
+        """The top recurrent layer's final output, through the stateless layers above it
+        (:mod:`jaxrnn.final_output`)."""
+        check_layers(params, (None,) * n, n)
+        recurrent = [layer for layer, part in enumerate(parts) if not is_stateless(part)]
+        if not recurrent:
+            _, ys = run(params, xs, (None,) * n, n, key=key, lengths=lengths, reverse=reverse)
+            return (first if reverse else last)(ys, lengths)
+        top = recurrent[-1]
+        _, xs = run(params, xs, (None,) * top, top, key=key, lengths=lengths, reverse=reverse)
+        inputs = _dropout(key, rate, top, xs, time_axis=True) if top > 0 else xs
+        y = final_output(parts[top], params[top], inputs, lengths=lengths, key=layer_key(key, top), reverse=reverse)
+        if residual and top > 0:
+            if parts[top].step is None:
+                raise ValueError("a many-to-one answer from a residual stack whose top recurrent layer reads whole "
+                                 "sequences (a bidirectional one) is not defined: its directions end at different "
+                                 "steps, so no one input step is added to their final outputs; drop residual on "
+                                 "the top layer")
+            y = add_residual((first if reverse else last)(inputs, lengths), y)
+        for layer in range(top + 1, n):
+            x = _dropout(key, rate, layer, y)
+            _, out = parts[layer].step(params[layer], parts[layer].initial_carry(), x, key=layer_key(key, layer))
+            y = add_residual(x, out) if residual else out
+        return y
+
+    def validate(params: Params, xs: Any, checked: bool) -> None:
+        check_layers(params, (None,) * n, n)
+        if parts[0].validate is not None:
+            parts[0].validate(params[0], xs, checked)
+
+    options = tuple((k, v) for k, v in (("residual", residual), ("dropout", rate)) if v)
+    info = Info("stack", parts[-1].info.size, reads_ids=parts[0].info.reads_ids, paths=(), parts=parts,
+                options=options)
+    steppable = all(part.step is not None for part in parts)
+    return Part(init, initial_carry, step if steppable else None, sequence, final, validate, info)
 
 
-def layers_of(part: Part) -> Stacked | None:
-    """The :class:`Stacked` layers of a :func:`stack`, or ``None`` for any other part."""
-    runs = behaviour(part)
-    return runs if isinstance(runs, Stacked) else None
+def is_stateless(part: Part) -> bool:
+    """Whether ``part`` keeps no state (a readout, an embedding, a stack of them): its carry has no arrays."""
+    return part.step is not None and not jax.tree_util.tree_leaves(part.initial_carry())
 
 
 def output_features(part: Part, params: Params, input_size: int) -> int:
     """Feature size of ``part``'s output, found by tracing it on one step (no FLOPs)."""
-    if reads_ids(part):
+    if part.info.reads_ids:
         xs = jax.ShapeDtypeStruct((1,), jnp.int32)
     else:
         xs = jax.ShapeDtypeStruct((1, input_size), jnp.float32)
@@ -182,7 +161,7 @@ def output_features(part: Part, params: Params, input_size: int) -> int:
     return ys.shape[-1]
 
 
-def dropout(key: jax.Array | None, rate: float, layer: int, x: jax.Array, time_axis: bool = False) -> jax.Array:
+def _dropout(key: jax.Array | None, rate: float, layer: int, x: jax.Array, time_axis: bool = False) -> jax.Array:
     """Inverted dropout of layer ``layer``'s input, with one mask for all time steps.
 
     The mask depends on ``(key, layer)`` and the batch/feature shape only
