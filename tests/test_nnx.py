@@ -244,7 +244,8 @@ def test_stepping_a_layer_raises():
         model.step(model.initial_carry(B), jnp.zeros((B, I)))
 
 
-@pytest.mark.parametrize("optimized", [True, False], ids=["OptimizedLSTMCell", "LSTMCell"])
+@pytest.mark.parametrize("optimized", [True, pytest.param(False, marks=pytest.mark.slow)],
+                         ids=["OptimizedLSTMCell", "LSTMCell"])
 def test_an_lstm_computes_what_flax_nnx_rnn_computes_with_the_same_weights(optimized):
     """Same gate order (i, f, g, o) and fused layout as OptimizedLSTMCell: input_kernel is its dense_i.kernel,
     recurrent_kernel and bias its dense_h's; Flax's carry is (c, h), jaxrnn's (h, c)."""
