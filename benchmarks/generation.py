@@ -33,7 +33,7 @@ def measure(streams: int, length: int, repeats: int) -> dict[str, Any]:
     """Compile time and the median time of drawing ``length`` tokens in each of ``streams`` streams."""
     model = language.language_model(jaxrnn.lstm(HIDDEN), VOCABULARY, EMBEDDING)
     params = model.init(jax.random.key(0), VOCABULARY)
-    prompt = np.random.default_rng(0).integers(0, VOCABULARY, (streams, PROMPT)).astype(np.int32)
+    prompt = np.random.default_rng(0).integers(0, VOCABULARY, (streams, PROMPT)).astype(np.int32).T  # (P, streams)
 
     def call(seed):
         return language.generate(model, params, prompt, length, key=jax.random.key(seed)).block_until_ready()

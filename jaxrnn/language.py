@@ -3,12 +3,12 @@
     x_t = E[id_t],   h_t = f(h_{t-1}, x_t),   p(id_{t+1} | id_1..t) = softmax(h_t W + b)
 
 :func:`language_model` builds the model around any cell or stack: an
-embedding, the core, a readout to logits over the vocabulary. It can be
-stepped when the core can, so the same params run whole sequences through
-:func:`jaxrnn.scan` (training) and one token at a time through its ``step``
-(:func:`generate`). :func:`streams` cuts a long text into windows for
-truncated backpropagation through time; the metrics are the token
-cross-entropy, bits per token and perplexity.
+embedding, the core, a readout to logits over the vocabulary. When the core
+can be stepped, so can the model, and the same params run whole sequences
+through :func:`jaxrnn.scan` (training) and one token at a time through its
+``step`` (:func:`generate`; time-major like the rest of jaxrnn). :func:`streams`
+cuts a long text into windows for truncated backpropagation through time; the
+metrics are the token cross-entropy, bits per token and perplexity.
 """
 
 from __future__ import annotations
@@ -132,11 +132,11 @@ CHUNK = 4096
 
 
 class Generation(NamedTuple):
-    """Where a generation stands, to go on from (``generate(..., state=...)``).
+    """Where a generation stands, to go on from (``generate(..., state=...)``); the same in either layout.
 
     Attributes:
       carry: the model's carry after reading every token before ``token``.
-      token: the last token, not read yet: ``()`` for a prompt ``(P,)``, ``(B,)`` for ``(B, P)``.
+      token: the last token, not read yet, of shape ``batch``: ``()`` for a prompt ``(P,)``.
       drawn: how many tokens were drawn so far (token ``i`` is drawn with ``fold_in(key, i)``).
     """
 
@@ -147,7 +147,8 @@ class Generation(NamedTuple):
 
 def generate(model: Part, params: Any, prompt: Any, length: int, *, key: jax.Array, temperature: float = 1.0,
              top_k: int | None = None, state: Generation | None = None, return_state: bool = False,
-             progress: Callable[[int], None] | None = None) -> jax.Array | tuple[jax.Array, Generation]:
+             progress: Callable[[int], None] | None = None,
+             time_major: bool = True) -> jax.Array | tuple[jax.Array, Generation]:
     """Read ``prompt``, then draw ``length`` tokens, each from ``softmax(logits / temperature)``.
 
     The carry is warmed on the prompt by :func:`jaxrnn.scan`; the tokens are
@@ -159,10 +160,15 @@ def generate(model: Part, params: Any, prompt: Any, length: int, *, key: jax.Arr
     first ``n`` of ``n + m`` with the same key, and a generation that goes on
     from a returned ``state`` continues it exactly.
 
+    Layout: time-major, as everywhere in jaxrnn -- a prompt ``(P, *batch)``
+    (``(P, B)`` for ``B`` prompts of equal length) gives tokens ``(n, *batch)``;
+    with ``time_major=False``, a prompt ``(*batch, P)`` gives ``(*batch, n)``.
+    One prompt ``(P,)`` gives ``(n,)`` either way.
+
     Args:
       model: a :func:`language_model` of a cell (it is stepped).
       params: its params.
-      prompt: ids, ``(P,)``, or ``(B, P)`` for ``B`` prompts of equal length; ``P >= 1``.
+      prompt: integer ids, ``(P, *batch)`` (``(*batch, P)`` with ``time_major=False``); ``P >= 1``.
         ``None`` to go on from ``state`` instead.
       length: ``n``, how many tokens to draw.
       key: random key; the same key gives the same tokens.
@@ -172,9 +178,16 @@ def generate(model: Part, params: Any, prompt: Any, length: int, *, key: jax.Arr
       state: where an earlier call (``return_state=True``) stopped; give the same ``key``.
       return_state: return ``(tokens, state)``, to go on from later.
       progress: ``progress(k)`` after each piece of ``k`` tokens.
+      time_major: ``False`` for a batch-major ``prompt`` and result (time on the last axis).
 
     Returns:
-      ``(n,)`` or ``(B, n)`` int32 ids; with ``return_state``, and the :class:`Generation` after them.
+      int32 ids ``(n, *batch)`` (``(*batch, n)`` with ``time_major=False``); with
+      ``return_state``, and the :class:`Generation` after them.
+
+    Raises:
+      TypeError: ``model`` cannot be stepped, ``key`` is not a random key, ``time_major`` not a bool.
+      ValueError: a prompt that is not integer ids with ``P >= 1`` or has ids outside the vocabulary, both or
+        neither of ``prompt`` and ``state``, or ``length``, ``temperature``, ``top_k`` out of range.
     """
     if not isinstance(model, Part) or model.step is None:
         raise TypeError("model: expected a jaxrnn.Part that can be stepped (a language_model of a cell), got "
@@ -182,6 +195,7 @@ def generate(model: Part, params: Any, prompt: Any, length: int, *, key: jax.Arr
                            else type(model).__name__))
     if (prompt is None) == (state is None):
         raise ValueError("prompt: expected ids to start from, or None with a state to go on from (not both)")
+    time_major = checks.flag("time_major", time_major)
     length = checks.size("length", length)
     temperature = checks.number("temperature", temperature)
     if temperature < 0:
@@ -190,7 +204,7 @@ def generate(model: Part, params: Any, prompt: Any, length: int, *, key: jax.Arr
         top_k = checks.size("top_k", top_k)
     checks.random_key("key", key)
     if state is None:
-        prompt = _prompt(prompt)
+        prompt = _prompt(prompt, time_major)
         _check_ids(model, params, prompt)
         state = _start(model, params, prompt)
     pieces = []
@@ -201,16 +215,20 @@ def generate(model: Part, params: Any, prompt: Any, length: int, *, key: jax.Arr
         pieces.append(tokens)
         if progress is not None:
             progress(size)
-    tokens = pieces[0] if len(pieces) == 1 else jnp.concatenate(pieces, axis=-1)
+    tokens = pieces[0] if len(pieces) == 1 else jnp.concatenate(pieces)
+    if not time_major:
+        tokens = jnp.moveaxis(tokens, 0, -1)
     return (tokens, state) if return_state else tokens
 
 
-def _prompt(prompt: Any) -> jax.Array:
+def _prompt(prompt: Any, time_major: bool) -> jax.Array:
+    """The prompt time-major, ``(P, *batch)``."""
     prompt = jnp.asarray(prompt)
-    if prompt.ndim not in (1, 2) or prompt.shape[-1] < 1 or not jnp.issubdtype(prompt.dtype, jnp.integer):
-        raise ValueError(f"prompt: expected integer ids of shape (P,) or (B, P) with P >= 1, got shape "
-                         f"{prompt.shape} and dtype {prompt.dtype}")
-    return prompt
+    layout = "(P, *batch)" if time_major else "(*batch, P)"
+    if prompt.ndim < 1 or prompt.shape[0 if time_major else -1] < 1 or not jnp.issubdtype(prompt.dtype, jnp.integer):
+        raise ValueError(f"prompt: expected integer ids of shape {layout} with P >= 1 (time_major={time_major}), "
+                         f"got shape {prompt.shape} and dtype {prompt.dtype}")
+    return prompt if time_major else jnp.moveaxis(prompt, -1, 0)
 
 
 def _check_ids(model: Part, params: Any, prompt: jax.Array) -> None:
@@ -228,17 +246,14 @@ def _pieces(length: int) -> list[int]:
 
 @functools.partial(jax.jit, static_argnames=("model",))
 def _start(model, params, prompt) -> Generation:
-    """The carry warmed on all but the prompt's last token, which is read first when drawing."""
-    batched = prompt if prompt.ndim == 2 else prompt[None]
-    carry, _ = scan(model, params, batched[:, :-1], time_major=False)
-    if prompt.ndim == 1:
-        carry = jax.tree_util.tree_map(lambda leaf: leaf[0], carry)
-    return Generation(carry, prompt[..., -1].astype(jnp.int32), jnp.zeros((), jnp.int32))
+    """The carry warmed on all but the time-major prompt's last token, which is read first when drawing."""
+    carry, _ = scan(model, params, prompt[:-1])
+    return Generation(carry, prompt[-1].astype(jnp.int32), jnp.zeros((), jnp.int32))
 
 
 @functools.partial(jax.jit, static_argnames=("model", "length", "top_k"))
 def _draw(model, params, state: Generation, length, key, temperature, top_k) -> tuple[jax.Array, Generation]:
-    """``length`` tokens drawn from ``state``: ``(B, n)`` or ``(n,)``, and the state after them."""
+    """``length`` tokens drawn from ``state``, time-major ``(n, *batch)``, and the state after them."""
     def draw(running, index):
         carry, token = running
         carry, logits = model.step(params, carry, token)
@@ -247,7 +262,7 @@ def _draw(model, params, state: Generation, length, key, temperature, top_k) -> 
 
     indices = state.drawn + jnp.arange(length, dtype=jnp.int32)
     (carry, token), tokens = jax.lax.scan(draw, (state.carry, state.token), indices)
-    return jnp.moveaxis(tokens, 0, -1), Generation(carry, token, state.drawn + length)
+    return tokens, Generation(carry, token, state.drawn + length)
 
 
 def sample_token(key: jax.Array, logits: jax.Array, temperature: jax.Array, top_k: int | None = None) -> jax.Array:

@@ -4,6 +4,7 @@ end to end (``charlm`` with ``jaxrnn sample``, ``digits``)."""
 
 from __future__ import annotations
 
+import functools
 import json
 import math
 
@@ -75,36 +76,66 @@ def test_greedy_generation_is_a_loop_of_argmax_steps():
 
 
 def test_sampling_is_reproducible_and_batched_prompts_are_each_prompt_alone():
-    prompts = jnp.array([[1, 2], [3, 3], [0, 6]])
+    prompts = jnp.array([[1, 3, 0], [2, 3, 6]])  # (P=2, B=3): time-major, three prompts
     a = language.generate(MODEL, PARAMS, prompts, 8, key=jax.random.key(1))
     b = language.generate(MODEL, PARAMS, prompts, 8, key=jax.random.key(1))
     c = language.generate(MODEL, PARAMS, prompts, 8, key=jax.random.key(2))
-    assert a.shape == (3, 8)
+    assert a.shape == (8, 3)
     np.testing.assert_array_equal(a, b)
     assert not np.array_equal(a, c)
     greedy = language.generate(MODEL, PARAMS, prompts, 5, key=jax.random.key(0), temperature=0.0)
-    for row, prompt in zip(greedy, prompts):
-        assert row.tolist() == greedy_by_hand(prompt.tolist(), 5)
+    for column, prompt in zip(greedy.T, prompts.T):
+        assert column.tolist() == greedy_by_hand(prompt.tolist(), 5)
     one = language.generate(MODEL, PARAMS, jnp.array([5]), 3, key=jax.random.key(0), temperature=0.0)
     assert one.tolist() == greedy_by_hand([5], 3)  # a prompt of one token: nothing to warm up on
 
 
-@pytest.mark.parametrize("prompt", [[1, 4, 2], [[1, 2], [3, 3], [0, 6]]], ids=["one", "batched"])
-def test_a_generation_in_pieces_is_one_generation(prompt, monkeypatch):
+def test_batch_major_generation_is_the_time_major_one_transposed():
+    prompts = jnp.array([[1, 3, 0], [2, 3, 6], [4, 4, 1]])  # (P=3, B=3): a transposed mix-up would show
+    key = jax.random.key(4)
+    time_major = language.generate(MODEL, PARAMS, prompts, 7, key=key)
+    batch_major = language.generate(MODEL, PARAMS, prompts.T, 7, key=key, time_major=False)
+    assert time_major.shape == batch_major.shape[::-1] == (7, 3)
+    np.testing.assert_array_equal(batch_major, time_major.T)
+    # more batch axes, (P, 2, 3) and (2, 3, P): each prompt's tokens as in the batch of three
+    greedy = language.generate(MODEL, PARAMS, prompts, 4, key=key, temperature=0.0)
+    grid = jnp.stack([prompts, prompts[:, ::-1]], axis=1)
+    tokens = language.generate(MODEL, PARAMS, grid, 4, key=key, temperature=0.0)
+    np.testing.assert_array_equal(tokens, jnp.stack([greedy, greedy[:, ::-1]], axis=1))
+    np.testing.assert_array_equal(language.generate(MODEL, PARAMS, jnp.moveaxis(grid, 0, -1), 4, key=key,
+                                                    temperature=0.0, time_major=False), jnp.moveaxis(tokens, 0, -1))
+
+
+def test_a_single_prompt_is_the_same_in_either_layout():
+    prompt, key = jnp.array([1, 4, 2]), jax.random.key(6)
+    tokens = language.generate(MODEL, PARAMS, prompt, 6, key=key)
+    assert tokens.shape == (6,)
+    np.testing.assert_array_equal(language.generate(MODEL, PARAMS, prompt, 6, key=key, time_major=False), tokens)
+    assert language.generate(MODEL, PARAMS, prompt, 6, key=key, temperature=0.0).tolist() == greedy_by_hand(
+        prompt.tolist(), 6)
+
+
+@pytest.mark.parametrize("prompt, time_major", [([1, 4, 2], True), ([[1, 3, 0], [2, 3, 6]], True),
+                                                ([[1, 2], [3, 3], [0, 6]], False)],
+                         ids=["one", "batched", "batch-major"])
+def test_a_generation_in_pieces_is_one_generation(prompt, time_major, monkeypatch):
     """Token i is drawn with fold_in(key, i): n tokens and then m more from the returned state are the n + m
     tokens of one call, and so are the pieces of CHUNK tokens a long generation runs in."""
-    prompt, key = jnp.array(prompt), jax.random.key(3)
-    whole = language.generate(MODEL, PARAMS, prompt, 10, key=key)
-    first, state = language.generate(MODEL, PARAMS, prompt, 4, key=key, return_state=True)
-    rest, state = language.generate(MODEL, PARAMS, None, 6, key=key, state=state, return_state=True)
-    np.testing.assert_array_equal(jnp.concatenate([first, rest], axis=-1), whole)
-    assert int(state.drawn) == 10 and state.token.shape == prompt.shape[:-1]
+    prompt, key, time = jnp.array(prompt), jax.random.key(3), 0 if time_major else -1
+    run = functools.partial(language.generate, MODEL, PARAMS, key=key, time_major=time_major)
+    whole = run(prompt, 10)
+    assert whole.shape[time] == 10
+    first, state = run(prompt, 4, return_state=True)
+    rest, state = run(None, 6, state=state, return_state=True)
+    np.testing.assert_array_equal(jnp.concatenate([first, rest], axis=time), whole)
+    batch = prompt.shape[1:] if time_major else prompt.shape[:-1]
+    assert int(state.drawn) == 10 and state.token.shape == batch
     monkeypatch.setattr(language, "CHUNK", 3)
     pieces = []
-    np.testing.assert_array_equal(language.generate(MODEL, PARAMS, prompt, 10, key=key, progress=pieces.append), whole)
+    np.testing.assert_array_equal(run(prompt, 10, progress=pieces.append), whole)
     assert pieces == [3, 3, 3, 1]
     with pytest.raises(ValueError, match="not both"):
-        language.generate(MODEL, PARAMS, prompt, 2, key=key, state=state)
+        run(prompt, 2, state=state)
 
 
 @pytest.mark.parametrize("call, exception, match", [
@@ -117,6 +148,12 @@ def test_a_generation_in_pieces_is_one_generation(prompt, monkeypatch):
     (lambda: language.generate(MODEL, PARAMS, jnp.array([1]), 3, key=jax.random.key(0), top_k=0), ValueError,
      "top_k"),
     (lambda: language.generate(MODEL, PARAMS, jnp.array([1]), 3, key=0), TypeError, "key: expected a random key"),
+    (lambda: language.generate(MODEL, PARAMS, jnp.array([1]), 3, key=jax.random.key(0), time_major="no"), TypeError,
+     "time_major: expected True or False"),
+    (lambda: language.generate(MODEL, PARAMS, jnp.zeros((2, 0), jnp.int32), 3, key=jax.random.key(0),
+                               time_major=False), ValueError, r"\(\*batch, P\) with P >= 1"),
+    (lambda: language.generate(jaxrnn.bidirectional(jaxrnn.gru(H), jaxrnn.gru(H)), None, jnp.array([1]), 3,
+                               key=jax.random.key(0)), TypeError, "can be stepped .* reads whole sequences only"),
     (lambda: language.streams(np.arange(10), 4, 3), ValueError, "too short for one window"),
     (lambda: language.streams(np.ones(10), 2, 2), ValueError, "integer ids"),
     (lambda: language.language_model("gru", V, E), TypeError, "core"),
