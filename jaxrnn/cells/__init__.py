@@ -1,1 +1,1 @@
-"""The recurrent cells of the lecture, one file each: ``rnn`` (Elman), ``lstm``, ``gru``."""
+"""The recurrent cells, one file each: ``rnn`` and ``irnn`` (elman.py), ``lstm``, ``gru``, ``mingru``, ``minlstm``."""
