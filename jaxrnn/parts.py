@@ -111,8 +111,9 @@ class Part(_Fields):
       sequence: ``sequence(params, xs, carry, *, lengths, reverse, unroll,
         remat, path, key) -> (carry, ys)`` over time-major ``xs: (T, *batch, I)``,
         the options as :func:`jaxrnn.scan` checked them (``checked=True`` too,
-        only when set); padding in ``xs`` is already zero. ``None``:
-        :func:`jaxrnn.scan` loops ``step``.
+        only when set); padding in ``xs`` is already zero, and the part keeps
+        its carry and outputs zeros at padded steps (:mod:`jaxrnn.masking`).
+        ``None``: :func:`jaxrnn.scan` loops ``step``.
       final_output: ``final_output(params, xs, *, lengths, key, reverse) -> y``, the output once the
         part has read each whole sequence (:mod:`jaxrnn.final_output`); ``None``: the output at
         each sequence's last step.
@@ -144,8 +145,17 @@ class Part(_Fields):
             raise TypeError("Part: give a step, a sequence, or both (scan loops step when there is no sequence)")
         if not isinstance(info, Info):
             raise TypeError(f"Part: info must be a jaxrnn.Info, got {type(info).__name__}")
+        if step is None and info.paths == Info.paths:  # no step: no loop of one
+            info = dataclasses.replace(info, paths=())
         return super().__new__(cls, init, initial_carry, None if step is None else _taking_key(step), sequence,
                                final_output, validate, info)
+
+    @classmethod
+    def _make(cls, iterable) -> "Part":  # NamedTuple's own skips __new__'s checks
+        return cls(*iterable)
+
+    def _replace(self, **fields) -> "Part":
+        return type(self)(**{**self._asdict(), **fields})
 
     def __repr__(self) -> str:
         return f"Part({describe(self)})"
@@ -162,7 +172,7 @@ def _layer(init: InitFn, initial_carry: InitialCarryFn, apply: SequenceFn) -> Pa
 def _taking_key(step: Callable) -> StepFn:
     """``step`` if it takes a ``key`` keyword (or ``**kwargs``), else ``step`` accepting and ignoring one."""
     try:
-        parameters = inspect.signature(step).parameters.values()
+        parameters = inspect.signature(step, follow_wrapped=False).parameters.values()
     except (TypeError, ValueError):  # a builtin or a callable without a signature
         parameters = ()
     if any(p.name == "key" or p.kind is inspect.Parameter.VAR_KEYWORD for p in parameters):
@@ -186,7 +196,10 @@ def describe(part: Part) -> str:
     else:
         inside = "" if info.size is None else f"{info.size}"
     named = [("activation", info.activation)] if info.activation is not None else []
-    shown = [f"{k}={v!r}" if isinstance(v, str) else f"{k}={v}" for k, v in named + list(info.options)]
+    def show(value: Any) -> str:  # a function by its name, as it was written in the call
+        return getattr(value, "__name__", repr(value)) if callable(value) else repr(value)
+
+    shown = [f"{k}={show(v)}" for k, v in named + list(info.options)]
     return f"{info.kind}({', '.join(([inside] if inside else []) + shown)})"
 
 

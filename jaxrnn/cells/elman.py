@@ -9,6 +9,7 @@ vanishes or explodes over long dependencies; the gated cells are the remedy.
 
 from __future__ import annotations
 
+import dataclasses
 from typing import Any, Callable
 
 import jax
@@ -119,4 +120,6 @@ def irnn(hidden_size: int, **options) -> Part:
     otherwise, so the gradient neither vanishes nor explodes at first.
     ``options`` are :func:`rnn`'s (``spectral_radius`` scales ``I``).
     """
-    return rnn(hidden_size, activation="relu", recurrent_init=identity, **options)
+    part = rnn(hidden_size, activation="relu", recurrent_init=identity, **options)
+    options = (("recurrent_init", "identity"), *part.info.options)  # describe: the call that builds it
+    return part._replace(info=dataclasses.replace(part.info, variant="irnn", options=options))

@@ -111,7 +111,8 @@ def bidirectional(
             forward.validate(params["forward"], xs, checked)
 
     sizes = forward.info.size, backward.info.size
-    size = (sum(sizes) if merge == "concat" else sizes[0]) if None not in sizes and not callable(merge) else None
+    known = None not in sizes and not callable(merge)
+    size = (sum(sizes) if merge == "concat" else sizes[0] if sizes[0] == sizes[1] else None) if known else None
     info = Info("bidirectional", size, reads_ids=forward.info.reads_ids, paths=(), parts=(forward, backward),
                 options=() if merge == "concat" else (("merge", merge),))
     return Part(init, initial_carry, None, sequence, final, validate, info)

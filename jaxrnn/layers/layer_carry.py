@@ -75,10 +75,14 @@ def set_layer_carry(part: Part, carry: Carry, layer: Layer, value: Carry) -> Car
       TypeError, IndexError, ValueError: as :func:`get_layer_carry`, or a
         ``value`` that does not fit.
     """
-    path = _path(layer)
-    inner, index = _slot(part, carry, path[0], path)
-    if len(path) > 1:
-        value = set_layer_carry(inner, carry[index], path[1:], value)
+    return _set(part, carry, _path(layer), 0, value)
+
+
+def _set(part: Part, carry: Carry, path: tuple[int, ...], depth: int, value: Carry) -> Carry:
+    """``carry`` with the layer at ``path[depth:]`` replaced; errors name the whole ``path``."""
+    inner, index = _slot(part, carry, path[depth], path)
+    if depth + 1 < len(path):
+        value = _set(inner, carry[index], path, depth + 1, value)
     else:
         try:
             value = check_carry_like(value, carry[index])
