@@ -30,6 +30,11 @@ from jaxrnn.loop import scan
 from jaxrnn.masking import valid_mask
 from jaxrnn.parts import Part, describe
 
+__all__ = [
+    "CHUNK", "Generation", "Streams", "bits_per_token", "cross_entropy", "generate", "language_model", "perplexity",
+    "sample_token", "streams"
+]
+
 
 def language_model(core: Part, vocab_size: int, embedding_size: int, *, dropout: float = 0.0) -> Part:
     """``stack([embedding(E), core, linear(V)], dropout=dropout)``: ids in, logits over ``V`` tokens out.

@@ -45,6 +45,8 @@ from jaxrnn.loop import check_lengths, checkpointed_sequence, masked_scan, resol
 from jaxrnn.masking import expand, valid_mask
 from jaxrnn.parts import Carry, Info, InitFn, InitialCarryFn, Params, Part
 
+__all__ = ["cell", "gated_scan", "linear_scan", "log_linear_scan"]
+
 
 def cell(init: InitFn, initial_carry: InitialCarryFn, step: Callable, sequence: Callable, *, info: Info,
          validate: Callable | None = None) -> Part:

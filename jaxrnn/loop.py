@@ -39,6 +39,11 @@ from jaxrnn.checks import check_carry_like
 from jaxrnn.masking import mask, valid_mask, zero_padding
 from jaxrnn.parts import Carry, Params, Part
 
+__all__ = [
+    "AUTO_UNROLL", "FALLBACK", "MAX_UNROLL", "PATHS", "checkpointed_sequence", "resolve_path", "scan",
+    "time_major_inputs"
+]
+
 PATHS = ("auto", "plain", "projected", "fused", "parallel")
 # A path a part does not have falls back to the next simpler one ("auto": the part's best).
 FALLBACK = {"fused": "projected", "projected": "plain", "parallel": "auto"}

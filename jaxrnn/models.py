@@ -30,6 +30,8 @@ from jaxrnn.layers.stack import output_features, stack
 from jaxrnn.loop import time_major_inputs
 from jaxrnn.parts import Info, Model, Part, describe
 
+__all__ = ["latent_autoregressive", "latent_forecast", "many_to_many", "many_to_one"]
+
 
 def many_to_many(core: Part, output_size: int) -> Part:
     """Answer at every step: ``xs: (T, *batch, I) -> ys: (T, *batch, O)``, ``y_t = h_t W + b``.

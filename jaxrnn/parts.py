@@ -29,6 +29,8 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+__all__ = ["Info", "Model", "Part", "batch_tuple", "describe", "stateless", "zeros_carry"]
+
 Array = jax.Array
 Params = Any  # a pytree of arrays
 Carry = Any  # a pytree of arrays whose leaves have shape batch_shape + (features,)

@@ -28,6 +28,8 @@ from jaxrnn.loop import masked_scan, resolve_path
 from jaxrnn.masking import valid_mask
 from jaxrnn.parts import Carry, Info, InitFn, InitialCarryFn, Params, Part
 
+__all__ = ["Split", "cell", "halves_of"]
+
 
 @dataclasses.dataclass(frozen=True)
 class Split:
