@@ -51,7 +51,7 @@ SWEEP = "16,32,64,128,256,512,1024,2048"
 
 
 # name -> (the cell, as written in the table; its factory; scan's path)
-CASES: dict[str, tuple[str, Callable[[int], jaxrnn.Cell], str]] = {
+CASES: dict[str, tuple[str, Callable[[int], jaxrnn.Part], str]] = {
     "mingru": ("jaxrnn.mingru({H})", jaxrnn.mingru, "parallel"),
     "minlstm": ("jaxrnn.minlstm({H})", jaxrnn.minlstm, "parallel"),
     "mingru stepped": ("jaxrnn.mingru({H})", jaxrnn.mingru, "plain"),

@@ -17,7 +17,7 @@ LEGEND = ("ms: median of {repeats} timed steps after {warmup} warm-up steps (±:
 CELL_NOTE = {
     "lstm": "lstm: jaxrnn.lstm, Flax OptimizedLSTMCell, torch nn.LSTM, jax.experimental.rnn.lstm (cuDNN)",
     "gru": ("gru: jaxrnn.gru(H, reset_after=True) -- the cuDNN/PyTorch/Flax GRU, the same function as "
-            "Flax GRUCell and torch nn.GRU (jaxrnn's default gru is the lecture's variant)"),
+            "Flax GRUCell and torch nn.GRU (jaxrnn's default gru resets before the product, reset_after=False)"),
     "rnn": "rnn: jaxrnn.rnn (tanh), Flax SimpleCell, torch nn.RNN (tanh)",
 }
 LAYOUTS = ("layouts, each framework's default: jaxrnn and PyTorch time-major (T, B, I); "

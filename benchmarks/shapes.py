@@ -20,7 +20,7 @@ class Shape(NamedTuple):
         return self._asdict()
 
 
-# The shapes of issue 4: the CPU pair fits a 2-core machine, the GPU pair an H100.
+# The preset shapes: the CPU pair fits a 2-core machine, the GPU pair one GPU of 80 GB.
 PRESETS: dict[str, tuple[Shape, ...]] = {
     "cpu": (Shape(32, 128, 64, 128), Shape(64, 256, 128, 256)),
     "gpu": (Shape(64, 512, 256, 512), Shape(128, 1024, 1024, 1024)),

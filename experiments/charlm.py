@@ -104,7 +104,8 @@ class Corpus:
         return float(-np.mean(log_p[self.valid]))
 
 
-def model(config: Config, vocabulary_size: int) -> jaxrnn.Cell:
+def model(config: Config, vocabulary_size: int) -> jaxrnn.Part:
+    """Embedding, the configured core, and a readout to the vocabulary's logits (``language.language_model``)."""
     return language.language_model(config.model.build(), vocabulary_size, config.data.embedding_size,
                                    dropout=config.data.dropout)
 
@@ -131,7 +132,7 @@ def problem(config: Config) -> Problem:
     inputs, targets = jnp.asarray(train.inputs), jnp.asarray(train.targets)
     windows = inputs.shape[0]
 
-    def loss(params, carry, batch, key):
+    def loss(params, carry, batch, *, key):
         window_inputs, window_targets, reset = batch
         carry = jax.tree_util.tree_map(lambda c: jnp.where(reset, jnp.zeros_like(c), c), carry)
         carry, logits = jaxrnn.scan(net, params, window_inputs, carry, key=key)
@@ -147,7 +148,7 @@ def problem(config: Config) -> Problem:
         ce = jnp.mean(losses)
         return {"loss": ce, "bpc": ce / math.log(2.0), "perplexity": jnp.exp(ce)}
 
-    def report(params, folder: RunDir) -> dict[str, float]:
+    def analysis(params, folder: RunDir) -> dict[str, float]:
         (folder.path / "sample.txt").write_text(
             sample(config, params, vocab, data.prompt, data.sample_length, data.temperature, None, seed=0) + "\n",
             encoding="utf-8")
@@ -160,7 +161,7 @@ def problem(config: Config) -> Problem:
         batch=lambda step: (inputs[step % windows], targets[step % windows], jnp.asarray(step % windows == 0)),
         eval_batches=[(jnp.asarray(valid.inputs), jnp.asarray(valid.targets))],
         baseline=corpus.unigram_loss(),
-        report=report,
+        analysis=analysis,
         carry=lambda: net.initial_carry((config.train.batch_size,)),
         setup=lambda folder: vocab.save(folder.path / VOCABULARY),
         dropout=data.dropout > 0,
@@ -185,23 +186,6 @@ def sample_run(config: Config, params, folder: RunDir, *, prompt: str, length: i
     return sample(config, params, vocabulary, prompt, length, temperature, top_k, seed, progress)
 
 
-def table(summaries: list[dict]) -> str:
-    """Validation bits per character of each model, its size, the unigram baseline, the start of its sample."""
-    rows = ["| model | parameters | validation BPC | unigram BPC | steps | sample (temperature 0.7) |",
-            "| --- | ---: | ---: | ---: | ---: | --- |"]
-    for s in summaries:
-        m = s["metrics"]
-        if "eval_bpc" not in m:
-            continue
-        start = (Path(s["folder"]) / "sample.txt")
-        text = start.read_text(encoding="utf-8")[:80] if start.exists() else ""
-        text = text.replace("|", "\\|").replace("\n", "⏎").replace("`", "'")
-        units = f" ({s['num_layers']} x {s['hidden_size']})"
-        rows.append(f"| {s['model']}{units} | {s.get('parameters', 0):,} | {m['eval_bpc']:.3f} | "
-                    f"{m.get('eval_unigram_bpc', float('nan')):.3f} | {s['steps']} | `{text}` |")
-    return "\n".join(rows) + "\n"
-
-
 EXPERIMENT = Experiment(
     name="charlm",
     data=Data,
@@ -209,6 +193,5 @@ EXPERIMENT = Experiment(
     length=lambda config: config.data.window,
     check=check,
     description="a character language model of CPython's help text: bits per character, and samples",
-    table=table,
     sample=sample_run,
 )

@@ -7,8 +7,8 @@ at moderate delays; a tanh RNN stays at the baseline.
 
 Model: many-to-many, a linear readout of every ``h_t`` gives logits over
 blank and the 8 symbols. Loss: mean cross-entropy over all ``T + 20`` steps.
-Also reported: ``eval_accuracy``, the fraction of recalled symbols right.
-Plots: loss curves (by the runner) and ``accuracy.png``.
+Also reported: ``eval_accuracy``, the fraction of recalled symbols right
+(its curve is the report's ``accuracy.png``).
 """
 
 from __future__ import annotations
@@ -19,10 +19,8 @@ import jax
 
 import jaxrnn
 from jaxrnn import models
-from jaxrnn.experiment import plots
 from jaxrnn.experiment.fields import PositiveInt
 from jaxrnn.experiment.problem import Experiment, Problem, batches, needs_recurrent
-from jaxrnn.experiment.rundir import RunDir
 from jaxrnn.experiment.schema import Config, Section
 from jaxrnn.tasks import copying
 
@@ -36,7 +34,7 @@ class Data(Section):
 
 
 def problem(config: Config) -> Problem:
-    """Data, model and plots of ``config``, as the runner takes them."""
+    """Data, model, loss and metrics of ``config``, as the runner takes them."""
     seed, data = config.train.seed, config.data
     model = models.many_to_many(config.model.build(), copying.output_size(data.symbols))
     sample = jax.jit(functools.partial(
@@ -44,7 +42,7 @@ def problem(config: Config) -> Problem:
         symbols=data.symbols,
     ))
 
-    def loss(params, batch, key):
+    def loss(params, batch, *, key):
         logits = jaxrnn.scan(model, params, batch.xs, key=key)[1]
         accuracy = copying.recall_accuracy(logits, batch.ys, data.length)
         return copying.cross_entropy(logits, batch.ys), {"accuracy": accuracy}
@@ -54,10 +52,6 @@ def problem(config: Config) -> Problem:
         return {"loss": copying.cross_entropy(logits, batch.ys),
                 "accuracy": copying.recall_accuracy(logits, batch.ys, data.length)}
 
-    def report(params, folder: RunDir) -> None:
-        plots.metric_curve(folder.records(), "eval_accuracy", folder.path / "accuracy.png",
-                           title=f"{config.name}: recalled symbols right")
-
     batch_at, eval_set = batches(sample, seed, config.train.eval_batches)
     return Problem(
         init=functools.partial(model.init, input_size=copying.input_size(data.symbols)),
@@ -66,7 +60,6 @@ def problem(config: Config) -> Problem:
         batch=batch_at,
         eval_batches=eval_set,
         baseline=copying.baseline(data.delay, data.length, data.symbols),
-        report=report,
         batch_axes=copying.Batch(xs=1, ys=1),
     )
 

@@ -71,8 +71,8 @@ def problem(config: Config) -> Problem:
         i = jax.random.randint(batch_key, (batch_size,), 0, ys.shape[0])
         return xs[:, i], ys[i]
 
-    def loss(params, batch, dropout_key):
-        logits = net.apply(params, batch[0], key=dropout_key)
+    def loss(params, batch, *, key):
+        logits = net.apply(params, batch[0], key=key)
         accuracy = jnp.mean(jnp.argmax(logits, -1) == batch[1])
         return jnp.mean(optax.softmax_cross_entropy_with_integer_labels(logits, batch[1])), {"accuracy": accuracy}
 

@@ -1,9 +1,9 @@
-"""Sunspots: the lecture's sequence models on a real series, and why k-step prediction is hard.
+"""Sunspots: the classic sequence models on a real series, and why k-step prediction is hard.
 
 Data: the yearly mean sunspot number 1700-2008 (NOAA, public domain; shipped in
-``jaxrnn/data``), standardised with the training years' mean and deviation.
-Years before ``data.first_test_year`` train, the rest (up to
-``data.last_test_year``) test.
+``jaxrnn/data``, read on first use), standardised with the training years'
+mean and deviation. Years before ``data.first_test_year`` train, the rest (up
+to ``data.last_test_year``) test.
 
 Models (``model``):
 
@@ -24,7 +24,9 @@ between (:func:`jaxrnn.autoregressive.forecast`, :func:`jaxrnn.models.latent_for
 ``eval_loss`` is the one-step MSE (standardised units); ``eval_mse_k{k}`` the
 k-step MSE for ``k = 1, 2, 4, ...`` up to ``data.horizon``, ``eval_rmse_k{k}``
 the same in sunspot counts. Baseline: persistence, ``x^_s = x_{s-1}``.
-Plot: ``forecasts.png``, the test years with the 1-step and the ``horizon``-step forecasts.
+Analysis: ``forecasts.npz``, the k-step forecast of every test year for
+``k = 1 .. horizon`` (``years``, ``observed``, ``forecasts (years, horizon)``),
+which the report draws.
 """
 
 from __future__ import annotations
@@ -39,31 +41,58 @@ from pydantic import Field, model_validator
 
 import jaxrnn
 from jaxrnn import autoregressive, datasets, models
-from jaxrnn.experiment import plots
 from jaxrnn.experiment.fields import Int
 from jaxrnn.experiment.keys import Purpose, key
-from jaxrnn.experiment.problem import Experiment, Figure, Problem
+from jaxrnn.experiment.problem import Experiment, Problem
 from jaxrnn.experiment.rundir import RunDir
 from jaxrnn.experiment.schema import Config, ConfigError, Naive, Section, Window, rule
 
-YEARS, COUNTS = datasets.sunspots()
+# The fewest training years before data.first_test_year, and test years from it on (the longest horizon).
+MIN_TRAINING_YEARS = 50
+MIN_TEST_YEARS = 16
+
+
+class Observations(NamedTuple):
+    """The shipped series: ``years (N,)`` int and ``counts (N,)`` float32, read-only."""
+
+    years: np.ndarray
+    counts: np.ndarray
+
+
+@functools.cache
+def observations() -> Observations:
+    """The yearly sunspot numbers (:func:`jaxrnn.datasets.sunspots`), read from the package once, on first use."""
+    years, counts = datasets.sunspots()
+    years.setflags(write=False)
+    counts.setflags(write=False)
+    return Observations(years, counts)
 
 
 class Data(Section):
     """``data`` section: the split, the recurrent models' training stretch and the forecast horizon.
 
-    ``last_test_year`` (default: the last, 2008) ends the evaluation early and
-    drops the years after it: a validation split, e.g. ``first_test_year: 1891``
-    and ``last_test_year: 1920``, tunes a model without looking at 1921-2008.
+    ``first_test_year`` leaves at least 50 training years before it and 16
+    test years from it on. ``last_test_year`` (default: the last, 2008) ends
+    the evaluation early and drops the years after it: a validation split,
+    e.g. ``first_test_year: 1891`` and ``last_test_year: 1920``, tunes a
+    model without looking at 1921-2008. The years' bounds are checked against
+    the data when a config is read (the data is not read before).
     """
 
-    first_test_year: Annotated[Int, Field(ge=int(YEARS[0]) + 50, le=int(YEARS[-1]) - 16)] = 1921
-    last_test_year: Annotated[Int, Field(ge=int(YEARS[0]), le=int(YEARS[-1]))] | None = None
+    first_test_year: Int = 1921
+    last_test_year: Int | None = None
     seq_len: Annotated[Int, Field(ge=2, le=100)] = 32
     horizon: Annotated[Int, Field(ge=1, le=16)] = 8
 
     @model_validator(mode="after")
     def _rules(self) -> "Data":
+        years = observations().years
+        first, last = int(years[0]) + MIN_TRAINING_YEARS, int(years[-1]) - MIN_TEST_YEARS
+        if not first <= self.first_test_year <= last:
+            raise rule("first_test_year", f"expected an integer in {first}..{last}, got {self.first_test_year}")
+        if self.last_test_year is not None and not years[0] <= self.last_test_year <= years[-1]:
+            raise rule("last_test_year", f"expected an integer in {years[0]}..{years[-1]} or null, "
+                                         f"got {self.last_test_year}")
         if self.last_test_year is not None and self.last_test_year < self.first_test_year:
             raise rule("last_test_year", f"expected null or a year >= data.first_test_year ({self.first_test_year}), "
                                          f"got {self.last_test_year}")
@@ -81,15 +110,17 @@ class Series(NamedTuple):
 
 def training_years(data: Data) -> int:
     """How many years come before ``data.first_test_year``: the index of the first test year."""
-    return int(np.searchsorted(YEARS, data.first_test_year))
+    return int(np.searchsorted(observations().years, data.first_test_year))
 
 
 def series(data: Data) -> Series:
+    """The years up to ``data.last_test_year``, standardised with the training years' mean and deviation."""
+    years, counts = observations()
     split = training_years(data)
-    end = len(YEARS) if data.last_test_year is None else int(np.searchsorted(YEARS, data.last_test_year, side="right"))
-    train = COUNTS[:split]
+    end = len(years) if data.last_test_year is None else int(np.searchsorted(years, data.last_test_year, side="right"))
+    train = counts[:split]
     mean, scale = float(train.mean()), float(train.std())
-    return Series(jnp.asarray((COUNTS[:end] - mean) / scale)[:, None], split, mean, scale)
+    return Series(jnp.asarray((counts[:end] - mean) / scale)[:, None], split, mean, scale)
 
 
 def horizons(horizon: int) -> list[int]:
@@ -102,7 +133,7 @@ class Predictor(NamedTuple):
     """A model as this experiment uses it."""
 
     init: Any
-    loss: Any  # (params, sample_key, dropout_key) -> training loss on a random batch
+    loss: Any  # (params, sample_key, *, key) -> training loss on a random batch; key: the dropout key
     forecast: Any  # (params, series (N, 1)) -> (N, horizon, 1)
 
 
@@ -122,6 +153,7 @@ def check(config: Config) -> None:
 
 
 def predictor(config: Config, data: Series) -> Predictor:
+    """The model of ``config`` (naive, AR(tau) or latent autoregressive), its training loss and its forecasts."""
     m, horizon, batch = config.model, config.data.horizon, config.train.batch_size
     train = data.values[: data.split]
     if isinstance(m, Naive):
@@ -129,8 +161,8 @@ def predictor(config: Config, data: Series) -> Predictor:
         net = m.build(tau + 1)
         inputs, targets = autoregressive.windows(train, tau, pad=True)
 
-        def loss(params, key, dropout=None):
-            i = jax.random.randint(key, (batch,), 0, targets.shape[0])
+        def loss(params, sample_key, *, key=None):
+            i = jax.random.randint(sample_key, (batch,), 0, targets.shape[0])
             return jnp.mean((net.apply(params, inputs[i]) - targets[i]) ** 2)
 
         forecast = lambda params, xs: autoregressive.forecast(net, params, xs, tau, horizon, pad=True)  # noqa: E731
@@ -139,21 +171,21 @@ def predictor(config: Config, data: Series) -> Predictor:
         net = m.build()
         inputs, targets = autoregressive.windows(train, m.tau)
 
-        def loss(params, key, dropout=None):
-            i = jax.random.randint(key, (batch,), 0, targets.shape[0])
+        def loss(params, sample_key, *, key=None):
+            i = jax.random.randint(sample_key, (batch,), 0, targets.shape[0])
             return jnp.mean((net.apply(params, inputs[i]) - targets[i]) ** 2)
 
         forecast = lambda params, xs: autoregressive.forecast(net, params, xs, m.tau, horizon)  # noqa: E731
         return Predictor(functools.partial(net.init, input_size=1), loss, forecast)
 
     length = config.data.seq_len
-    net = models.latent_autoregressive(m.build())
+    net = models.many_to_many(m.build(), 1)
 
-    def loss(params, key, dropout=None):
-        starts = jax.random.randint(key, (batch,), 0, data.split - length)
+    def loss(params, sample_key, *, key=None):
+        starts = jax.random.randint(sample_key, (batch,), 0, data.split - length)
         stretch = jax.vmap(lambda s: jax.lax.dynamic_slice_in_dim(train, s, length + 1))(starts)  # (B, L+1, 1)
         stretch = jnp.swapaxes(stretch, 0, 1)  # time-major
-        return jnp.mean((jaxrnn.scan(net, params, stretch[:-1], key=dropout)[1] - stretch[1:]) ** 2)
+        return jnp.mean((jaxrnn.scan(net, params, stretch[:-1], key=key)[1] - stretch[1:]) ** 2)
 
     forecast = lambda params, xs: models.latent_forecast(net, params, xs, horizon)  # noqa: E731
     return Predictor(functools.partial(net.init, input_size=1), loss, forecast)
@@ -173,24 +205,24 @@ def k_step_errors(forecasts: jax.Array, data: Series, ks: list[int]) -> dict[str
 
 
 def problem(config: Config) -> Problem:
-    """Data, model and plots of ``config``, as the runner takes them."""
+    """Data, model, loss and metrics of ``config``, as the runner takes them; a batch is the key that draws it."""
     data = series(config.data)
     model = predictor(config, data)
     ks = horizons(config.data.horizon)
 
-    def loss(params, batch, key):
-        return model.loss(params, batch, key), {}
+    def loss(params, sample_key, *, key):
+        return model.loss(params, sample_key, key=key), {}
 
     def metrics(params, xs):
         errors = k_step_errors(model.forecast(params, xs), data, ks)
         return {"loss": errors["mse_k1"], **errors}
 
-    def report(params, folder: RunDir) -> None:
+    def analysis(params, folder: RunDir) -> None:
         forecasts = np.asarray(jax.jit(model.forecast)(params, data.values)) * data.scale + data.mean
-        plot_forecasts(forecasts, data, folder, config)
         test = np.arange(data.split, data.values.shape[0])
-        # For the README's figure of every model: the k-step forecast of each test year, k = 1 .. horizon.
-        np.savez(folder.path / "forecasts.npz", years=YEARS[test], observed=COUNTS[test],
+        years, counts = observations()
+        # The k-step forecast of each test year, k = 1 .. horizon: its origin is the year k before it.
+        np.savez(folder.path / "forecasts.npz", years=years[test], observed=counts[test],
                  forecasts=np.stack([forecasts[test - k, k - 1, 0] for k in range(1, config.data.horizon + 1)], 1))
 
     x = np.asarray(data.values[:, 0])
@@ -202,69 +234,8 @@ def problem(config: Config) -> Problem:
         batch=lambda step: key(config.train.seed, Purpose.TRAIN, step),
         eval_batches=[data.values],
         baseline=persistence,
-        report=report,
+        analysis=analysis,
     )
-
-
-def plot_forecasts(forecasts: np.ndarray, data: Series, folder: RunDir, config: Config) -> None:
-    horizon = config.data.horizon
-    test = np.arange(data.split, data.values.shape[0])
-    fig, ax = plots.axes((8, 3.8), (0.09, 0.98, 0.13, 0.9))
-    shown = slice(data.split - 20, data.values.shape[0])
-    ax.plot(YEARS[shown], COUNTS[shown], "k-", lw=1.2, label="observed")
-    ax.plot(YEARS[test], forecasts[test - 1, 0, 0], "-", lw=1, label="1-step forecast")
-    ax.plot(YEARS[test], forecasts[test - horizon, horizon - 1, 0], "-", lw=1, label=f"{horizon}-step forecast")
-    ax.axvline(YEARS[data.split] - 0.5, color="grey", lw=0.8, ls=":")
-    ax.set_xlabel("year")
-    ax.set_ylabel("sunspot number")
-    ax.set_title(f"{config.name}: {config.model.label}, test years {YEARS[data.split]}-{YEARS[test[-1]]}")
-    ax.legend(loc="upper left", fontsize=8)
-    plots.save(fig, folder.path / "forecasts.png")
-
-
-# --- the README's figure and table, from the runs of the shipped configs -------------------------------------
-
-MODELS = ("sunspots_markov", "sunspots_ar8", "sunspots_ar8_mlp", "sunspots_naive", "sunspots_rnn", "sunspots_lstm",
-          "sunspots_gru")
-
-
-def draw_forecasts(runs: dict[str, RunDir], path) -> None:
-    """Each model's 1-step and longest forecasts of the test years against the observed numbers."""
-    fig = plots.figure((12, 8.5))
-    axes = fig.subplots(4, 2, sharex=True, sharey=True).ravel()
-    for ax, name in zip(axes, MODELS):
-        saved = np.load(runs[name].path / "forecasts.npz")
-        horizon = saved["forecasts"].shape[1]
-        ax.plot(saved["years"], saved["observed"], "k-", lw=1.2, label="observed")
-        ax.plot(saved["years"], saved["forecasts"][:, 0], lw=1, label="1 year ahead")
-        ax.plot(saved["years"], saved["forecasts"][:, -1], lw=1, label=f"{horizon} years ahead")
-        ax.set_title(runs[name].read_summary()["model"], fontsize=10)
-        ax.set_ylim(-30, 260)
-        ax.grid(True, alpha=0.3)
-    axes[-1].axis("off")
-    axes[-3].xaxis.set_tick_params(labelbottom=True)  # above the empty panel
-    axes[0].legend(fontsize=8, loc="upper left")
-    axes[-2].set_xlabel("year")
-    fig.tight_layout()
-    plots.save(fig, path)
-
-
-def table(summaries: list[dict]) -> str:
-    """RMSE in sunspot counts of the k-step forecasts of the test years, every model beside persistence."""
-    ks = sorted(int(k.split("_k")[1]) for k in summaries[0]["metrics"] if k.startswith("eval_rmse_k"))
-    data = Data(**RunDir(summaries[0]["folder"]).read_config()["data"])
-    x, split = COUNTS[: len(series(data).values)], training_years(data)
-    test = np.arange(split, len(x))
-    persistence = [float(np.sqrt(np.mean((x[test] - x[test - k]) ** 2))) for k in ks]
-    rows = ["| model | " + " | ".join(f"k = {k}" for k in ks) + " |", "| --- |" + " ---: |" * len(ks),
-            "| persistence (`x^_s = x_{s-k}`) | " + " | ".join(f"{v:.1f}" for v in persistence) + " |"]
-    for s in summaries:
-        if s.get("diverged"):
-            continue
-        units = f" ({s['hidden_size']} units)" if s.get("hidden_size") else ""
-        rmses = " | ".join(f"{s['metrics'][f'eval_rmse_k{k}']:.1f}" for k in ks)
-        rows.append(f"| {s['model']}{units} | " + rmses + " |")
-    return "\n".join(rows) + "\n"
 
 
 EXPERIMENT = Experiment(
@@ -275,7 +246,5 @@ EXPERIMENT = Experiment(
                            else series(config.data).values.shape[0] - 1 if isinstance(config.model, Naive)
                            else config.data.seq_len),
     check=check,
-    description="yearly sunspots 1700-2008: the lecture's sequence models forecast 1 to k years ahead",
-    figures=(Figure("sunspots.png", MODELS, draw_forecasts),),
-    table=table,
+    description="yearly sunspots 1700-2008: the naive, AR(tau), Markov and latent models forecast 1 to k years ahead",
 )

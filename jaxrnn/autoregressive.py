@@ -1,4 +1,4 @@
-"""The lecture's window models: the naive model, AR(tau) and the Markov model.
+"""The window models of a sequence: the naive model, AR(tau) and the Markov model.
 
 A sequence model estimates ``p(x_t | x_{t-1}, ..., x_1)``. Its input, the
 history, grows with ``t``; there are two ways to keep it bounded:
@@ -8,7 +8,7 @@ history, grows with ``t``; there are two ways to keep it bounded:
   is AR(1): the last observation alone.
 * **latent autoregressive**: carry a state that summarises the past,
   ``h_t = g(h_{t-1}, x_{t-1})``, ``x^_t = p(x_t | h_t)`` -- a recurrent cell
-  with a readout (:func:`jaxrnn.models.latent_autoregressive`).
+  with a readout (:func:`jaxrnn.models.many_to_many`).
 
 The **naive model** keeps the whole history: here an AR(``max_len - 1``)
 whose window reaches back to the first observation, zero-padded before it,
@@ -72,9 +72,14 @@ def ar(tau: int, hidden: Sequence[int] = (), *, activation: Callable[[jax.Array]
 
     Returns:
       A :class:`~jaxrnn.models.Model`: ``init(key, input_size)`` for ``D =
-      input_size`` features per step; ``apply(params, window) -> x^`` maps
-      ``window: (..., tau, D)`` to ``(..., D)``. Params ``{"layers": [{"kernel",
-      "bias"}, ...]}``, the first kernel ``(tau * D, ...)`` with the oldest lag first.
+      input_size`` features per step; ``apply(params, xs, *, lengths=None,
+      key=None, time_major=True) -> x^``, every model's call, maps windows
+      ``xs: (..., tau, D)`` to ``(..., D)``. A window is one input, its lags
+      always on axis -2, so ``time_major`` leaves the layout as it is; ``key``
+      is accepted and ignored (no dropout); ``lengths`` is an error (every
+      window is full: pad it, as ``windows(..., pad=True)`` does). Params
+      ``{"layers": [{"kernel", "bias"}, ...]}``, the first kernel ``(tau * D,
+      ...)`` with the oldest lag first.
     """
     tau = checks.size("tau", tau)
     if isinstance(hidden, (int, np.integer)) or not all(isinstance(n, (int, np.integer)) for n in _iterable(hidden)):
@@ -92,12 +97,17 @@ def ar(tau: int, hidden: Sequence[int] = (), *, activation: Callable[[jax.Array]
         return {"layers": [linear(n, kernel_init=kernel_init).init(k, m)
                            for k, m, n in zip(keys, sizes[:-1], sizes[1:])]}
 
-    def apply(params: dict[str, Any], window: jax.Array, *, key: jax.Array | None = None) -> jax.Array:
-        del key  # no dropout: the signature matches the other models'
+    def apply(params: dict[str, Any], xs: jax.Array, *, lengths: jax.Array | None = None,
+              key: jax.Array | None = None, time_major: bool = True) -> jax.Array:
+        del key  # no dropout: the signature is every model's
+        checks.flag("time_major", time_major)
+        if lengths is not None:
+            raise ValueError(f"lengths: an AR({tau}) model reads full windows of {tau} steps and takes no lengths; "
+                             "pad the short histories with zeros (windows(series, tau, pad=True)) and pass none")
         features = params["layers"][-1]["bias"].shape[-1]
-        if window.shape[-2:] != (tau, features):
-            raise ValueError(f"window: expected shape (..., {tau}, {features}), got {window.shape}")
-        z = window.reshape(*window.shape[:-2], tau * features)
+        if xs.shape[-2:] != (tau, features):
+            raise ValueError(f"window: expected shape (..., {tau}, {features}), got {xs.shape}")
+        z = xs.reshape(*xs.shape[:-2], tau * features)
         *layers, last = params["layers"]
         for layer in layers:
             z = activation(_dense(layer, z))
@@ -128,7 +138,7 @@ def naive(max_len: int) -> Model:
     One weight matrix per lag ``k = 1 .. max_len-1``: AR(``max_len - 1``), fed by
     ``windows(series, max_len - 1, pad=True)`` so that the first step already
     has a (zero-padded) history. The parameters grow with ``max_len`` -- the
-    reason the lecture turns to AR(tau) and to latent state.
+    reason to bound the history, with AR(tau), or to summarise it in a latent state.
 
     The weights start at zero. A lag longer than every history seen in
     training only ever multiplies the zero padding, gets no gradient and stays
@@ -144,8 +154,8 @@ def forecast(model: Model, params: Any, series: jax.Array, tau: int, steps: int,
 
     ``F[t, j]`` predicts ``x_{t+j+1}`` from the observations ``x_0 .. x_t`` only:
     the window is filled with observations up to ``t`` and then, one step at a
-    time, with the model's predictions. Errors compound with ``j``: the lecture's
-    point that a good one-step predictor can be a poor long-range one.
+    time, with the model's predictions. Errors compound with ``j``: a good
+    one-step predictor can be a poor long-range one.
 
     Args:
       model: an AR(tau) model (:func:`ar`, :func:`markov`, :func:`naive`).

@@ -1,4 +1,4 @@
-"""How much gradient reaches each step: the lecture's vanishing and exploding gradients, measured.
+"""How much gradient reaches each step: vanishing and exploding gradients through time, measured.
 
 For a sequence model ``y = f(x_1, ..., x_T)`` the gradient that training
 sends back to step ``t`` is ``dy/dx_t``. Through a vanilla RNN,

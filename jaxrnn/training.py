@@ -22,6 +22,7 @@ and reports ``finite = False``; the caller decides to stop (see
 
 from __future__ import annotations
 
+import inspect
 from typing import Any, Callable, Iterable, NamedTuple
 
 import jax
@@ -34,7 +35,8 @@ from jaxrnn import checks
 Params = Any
 Batch = Any
 Metrics = dict[str, jax.Array]
-LossFn = Callable[[Params, Batch, "jax.Array | None"], "tuple[jax.Array, Metrics]"]
+# loss_fn(params, batch, *, key) -> (loss, aux); key: the per-step key (dropout), or None.
+LossFn = Callable[..., "tuple[jax.Array, Metrics]"]
 
 
 class TrainState(NamedTuple):
@@ -102,12 +104,13 @@ def train_step(
     *,
     jit: bool = True,
 ) -> Callable[..., tuple[TrainState, Metrics]]:
-    """``step(state, batch, key=None) -> (state, metrics)``, jit-compiled.
+    """``step(state, batch, *, key=None) -> (state, metrics)``, jit-compiled.
 
     Args:
-      loss_fn: ``loss_fn(params, batch, key) -> (loss, aux)``; ``loss`` a
+      loss_fn: ``loss_fn(params, batch, *, key) -> (loss, aux)``; ``loss`` a
         scalar, ``aux`` a dict of scalar metrics (e.g. accuracy) reported
-        alongside. ``key`` is the caller's per-step key (dropout) or ``None``.
+        alongside. ``key`` is the caller's per-step key (dropout) or ``None``,
+        always passed by name.
       tx: the optimiser.
       learning_rate: its schedule (or constant), only to report ``lr``.
       jit: compile the step (turn off to debug).
@@ -118,20 +121,39 @@ def train_step(
     ``aux`` beside them under its own name.
 
     Raises:
-      TypeError: ``aux`` is not a dict of metrics.
+      TypeError: ``loss_fn`` takes no ``key`` by name (when it is built);
+        ``aux`` is not a dict of metrics (when the step is traced).
       ValueError: ``aux`` reuses one of the names above.
     """
 
     checks.function("loss_fn", loss_fn)
     _check_optimizer(tx)
     checks.flag("jit", jit)
+    _check_key_keyword(loss_fn, "loss_fn(params, batch, *, key)")
 
-    def step(state: TrainState, batch: Batch, key: jax.Array | None = None):
-        (loss, aux), grads = jax.value_and_grad(loss_fn, has_aux=True)(state.params, batch, key)
+    def step(state: TrainState, batch: Batch, *, key: jax.Array | None = None):
+        (loss, aux), grads = jax.value_and_grad(loss_fn, has_aux=True)(state.params, batch, key=key)
         state, metrics = apply_gradients(state, grads, loss, tx, learning_rate)
         return state, merge_metrics(aux, metrics)
 
     return jax.jit(step) if jit else step
+
+
+def _check_key_keyword(loss_fn: Callable, contract: str) -> None:
+    """``loss_fn`` must take ``key`` by name: the steps pass it as ``key=``, never by position.
+
+    A function whose signature cannot be read (some builtins) is let through;
+    calling it will tell.
+    """
+    try:
+        parameters = inspect.signature(loss_fn).parameters.values()
+    except (TypeError, ValueError):
+        return
+    named = (inspect.Parameter.POSITIONAL_OR_KEYWORD, inspect.Parameter.KEYWORD_ONLY)
+    if any(p.kind is inspect.Parameter.VAR_KEYWORD or (p.name == "key" and p.kind in named) for p in parameters):
+        return
+    raise TypeError(f"loss_fn: expected {contract}, with the per-step key (or None) passed by name, "
+                    f"got a function of ({', '.join(str(p) for p in parameters)}); name its key parameter 'key'")
 
 
 def merge_metrics(aux: Any, metrics: Metrics) -> Metrics:
@@ -161,19 +183,20 @@ def carried_step(
     call: :func:`jaxrnn.language.streams` cuts the windows).
 
     Args:
-      loss_fn: ``loss_fn(params, carry, batch, key) -> (loss, (carry, aux))``.
+      loss_fn: ``loss_fn(params, carry, batch, *, key) -> (loss, (carry, aux))``.
       tx, learning_rate, jit: as in :func:`train_step`.
 
     Returns:
-      ``step(state, carry, batch, key=None) -> (state, carry, metrics)``; a
+      ``step(state, carry, batch, *, key=None) -> (state, carry, metrics)``; a
       step whose loss or gradient is not finite leaves both state and carry as
       they were (``metrics["finite"]`` is false).
     """
     checks.function("loss_fn", loss_fn)
     _check_optimizer(tx)
     checks.flag("jit", jit)
+    _check_key_keyword(loss_fn, "loss_fn(params, carry, batch, *, key)")
 
-    def step(state: TrainState, carry: Any, batch: Batch, key: jax.Array | None = None):
+    def step(state: TrainState, carry: Any, batch: Batch, *, key: jax.Array | None = None):
         return _carried_update(loss_fn, tx, learning_rate, state, carry, batch, key)
 
     return jax.jit(step) if jit else step
@@ -181,7 +204,7 @@ def carried_step(
 
 def _carried_update(loss_fn, tx, learning_rate, state, carry, batch, key):
     carry = jax.lax.stop_gradient(carry)
-    (loss, (new_carry, aux)), grads = jax.value_and_grad(loss_fn, has_aux=True)(state.params, carry, batch, key)
+    (loss, (new_carry, aux)), grads = jax.value_and_grad(loss_fn, has_aux=True)(state.params, carry, batch, key=key)
     state, metrics = apply_gradients(state, grads, loss, tx, learning_rate)
     new_carry = jax.tree_util.tree_map(lambda n, o: jnp.where(metrics["finite"], n, o), new_carry, carry)
     return state, jax.lax.stop_gradient(new_carry), merge_metrics(aux, metrics)
@@ -205,14 +228,14 @@ def truncated_bptt_step(
         for chunk n:  loss_n, h_n = L(theta, sg(h_{n-1}), chunk_n);  theta <- update(grad loss_n)
 
     Args:
-      loss_fn: ``loss_fn(params, carry, chunk, key) -> (loss, (carry, aux))``,
+      loss_fn: ``loss_fn(params, carry, chunk, *, key) -> (loss, (carry, aux))``,
         ``chunk`` a pytree whose leaves have time axis 0 of length ``k``.
       tx, learning_rate: as in :func:`train_step`.
       chunk_length: ``k``; ``T`` must be a multiple of it.
       jit: compile the step.
 
     Returns:
-      ``step(state, carry, stream, key=None) -> (state, carry, metrics)``: the
+      ``step(state, carry, stream, *, key=None) -> (state, carry, metrics)``: the
       carry after the stream (hand it to the next call to continue the stream),
       and metrics with a leading axis of one entry per chunk. The chunks run in
       one ``lax.scan``, so the step compiles once whatever ``T / k``.
@@ -221,8 +244,9 @@ def truncated_bptt_step(
     _check_optimizer(tx)
     chunk_length = checks.size("chunk_length", chunk_length)
     checks.flag("jit", jit)
+    _check_key_keyword(loss_fn, "loss_fn(params, carry, chunk, *, key)")
 
-    def step(state: TrainState, carry: Any, stream: Any, key: jax.Array | None = None):
+    def step(state: TrainState, carry: Any, stream: Any, *, key: jax.Array | None = None):
         lengths = {leaf.shape[0] for leaf in jax.tree_util.tree_leaves(stream)}
         if len(lengths) != 1:
             raise ValueError(f"stream leaves disagree on the time axis: lengths {sorted(lengths)}")

@@ -16,7 +16,7 @@ import jaxrnn
 
 T, B, I, H = 5, 3, 4, 6  # time, batch, input size, hidden size
 
-CELLS: dict[str, jaxrnn.Cell] = {
+CELLS: dict[str, jaxrnn.Part] = {
     "rnn_tanh": jaxrnn.rnn(H),
     "rnn_relu": jaxrnn.rnn(H, activation="relu"),
     "rnn_nobias": jaxrnn.rnn(H, use_bias=False),
@@ -31,7 +31,7 @@ CELL_NAMES = list(CELLS)
 PROPERTY = settings(max_examples=10, deadline=None, derandomize=True, database=None)
 
 
-def random_params(cell: jaxrnn.Cell, seed: int, input_size: int = I, scale: float = 0.5, dtype=np.float32):
+def random_params(cell: jaxrnn.Part, seed: int, input_size: int = I, scale: float = 0.5, dtype=np.float32):
     """``cell.init``'s structure with every leaf, biases included, drawn from N(0, scale^2).
 
     ``init`` zeroes the biases, which would hide a bias that is dropped or misplaced.
@@ -41,7 +41,7 @@ def random_params(cell: jaxrnn.Cell, seed: int, input_size: int = I, scale: floa
     return jax.tree_util.tree_map(lambda s: jnp.asarray(rng.normal(0.0, scale, s.shape), dtype), template)
 
 
-def random_carry(cell: jaxrnn.Cell, batch_shape: tuple[int, ...], seed: int, dtype=np.float32):
+def random_carry(cell: jaxrnn.Part, batch_shape: tuple[int, ...], seed: int, dtype=np.float32):
     """A non-zero initial carry of ``batch_shape`` for ``cell``."""
     rng = np.random.default_rng(seed)
     zeros = cell.initial_carry(batch_shape, dtype)
@@ -71,7 +71,7 @@ def assert_trees_close(actual, expected, rtol: float = 1e-5, atol: float = 1e-5,
 step = jax.jit(lambda cell, params, carry, x: cell.step(params, carry, x), static_argnums=0)
 
 
-def step_loop(cell: jaxrnn.Cell, params, xs, carry, reverse: bool = False):
+def step_loop(cell: jaxrnn.Part, params, xs, carry, reverse: bool = False):
     """``cell.step`` in a Python loop over the time axis of ``xs``: ``(final_carry, [y_t, ...])``."""
     ys = [None] * xs.shape[0]
     for t in reversed(range(xs.shape[0])) if reverse else range(xs.shape[0]):

@@ -313,9 +313,9 @@ def test_padding_outputs_are_zero_whatever_the_merge():
     (lambda: jaxrnn.autoregressive.forecast(jaxrnn.autoregressive.ar(2), {}, jnp.ones((5, 1)), 2, 2.5), TypeError,
      r"steps: expected an integer >= 1, got 2.5"),
     (lambda: jaxrnn.training.train_step(None, None), TypeError, r"loss_fn: expected a callable, got None"),
-    (lambda: jaxrnn.training.train_step(lambda p, b, k: (0.0, {}), "adam"), TypeError,
+    (lambda: jaxrnn.training.train_step(lambda p, b, *, key: (0.0, {}), "adam"), TypeError,
      r"tx: expected an Optax GradientTransformation"),
-    (lambda: jaxrnn.training.truncated_bptt_step(lambda *a: 0.0, jaxrnn.training.optax.sgd(0.1), 2.5), TypeError,
+    (lambda: jaxrnn.training.truncated_bptt_step(lambda *a, key: 0.0, jaxrnn.training.optax.sgd(0.1), 2.5), TypeError,
      r"chunk_length: expected an integer >= 1, got 2.5"),
     (lambda: jaxrnn.lstm(4, forget_bias=float("inf")), ValueError, r"forget_bias: expected a finite number, got inf"),
 ], ids=lambda v: "" if callable(v) or v is None or isinstance(v, type) else v[:40])

@@ -191,7 +191,7 @@ def test_carried_step_is_one_chunk_of_truncated_bptt():
     params = model.init(jax.random.key(2), 9)
     tx = optax.sgd(0.1)
 
-    def loss(params, carry, batch, key):
+    def loss(params, carry, batch, *, key):
         carry, logits = jaxrnn.scan(model, params, batch[0], carry)
         return language.cross_entropy(logits, batch[1]), (carry, {})
 

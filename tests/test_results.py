@@ -65,11 +65,11 @@ def test_the_figures_need_their_runs_and_say_which_is_missing(tmp_path, capsys):
 
 
 def test_every_figure_draws_from_its_runs(tmp_path):
-    """Every experiment's figure, from run folders holding what the experiment's report writes."""
+    """Every report's figure, from run folders holding what the experiments' analyses write."""
     runs = tmp_path / "runs"
     k = np.arange(11)
-    for experiment in catalog.experiments().values():
-        for figure in experiment.figures:
+    for report in catalog.reports().values():
+        for figure in report.figures:
             for name in figure.needs:
                 if (runs / name).exists():
                     continue
@@ -81,9 +81,13 @@ def test_every_figure_draws_from_its_runs(tmp_path):
     (runs / "gradient_flow_rnn_r1.5_noclip" / "diverged.json").write_text(json.dumps(
         {"step": 2, "loss": float("nan"), "grad_norm": float("nan"), "last_checkpoint": None}))
     written = results.figures([runs], tmp_path / "figures")
-    expected = {f.name for e in catalog.experiments().values() for f in e.figures}
+    expected = {f.name for r in catalog.reports().values() for f in r.figures}
     assert {p.name for p in written} == expected >= {"adding.png", "sunspots.png", "gradient_flow.png", "clipping.png"}
     assert all(p.stat().st_size > 10_000 for p in written)
+
+
+def test_every_report_is_of_a_registered_experiment():
+    assert set(catalog.reports()) <= set(catalog.experiments())
 
 
 def test_the_sunspots_table_puts_every_model_beside_persistence(tmp_path):

@@ -66,6 +66,21 @@ def test_mlp_ar_markov_and_naive_shapes():
     assert sizes == [9, 99]
 
 
+def test_a_window_model_takes_every_models_call():
+    """``apply(params, xs, *, lengths=None, key=None, time_major=True)``: the key is ignored (no dropout), the
+    windows' layout is theirs whatever ``time_major`` says, and lengths are refused rather than ignored."""
+    net = autoregressive.ar(4, (8,))
+    params = net.init(jax.random.key(1), 2)
+    xs = jax.random.normal(jax.random.key(2), (7, 4, 2))
+    plain = net.apply(params, xs)
+    for options in ({"key": jax.random.key(3)}, {"time_major": False}, {"time_major": True, "lengths": None}):
+        np.testing.assert_array_equal(net.apply(params, xs, **options), plain)
+    with pytest.raises(ValueError, match=r"lengths: an AR\(4\) model reads full windows of 4 steps"):
+        net.apply(params, xs, lengths=jnp.full((7,), 4))
+    with pytest.raises(TypeError, match="time_major"):
+        net.apply(params, xs, time_major="yes")
+
+
 def linear_ar_params(coefficients, bias=0.0):
     """Params of a scalar linear AR whose lag-k coefficient is ``coefficients[k-1]``."""
     kernel = jnp.asarray(coefficients[::-1], jnp.float32)[:, None]  # windows run oldest first
@@ -105,7 +120,7 @@ def test_ar_recovers_the_coefficients_of_an_ar2_process():
 
 @pytest.mark.parametrize("core", [jaxrnn.lstm(4), jaxrnn.stack([jaxrnn.gru(4), jaxrnn.rnn(3)])], ids=["lstm", "stack"])
 def test_latent_forecast_is_a_loop_that_feeds_predictions_back(core):
-    net = models.latent_autoregressive(core, 2)
+    net = models.many_to_many(core, 2)
     params = net.init(jax.random.key(0), 2)
     steps = 3
     table = models.latent_forecast(net, params, SERIES, steps)
@@ -126,7 +141,7 @@ def test_latent_forecast_is_a_loop_that_feeds_predictions_back(core):
 
 def test_forecasts_reject_bad_input_and_keep_the_series_dtype():
     net, params = autoregressive.ar(2), linear_ar_params([0.5, 0.2])
-    latent = models.latent_autoregressive(jaxrnn.gru(3), 1)
+    latent = models.many_to_many(jaxrnn.gru(3), 1)
     latent_params = latent.init(jax.random.key(0), 1)
     for call in (lambda xs, k: autoregressive.forecast(net, params, xs, 2, k),
                  lambda xs, k: models.latent_forecast(latent, latent_params, xs, k)):
@@ -260,7 +275,7 @@ def test_the_naive_model_leaves_the_lags_it_never_saw_at_zero():
     params = net.init(jax.random.key(0), 1)
     assert not np.any(params["layers"][0]["kernel"])  # zeros at the start
     tx = optax.adam(0.05)
-    step = training.train_step(lambda p, b, k: (jnp.mean((net.apply(p, b[0]) - b[1]) ** 2), {}), tx)
+    step = training.train_step(lambda p, b, *, key: (jnp.mean((net.apply(p, b[0]) - b[1]) ** 2), {}), tx)
     state = training.init(params, tx)
     for _ in range(30):
         state, _ = step(state, (inputs, targets))
@@ -278,3 +293,9 @@ def test_the_naive_config_reads_the_whole_series():
     loaded = config_lib.load("sunspots_naive")
     assert loaded.model.kind == "naive" and loaded.model.label == "naive"
     assert catalog.experiment("sunspots").length(loaded) == 308  # 309 years, every lag
+
+
+def test_latent_autoregressive_is_many_to_many_under_its_earlier_name():
+    with pytest.warns(DeprecationWarning, match=r"many_to_many\(core, D\)"):
+        old = models.latent_autoregressive(jaxrnn.gru(3), 2)
+    assert jaxrnn.describe(old) == jaxrnn.describe(models.many_to_many(jaxrnn.gru(3), 2)) == "stack([gru(3), linear(2)])"

@@ -20,7 +20,7 @@ from jaxrnn.tasks import adding, copying
 def tiny_adding(cell="lstm", seq_len=10, batch_size=16):
     model = models.many_to_one(registry.CELLS[cell].factory(8), adding.OUTPUT_SIZE)
 
-    def loss(params, batch, key):
+    def loss(params, batch, *, key):
         return adding.mse(model.apply(params, batch.xs, key=key), batch.ys), {}
 
     sample = jax.jit(functools.partial(adding.sample, batch_size=batch_size, seq_len=seq_len))
@@ -36,10 +36,10 @@ def test_train_step_lowers_the_loss(cell):
     step = training.train_step(loss, tx, 0.02)
     state = training.init(model.init(jax.random.key(0), adding.INPUT_SIZE), tx)
     held_out = sample(key(0, Purpose.EVAL, 0))
-    before = float(loss(state.params, held_out, None)[0])
+    before = float(loss(state.params, held_out, key=None)[0])
     for t in range(60):
         state, metrics = step(state, sample(key(0, Purpose.TRAIN, t)))
-    after = float(loss(state.params, held_out, None)[0])
+    after = float(loss(state.params, held_out, key=None)[0])
     assert int(state.step) == 60
     assert after < 0.5 * before, (before, after)
     assert set(metrics) >= {"loss", "grad_norm", "lr", "finite"}
@@ -64,7 +64,7 @@ def test_a_non_finite_loss_leaves_the_state_unchanged():
     params = {"w": jnp.ones(3)}
     tx = optax.sgd(0.1)
 
-    def loss(params, batch, key):
+    def loss(params, batch, *, key):
         return jnp.sum(params["w"] * batch), {}
 
     step = training.train_step(loss, tx)
@@ -80,7 +80,7 @@ def test_a_non_finite_loss_leaves_the_state_unchanged():
 def test_grad_norm_is_measured_before_clipping():
     params = {"w": jnp.zeros(2)}
     tx = optax.chain(optax.clip_by_global_norm(1.0), optax.sgd(1.0))
-    step = training.train_step(lambda p, b, k: (jnp.dot(p["w"], b), {}), tx)
+    step = training.train_step(lambda p, b, *, key: (jnp.dot(p["w"], b), {}), tx)
     state, metrics = step(training.init(params, tx), jnp.array([3.0, 4.0]))
     assert float(metrics["grad_norm"]) == pytest.approx(5.0)
     np.testing.assert_allclose(state.params["w"], [-0.6, -0.8], rtol=1e-6)
@@ -132,7 +132,7 @@ def _stream_problem():
     xs = jax.random.normal(jax.random.key(2), (12, 3, 2))
     ys = jnp.cumsum(xs[..., :1], axis=0) * 0.1
 
-    def loss(params, carry, chunk, key):
+    def loss(params, carry, chunk, *, key):
         chunk_xs, chunk_ys = chunk
         carry, hs = jaxrnn.scan(cell, params["cell"], chunk_xs, carry)
         return jnp.mean((jaxrnn.scan(readout, params["readout"], hs)[1] - chunk_ys) ** 2), (carry, {})
@@ -151,7 +151,7 @@ def test_tbptt_carries_the_state_forward_without_gradient():
     # by hand: three updates, each on one chunk, each from the carry the last chunk left (a constant)
     @jax.jit
     def by_hand(p, c, chunk):
-        (_, (c_next, _)), grads = jax.value_and_grad(loss, has_aux=True)(p, c, chunk, None)
+        (_, (c_next, _)), grads = jax.value_and_grad(loss, has_aux=True)(p, c, chunk, key=None)
         return jax.tree_util.tree_map(lambda w, g: w - 0.1 * g, p, grads), c_next
 
     p, c = params, carry0
@@ -195,7 +195,7 @@ def test_train_step_metrics_are_as_documented():
     batch = jnp.arange(3.0)
 
     def loss_fn(aux):
-        return lambda p, b, key: (jnp.sum((p["w"] * b) ** 2), aux)
+        return lambda p, b, *, key: (jnp.sum((p["w"] * b) ** 2), aux)
 
     _, metrics = jaxrnn.training.train_step(loss_fn({"accuracy": 0.5}), optax.sgd(0.1))(state, batch)
     assert set(metrics) == {"accuracy", "loss", "grad_norm", "finite"}
@@ -205,3 +205,22 @@ def test_train_step_metrics_are_as_documented():
         jaxrnn.training.train_step(loss_fn({"loss": 1.0}), optax.sgd(0.1))(state, batch)
     with pytest.raises(TypeError, match="aux a dict of metrics, got aux of type float"):
         jaxrnn.training.train_step(loss_fn(1.0), optax.sgd(0.1))(state, batch)
+
+
+def test_the_steps_pass_the_key_by_name_and_say_so_to_a_loss_that_takes_it_by_position():
+    """``loss_fn(params, batch, *, key)``: the step hands the key as ``key=``, the same one it was given."""
+    seen = []
+
+    def loss_fn(params, batch, *, key):
+        seen.append(key)
+        return jnp.sum(params["w"] * batch), {}
+
+    state = jaxrnn.training.init({"w": jnp.ones(3)}, optax.sgd(0.1))
+    jaxrnn.training.train_step(loss_fn, optax.sgd(0.1), jit=False)(state, jnp.arange(3.0), key=jax.random.key(4))
+    assert jnp.array_equal(jax.random.key_data(seen[-1]), jax.random.key_data(jax.random.key(4)))
+    with pytest.raises(TypeError):  # the step's key is keyword-only too
+        jaxrnn.training.train_step(loss_fn, optax.sgd(0.1), jit=False)(state, jnp.arange(3.0), jax.random.key(4))
+    for make, args in ((jaxrnn.training.train_step, ()), (jaxrnn.training.carried_step, ()), (jaxrnn.training.truncated_bptt_step, (2,))):
+        with pytest.raises(TypeError, match=r"loss_fn: expected loss_fn\(params, .*\*, key\).*got a function of "
+                                            r"\(p, b, k\); name its key parameter 'key'"):
+            make(lambda p, b, k: (0.0, {}), optax.sgd(0.1), *args)

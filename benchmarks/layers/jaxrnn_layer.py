@@ -17,7 +17,7 @@ from benchmarks.shapes import Shape
 from benchmarks.timing import Case
 
 # gru: the cuDNN/PyTorch/Flax variant, so that all frameworks compute the same
-# function (jaxrnn's default gru is the lecture's, reset gate before the product).
+# function (jaxrnn's default gru is the reset-before variant: reset gate before the product).
 FACTORIES = {
     "lstm": ("jaxrnn.lstm({H}{kw})", lambda H, **kw: jaxrnn.lstm(H, **kw)),
     "gru": ("jaxrnn.gru({H}, reset_after=True{kw})", lambda H, **kw: jaxrnn.gru(H, reset_after=True, **kw)),

@@ -2,7 +2,8 @@
 
 The repository's ``experiments/`` and ``configs/`` folders are installed as the
 packages ``jaxrnn.experiments`` (whose ``EXPERIMENTS`` registers each
-experiment under its name) and ``jaxrnn.configs`` (the YAML files), so
+experiment under its name, and ``REPORTS`` what is drawn of its runs) and
+``jaxrnn.configs`` (the YAML files), so
 ``jaxrnn list`` and ``jaxrnn run NAME`` work from any directory.
 
 In a checkout, ``jaxrnn`` may be imported from the checkout's own ``jaxrnn/``
@@ -22,6 +23,7 @@ from types import ModuleType
 
 import jaxrnn
 from jaxrnn.experiment.problem import Experiment
+from jaxrnn.experiment.report import Report
 from jaxrnn.experiment.schema import ConfigError
 
 
@@ -40,6 +42,16 @@ def experiment(name: str) -> Experiment:
     if name not in registered:
         raise ConfigError(f"unknown experiment {name!r}; allowed: {', '.join(registered)}")
     return registered[name]
+
+
+def reports() -> dict[str, Report]:
+    """What is drawn of each experiment's runs, by experiment name (an experiment may have none)."""
+    return shipped("experiments").REPORTS
+
+
+def report(name: str) -> Report | None:
+    """What is drawn of the runs of experiment ``name``; ``None`` if nothing beyond the loss curves."""
+    return reports().get(name)
 
 
 def configs() -> list[Path]:

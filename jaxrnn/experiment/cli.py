@@ -39,7 +39,7 @@ EXIT_USAGE = 2
 EXIT_INTERNAL = 3
 EXIT_INTERRUPTED = interrupt.EXIT_INTERRUPTED
 
-# The most characters `jaxrnn sample` draws: a few minutes on a CPU, a few MB of text.
+# The most characters `jaxrnn sample` draws: a bound on its time and on its output (a few MB of text).
 MAX_SAMPLE_LENGTH = 1_000_000
 
 

@@ -3,7 +3,7 @@
     g <- g * min(1, c / ||g||_2)        clip by global norm c (over all leaves)
     params <- params + update(g, lr_t)  adam | adamw | sgd (momentum) | rmsprop
 
-Clipping by the global norm is the lecture's remedy for exploding gradients:
+Clipping by the global norm is the classic remedy for exploding gradients:
 it keeps the direction of the gradient and bounds the length of the step.
 
 The names are :data:`jaxrnn.experiment.registry.OPTIMIZERS` and ``SCHEDULES``.

@@ -4,11 +4,12 @@ An experiment module (``experiments/<name>.py``, installed as
 ``jaxrnn.experiments.<name>``) defines ``EXPERIMENT = Experiment(...)``; the
 registry ``jaxrnn.experiments.EXPERIMENTS`` lists them; the runner owns
 everything they share (training, evaluation, files, checkpoints, resume).
+What is drawn of the runs (figures, README tables) is the experiment's
+report, apart from its problem (:mod:`jaxrnn.experiment.report`).
 """
 
 from __future__ import annotations
 
-from pathlib import Path
 from typing import Any, Callable, NamedTuple, Sequence
 
 import jax
@@ -23,7 +24,7 @@ class Problem(NamedTuple):
 
     Attributes:
       init: ``init(key) -> params``.
-      loss: ``loss(params, batch, key) -> (loss, aux)``, the training objective;
+      loss: ``loss(params, batch, *, key) -> (loss, aux)``, the training objective;
         ``key`` is the per-step dropout key (``None`` without dropout).
       metrics: ``metrics(params, batch) -> {"loss": ..., ...}`` for evaluation
         (reported as ``eval_loss``, ``eval_accuracy``, ...).
@@ -31,13 +32,14 @@ class Problem(NamedTuple):
         function of the seed and the step).
       eval_batches: the fixed evaluation set.
       baseline: the loss of the task's trivial strategy, for comparison.
-      report: ``report(params, folder) -> extra | None``: the experiment's own
-        plots and analyses of the trained model, written into the run folder
-        after training; a dict it returns joins the summary's metrics. Or ``None``.
+      analysis: ``analysis(params, folder) -> extra | None``: the experiment's
+        own measurements of the trained model, after training: the arrays its
+        report draws (``.npz`` files in the run folder), a text sample; a dict
+        it returns joins the summary's metrics. Or ``None``.
       carry: for a model whose state runs on from batch to batch (windows of
         a long text), ``carry() -> carry`` its initial state; ``loss`` is then
-        ``loss(params, carry, batch, key) -> (loss, (carry, aux))``, the runner
-        hands each step the carry the last one left (``jaxrnn.carried_step``)
+        ``loss(params, carry, batch, *, key) -> (loss, (carry, aux))``, the runner
+        hands each step the carry the last one left (``jaxrnn.training.carried_step``)
         and checkpoints it with the train state. ``None``: no carry.
       setup: ``setup(folder)``: files the run needs beside its checkpoints
         (a vocabulary), written before training; or ``None``.
@@ -57,25 +59,11 @@ class Problem(NamedTuple):
     batch: Callable[[int], Any]
     eval_batches: Sequence[Any]
     baseline: float
-    report: Callable[[Any, RunDir], dict[str, float] | None] | None = None
+    analysis: Callable[[Any, RunDir], dict[str, float] | None] | None = None
     carry: Callable[[], Any] | None = None
     setup: Callable[[RunDir], None] | None = None
     dropout: bool = False
     batch_axes: Any = None
-
-
-class Figure(NamedTuple):
-    """A figure of the README, drawn from the run folders of shipped configs (``jaxrnn table --figures DIR``).
-
-    Attributes:
-      name: its file name, e.g. ``gradient_flow.png``.
-      needs: the config names whose runs it draws.
-      draw: ``draw(runs, path)``, ``runs`` the run folders by config name.
-    """
-
-    name: str
-    needs: tuple[str, ...]
-    draw: Callable[[dict[str, RunDir], Path], None]
 
 
 def _no_check(config: Config) -> None:
@@ -88,17 +76,13 @@ class Experiment(NamedTuple):
     Attributes:
       name: the config's ``experiment:``.
       data: the schema of its configs' ``data`` section.
-      problem: ``problem(config) -> Problem``: data, model, loss and plots.
+      problem: ``problem(config) -> Problem``: data, model, loss and metrics.
       length: ``length(config) -> int``: the sequence length the model reads
         (the results table's ``T``).
       check: ``check(config)``: raise :class:`~jaxrnn.experiment.schema.ConfigError`
         for what the section schemas cannot see (keys of two sections that must
         agree), so a bad config fails at load time, before a run folder exists.
       description: one line for ``jaxrnn list`` and the README.
-      figures: the README's figures drawn from this experiment's runs.
-      table: ``table(summaries) -> markdown``: the experiment's own table of its
-        runs, for the block ``<!-- <name>:start -->`` ... ``<!-- <name>:end -->``
-        of a README (``jaxrnn table --into``); or ``None``.
       sample: ``sample(config, params, folder, *, prompt, length, temperature,
         top_k, seed, progress) -> text``: what ``jaxrnn sample RUN_DIR`` prints,
         for an experiment whose model writes; or ``None``. ``progress`` is
@@ -112,8 +96,6 @@ class Experiment(NamedTuple):
     length: Callable[[Config], int]
     check: Callable[[Config], None] = _no_check
     description: str = ""
-    figures: tuple[Figure, ...] = ()
-    table: Callable[[list[dict[str, Any]]], str] | None = None
     sample: Callable[..., str] | None = None
 
 

@@ -25,7 +25,7 @@ from jaxrnn.experiment.fields import Int, PositiveFloat
 class CellEntry(NamedTuple):
     """A cell factory ``factory(hidden_size, **options) -> Cell`` and the option keys it takes."""
 
-    factory: Callable[..., jaxrnn.Cell]
+    factory: Callable[..., jaxrnn.Part]
     options: tuple[str, ...] = ()
 
 

@@ -10,10 +10,10 @@ first step's gradient underflowed in every evaluated sequence.
 
 ``jaxrnn table runs/`` prints it as Markdown; ``--into FILE`` replaces the
 block between ``<!-- results:start -->`` and ``<!-- results:end -->`` in FILE,
-and each experiment's own table (its ``table``) in the block
-``<!-- <experiment>:start -->`` ... ``<!-- <experiment>:end -->`` where FILE
-has one; ``--figures DIR`` draws every experiment's figures into DIR from the
-runs of the configs they need.
+and each experiment's own table (its report's ``table``,
+:mod:`jaxrnn.experiment.report`) in the block ``<!-- <experiment>:start -->``
+... ``<!-- <experiment>:end -->`` where FILE has one; ``--figures DIR`` draws
+every report's figures into DIR from the runs of the configs they need.
 """
 
 from __future__ import annotations
@@ -103,10 +103,10 @@ def markdown(summaries: list[dict[str, Any]]) -> str:
 def experiment_tables(summaries: list[dict[str, Any]]) -> dict[str, str]:
     """Each experiment's own table of its runs, by experiment name (the name of its README block)."""
     tables = {}
-    for name, experiment in catalog.experiments().items():
+    for name, report in catalog.reports().items():
         own = [s for s in summaries if s.get("experiment") == name]
-        if experiment.table is not None and own:
-            tables[name] = experiment.table(own)
+        if report.table is not None and own:
+            tables[name] = report.table(own)
     return tables
 
 
@@ -129,7 +129,7 @@ def embed(table: str, path: str | Path, block: str = "results", *, required: boo
 
 
 def figures(paths: Iterable[str | Path], folder: str | Path) -> list[Path]:
-    """Draw every experiment's figures into ``folder`` from the runs in ``paths``; the files written.
+    """Draw every report's figures into ``folder`` from the runs in ``paths``; the files written.
 
     Raises:
       ConfigError: a figure needs the run of a config that is not there (it names the config and how to run it).
@@ -139,8 +139,8 @@ def figures(paths: Iterable[str | Path], folder: str | Path) -> list[Path]:
     folder = Path(folder)
     folder.mkdir(parents=True, exist_ok=True)
     written = []
-    for experiment in catalog.experiments().values():
-        for figure in experiment.figures:
+    for report in catalog.reports().values():
+        for figure in report.figures:
             missing = [name for name in figure.needs if name not in runs]
             if missing:
                 where = ", ".join(map(str, paths))

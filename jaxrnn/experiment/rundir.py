@@ -7,7 +7,8 @@
     DIR/summary.json     {"metrics": {"eval_loss", "baseline", ...}, "steps", "wall_time_s", "machine", ...}
     DIR/diverged.json    instead of a summary, when the NaN guard stopped the run:
                          {"step", "loss", "grad_norm", "last_checkpoint"}
-    DIR/*.png            plots
+    DIR/*.npz            the arrays an experiment's analysis saved (forecasts, gradient norms, ...)
+    DIR/*.png            plots: the loss curves, and the figures the experiment's report draws from the arrays
     DIR/checkpoints/     orbax checkpoints, by step
 
 ``time`` is the run's wall-clock seconds so far, summed over resumed segments.

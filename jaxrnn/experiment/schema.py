@@ -86,7 +86,7 @@ class _Recurrent(Section):
         """``lstm x2 hidden 64``: the model in a line."""
         return f"{self.label} x{self.num_layers} hidden {self.hidden_size}"
 
-    def build(self) -> jaxrnn.Cell:
+    def build(self) -> jaxrnn.Part:
         """The cell: ``registry.CELLS[cell]``, stacked ``num_layers`` deep."""
         entry = registry.CELLS[self.cell]
         options = {o: getattr(self, o) for o in entry.options if getattr(self, o) is not None}
@@ -102,7 +102,7 @@ Recurrent = create_model("Recurrent", __base__=_Recurrent, __doc__=_Recurrent.__
 
 
 class Window(Section):
-    """A window model, the lecture's AR(``tau``): no recurrence, the last ``tau`` observations in.
+    """A window model, the classic AR(``tau``): no recurrence, the last ``tau`` observations in.
 
     ``num_layers: 0`` is the linear AR (``tau: 1``, the Markov model); else an
     MLP with ``num_layers`` hidden layers of ``hidden_size`` units.
@@ -136,7 +136,7 @@ class Window(Section):
 
 
 class Naive(Section):
-    """The lecture's naive model: a linear regression on the whole history, ``x^_t = b + sum_k A_k x_{t-k}``.
+    """The naive model: a linear regression on the whole history, ``x^_t = b + sum_k A_k x_{t-k}``.
 
     No keys of its own: the history reaches back to the first observation, so
     its weights grow with the longest series it reads (see ``jaxrnn.autoregressive.naive``).
