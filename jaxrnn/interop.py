@@ -363,7 +363,7 @@ def _cell_spec(cell: Part) -> _CellSpec:
     activation = info.activation if info.kind == "rnn" else None
     if info.kind == "rnn" and activation not in ("tanh", "relu"):
         raise ValueError(f"PyTorch's nn.RNN computes tanh or relu; this cell computes "
-                         f"{'a function without a name in jaxrnn.cells.activations.ACTIVATIONS' if activation is None else repr(activation)}: "
+                         f"{'an unnamed function' if activation is None else repr(activation)}: "
                          f"{describe(cell)}; build it with jaxrnn.rnn(H, activation='tanh') or 'relu'")
     return _CellSpec(info.kind, int(info.size), activation, bool(info.option("use_bias", True)))
 

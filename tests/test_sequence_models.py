@@ -298,4 +298,5 @@ def test_the_naive_config_reads_the_whole_series():
 def test_latent_autoregressive_is_many_to_many_under_its_earlier_name():
     with pytest.warns(DeprecationWarning, match=r"many_to_many\(core, D\)"):
         old = models.latent_autoregressive(jaxrnn.gru(3), 2)
-    assert jaxrnn.describe(old) == jaxrnn.describe(models.many_to_many(jaxrnn.gru(3), 2)) == "stack([gru(3), linear(2)])"
+    new = models.many_to_many(jaxrnn.gru(3), 2)
+    assert jaxrnn.describe(old) == jaxrnn.describe(new) == "stack([gru(3), linear(2)])"

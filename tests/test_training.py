@@ -220,7 +220,7 @@ def test_the_steps_pass_the_key_by_name_and_say_so_to_a_loss_that_takes_it_by_po
     assert jnp.array_equal(jax.random.key_data(seen[-1]), jax.random.key_data(jax.random.key(4)))
     with pytest.raises(TypeError):  # the step's key is keyword-only too
         jaxrnn.training.train_step(loss_fn, optax.sgd(0.1), jit=False)(state, jnp.arange(3.0), jax.random.key(4))
-    for make, args in ((jaxrnn.training.train_step, ()), (jaxrnn.training.carried_step, ()), (jaxrnn.training.truncated_bptt_step, (2,))):
+    for make, args in ((training.train_step, ()), (training.carried_step, ()), (training.truncated_bptt_step, (2,))):
         with pytest.raises(TypeError, match=r"loss_fn: expected loss_fn\(params, .*\*, key\).*got a function of "
                                             r"\(p, b, k\); name its key parameter 'key'"):
             make(lambda p, b, k: (0.0, {}), optax.sgd(0.1), *args)
