@@ -343,8 +343,8 @@ def test_from_torch_accepts_tensor_like_and_nested_lists():
     assert_trees_close(from_torch(jaxrnn.lstm(4), {k: v.tolist() for k, v in sd.items()}), expected, rtol=0, atol=0)
 
 
-def test_lecture_gru_is_rejected_with_a_clear_message():
-    """PyTorch's GRU is the reset-after variant; the lecture's ``gru()`` cannot hold its weights."""
+def test_the_reset_before_gru_is_rejected_with_a_clear_message():
+    """PyTorch's GRU is the reset-after variant; ``gru()`` (reset before the product) cannot hold its weights."""
     sd = state_dict(load("gru"))
     with pytest.raises(ValueError, match=r"reset_after=True"):
         from_torch(jaxrnn.gru(4), sd)

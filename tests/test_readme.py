@@ -10,8 +10,8 @@ import numpy as np
 import pytest
 
 import jaxrnn
-from conftest import ROOT
 from jaxrnn.tasks import adding
+from support import ROOT
 
 
 def examples() -> list[str]:
