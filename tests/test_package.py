@@ -112,7 +112,8 @@ def test_no_import_cycles():
 # The core's tests import the core alone (the library, JAX, the test helpers), so that they test it as a user
 # of ``import jaxrnn`` has it; the app's tests (config, cli, experiments, ...) are the others.
 CORE_TESTS = ("test_cells", "test_scan", "test_combinators", "test_paths", "test_parallel", "test_edges", "test_errors",
-              "test_sequence_models", "test_language", "test_gradient_flow", "test_interop", "test_training")
+              "test_sequence_models", "test_language", "test_gradient_flow", "test_interop", "test_training",
+              "test_minimal_reference")
 APP_HELPERS = {"TINY", "cli"}  # support's names that write configs or run the app
 
 
