@@ -377,9 +377,9 @@ def test_a_deep_bidirectional_encoder_is_one_expression():
     call as a cell, with PyTorch's weights: PyTorch's outputs (eval mode: no dropout without a key),
     time-major or batch-major; dropout with a key."""
     fixture = load("lstm_2layer_bidirectional_packed")
-    H = fixture["h0"].shape[-1]
-    encoder = jaxrnn.stack([jaxrnn.bidirectional(jaxrnn.lstm(H), jaxrnn.lstm(H)),
-                            jaxrnn.bidirectional(jaxrnn.lstm(H), jaxrnn.lstm(H))], dropout=0.5)
+    hidden = fixture["h0"].shape[-1]
+    encoder = jaxrnn.stack([jaxrnn.bidirectional(jaxrnn.lstm(hidden), jaxrnn.lstm(hidden)),
+                            jaxrnn.bidirectional(jaxrnn.lstm(hidden), jaxrnn.lstm(hidden))], dropout=0.5)
     params = from_torch(encoder, state_dict(fixture))
     xs, lengths = jnp.asarray(fixture["x"]), jnp.asarray(fixture["lengths"])
     carry = carry_from_torch(2, True, fixture["h0"], fixture["c0"])

@@ -11,7 +11,7 @@ import pytest
 
 import jaxrnn
 from jaxrnn.tasks import adding
-from support import ROOT
+from support import ROOT, B, T
 
 
 def examples() -> list[str]:
@@ -23,7 +23,6 @@ def examples() -> list[str]:
 @pytest.mark.slow
 def test_the_readme_examples_run():
     rng = np.random.default_rng(0)
-    T, B = 6, 3
 
     class TorchModule:  # what nn.LSTM(8, 64, num_layers=2, bidirectional=True).state_dict() holds
         def state_dict(self):
