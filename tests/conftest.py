@@ -1,4 +1,5 @@
-"""Shared fixtures: tiny configs written to tmp_path, and the CLI called in-process."""
+"""pytest's hooks and fixtures only: the session's JAX settings, full optimisation on request, and tiny
+configs written to tmp_path. Shared helpers and constants live in ``support.py``."""
 
 from __future__ import annotations
 
@@ -10,21 +11,12 @@ from pathlib import Path
 import jax
 import pytest
 
-ROOT = Path(__file__).resolve().parent.parent
-
-TINY = {
-    "experiment": "adding",
-    "model": {"cell": "lstm", "hidden_size": 8, "num_layers": 1},
-    "optim": {"name": "adam", "learning_rate": 0.01, "clip_norm": 1.0},
-    "train": {"steps": 6, "batch_size": 8, "seed": 0, "eval_every": 3, "checkpoint_every": 2,
-              "eval_batches": 1, "log_every": 1, "keep_checkpoints": 5},
-    "data": {"seq_len": 10},
-}
+from support import TINY
 
 
 def pytest_configure(config):
-    # The tests compile hundreds of tiny programs that each run for microseconds, so compiling
-    # dominates their time: skip most of XLA's optimisation (a test that measures what the
+    # The tests compile hundreds of tiny programs whose run is short next to their compile, so
+    # compiling dominates their time: skip most of XLA's optimisation (a test that measures what the
     # optimiser does asks for it back with the `optimized_compiles` fixture). The CLI tests run
     # tiny models of the same shapes many times: a persistent compilation cache for this
     # session compiles each shape once.
@@ -50,16 +42,6 @@ def optimized_compiles():
     jax.config.update("jax_disable_most_optimizations", False)
     yield
     jax.config.update("jax_disable_most_optimizations", True)
-
-
-def cli(*args: str) -> int:
-    """``jaxrnn ARGS`` in this process; its exit status."""
-    from jaxrnn.experiment.cli import main  # the app's imports (pydantic, yaml, ...) only where the app is tested
-
-    try:
-        return main([str(a) for a in args])
-    except SystemExit as exit:  # argparse's usage errors
-        return exit.code
 
 
 @pytest.fixture

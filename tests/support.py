@@ -1,11 +1,16 @@
-"""Shared by the core tests: tiny shapes, the cells under test, random parameters, jitted runners
-and the hypothesis settings.
+"""What the test files share, defined once: the tiny shapes, the cells under test, random parameters and
+inputs, jitted runners, tree comparisons, the hypothesis settings, and for the app's tests the repository
+root, a tiny config and the command line called in-process.
 
-The cells are built once, here, and passed to jitted functions as static arguments,
-so each (cell, shape) pair compiles once for the whole session.
+A plain module (``from support import ...``); ``conftest.py`` holds only pytest's fixtures and hooks.
+The cells are built once, here, and passed to jitted functions as static arguments, so each
+(cell, shape) pair compiles once for the whole session.
 """
 
 from __future__ import annotations
+
+from pathlib import Path
+from typing import Callable
 
 import jax
 import jax.numpy as jnp
@@ -16,15 +21,21 @@ import jaxrnn
 
 T, B, I, H = 5, 3, 4, 6  # time, batch, input size, hidden size
 
-CELLS: dict[str, jaxrnn.Part] = {
-    "rnn_tanh": jaxrnn.rnn(H),
-    "rnn_relu": jaxrnn.rnn(H, activation="relu"),
-    "rnn_nobias": jaxrnn.rnn(H, use_bias=False),
-    "lstm": jaxrnn.lstm(H),
-    "gru": jaxrnn.gru(H),
-    "gru_reset_after": jaxrnn.gru(H, reset_after=True),
+# The cells under test, by name: each ``FACTORIES[name](**options)`` builds it with other options (dtypes).
+FACTORIES: dict[str, Callable[..., jaxrnn.Part]] = {
+    "rnn_tanh": lambda **options: jaxrnn.rnn(H, **options),
+    "rnn_relu": lambda **options: jaxrnn.rnn(H, activation="relu", **options),
+    "rnn_nobias": lambda **options: jaxrnn.rnn(H, use_bias=False, **options),
+    "lstm": lambda **options: jaxrnn.lstm(H, **options),
+    "gru": lambda **options: jaxrnn.gru(H, **options),
+    "gru_reset_after": lambda **options: jaxrnn.gru(H, reset_after=True, **options),
 }
+CELLS: dict[str, jaxrnn.Cell] = {name: factory() for name, factory in FACTORIES.items()}
 CELL_NAMES = list(CELLS)
+
+# The minimal RNNs (Feng et al. 2024), whose gates read only the input: a sequence at once on
+# ``path="parallel"``, a token at a time by ``step``.
+MINIMAL_CELLS: dict[str, jaxrnn.Cell] = {"mingru": jaxrnn.mingru(H), "minlstm": jaxrnn.minlstm(H)}
 
 # For every property test: few examples with tiny shapes keep the suite fast; derandomize keeps
 # CI reproducible; no example database is written into the working tree.
@@ -53,7 +64,7 @@ def random_inputs(shape: tuple[int, ...], seed: int, dtype=np.float32) -> jax.Ar
 
 
 # jaxrnn.scan, compiled once per (cell, options, shapes).
-run = jax.jit(jaxrnn.scan, static_argnames=("part", "reverse", "unroll", "remat"))
+run = jax.jit(jaxrnn.scan, static_argnums=0, static_argnames=("reverse", "unroll", "remat"))
 
 
 def assert_trees_close(actual, expected, rtol: float = 1e-5, atol: float = 1e-5, err_msg: str = "") -> None:
@@ -67,6 +78,12 @@ def assert_trees_close(actual, expected, rtol: float = 1e-5, atol: float = 1e-5,
                                    err_msg=err_msg)
 
 
+def relative_error(actual, expected) -> float:
+    """``max|actual - expected| / max|expected|``: float32's epsilon is 1.2e-7 on this scale."""
+    actual, expected = np.asarray(actual, np.float64), np.asarray(expected, np.float64)
+    return float(np.max(np.abs(actual - expected)) / max(float(np.max(np.abs(expected))), 1e-30))
+
+
 # cell.step, compiled once per (cell, shapes): for per-step Python loops.
 step = jax.jit(lambda cell, params, carry, x: cell.step(params, carry, x), static_argnums=0)
 
@@ -77,3 +94,28 @@ def step_loop(cell: jaxrnn.Part, params, xs, carry, reverse: bool = False):
     for t in reversed(range(xs.shape[0])) if reverse else range(xs.shape[0]):
         carry, ys[t] = step(cell, params, carry, xs[t])
     return carry, ys
+
+
+# --- the app's tests -------------------------------------------------------------------------------------
+
+ROOT = Path(__file__).resolve().parent.parent  # the repository
+
+# The smallest config that trains, evaluates and checkpoints (the ``write_config`` fixture starts from it).
+TINY = {
+    "experiment": "adding",
+    "model": {"cell": "lstm", "hidden_size": 8, "num_layers": 1},
+    "optim": {"name": "adam", "learning_rate": 0.01, "clip_norm": 1.0},
+    "train": {"steps": 6, "batch_size": 8, "seed": 0, "eval_every": 3, "checkpoint_every": 2,
+              "eval_batches": 1, "log_every": 1, "keep_checkpoints": 5},
+    "data": {"seq_len": 10},
+}
+
+
+def cli(*args: str) -> int:
+    """``jaxrnn ARGS`` in this process; its exit status."""
+    from jaxrnn.experiment.cli import main  # the app's imports (pydantic, yaml, ...) only where the app is tested
+
+    try:
+        return main([str(a) for a in args])
+    except SystemExit as exit:  # argparse's usage errors
+        return exit.code

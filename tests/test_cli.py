@@ -1,6 +1,6 @@
 """The runner end to end through the CLI: files, resume, the NaN guard, list and table.
 
-The runs that train (seconds each) are marked ``slow``: ``python -m pytest -m slow`` runs them, and CI does.
+The runs that train are marked ``slow``: ``python -m pytest -m slow`` runs them, and CI does.
 """
 
 from __future__ import annotations
@@ -19,11 +19,11 @@ import jax
 import numpy as np
 import pytest
 
-from conftest import ROOT, cli
 from jaxrnn import training
 from jaxrnn.experiment import catalog, progress, registry, results, runner
 from jaxrnn.experiment import config as config_lib
 from jaxrnn.experiment.checkpoint import Checkpointer
+from support import ROOT, cli
 
 
 def final_state(folder, config_path):
@@ -308,8 +308,8 @@ def test_ctrl_c_during_training_stops_at_a_step_boundary_with_the_resume_command
 
 @pytest.mark.slow
 def test_ctrl_c_stops_a_long_sample_at_once(write_config, tmp_path):
-    """A million characters take a minute; Ctrl-C while they are drawn ends `jaxrnn sample` within seconds, in
-    one line."""
+    """Ctrl-C while a long sample (a million characters) is drawn ends `jaxrnn sample` promptly, in one line,
+    rather than after the whole sample."""
     corpus = tmp_path / "corpus.txt"
     corpus.write_text("abcd efgh ijkl mnop " * 40)
     path = write_config(experiment="charlm", model={"cell": "gru", "hidden_size": 128, "num_layers": 1},

@@ -234,7 +234,7 @@ def test_bidirectional_passes_key_and_path_on():
 
 BI_STACK = jaxrnn.stack([jaxrnn.bidirectional(CELLS["lstm"], CELLS["gru_reset_after"]),
                          jaxrnn.bidirectional(CELLS["rnn_tanh"], CELLS["gru"], merge="sum")], residual=False)
-scan_bi_stack = jax.jit(jaxrnn.scan, static_argnames=("part", "reverse", "time_major"))
+scan_bi_stack = jax.jit(jaxrnn.scan, static_argnums=0, static_argnames=("reverse", "time_major"))
 
 
 def bi_stack_params(seed):

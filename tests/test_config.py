@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import jax
+import jax.numpy as jnp
 import numpy as np
 import pydantic
 import pytest
@@ -10,9 +11,10 @@ import yaml
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from conftest import ROOT, TINY, cli
+import jaxrnn
 from jaxrnn.experiment import catalog, config, registry
 from jaxrnn.experiment.schema import ConfigError
+from support import ROOT, TINY, cli
 
 
 def required_keys(raw: dict) -> list[str]:
@@ -47,6 +49,20 @@ def test_every_config_loads_and_writes_every_required_key(path):
     assert not missing, f"{path.name} lacks {missing}"
     # the resolved form round-trips
     assert config.from_dict(yaml.safe_load(config.dump(loaded))) == loaded
+
+
+def test_every_registered_cell_name_builds_the_library_cell():
+    """A config's ``model.cell`` names the library's factory of that name (so the core's tests of each
+    factory cover what a config builds), and every name builds, alone and stacked."""
+    from jaxrnn.experiment.schema import Recurrent
+
+    assert list(registry.CELLS) == list(Recurrent.model_fields["cell"].annotation.__args__)
+    for name, entry in registry.CELLS.items():
+        assert entry.factory is getattr(jaxrnn, name), name
+        for layers in (1, 2):
+            cell = Recurrent(cell=name, hidden_size=4, num_layers=layers).build()
+            ys = jaxrnn.scan(cell, cell.init(jax.random.key(0), 3), jnp.zeros((2, 3)))[1]
+            assert ys.shape == (2, 4)
 
 
 def test_set_converts_to_the_key_type(write_config):

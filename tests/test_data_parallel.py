@@ -17,7 +17,7 @@ import textwrap
 import numpy as np
 import pytest
 
-from conftest import ROOT
+from support import ROOT
 
 SCRIPT = textwrap.dedent('''
     import contextlib, io, json, shutil, sys

@@ -27,9 +27,9 @@ from jax.experimental import checkify
 import jaxrnn
 import oracle as O
 from jaxrnn.loop import resolve_path
+from support import H, I, random_carry
 
 PATHS = tuple(path for path in jaxrnn.loop.PATHS if path != "auto")  # a path registered there is tested here
-I, H = 3, 4
 STEP_KINDS = ("rnn_tanh", "rnn_relu", "lstm", "gru", "gru_ra", "mingru", "minlstm")
 VALUE_RTOL, GRAD_RTOL = 2e-5, 1e-4
 POISONS = (np.nan, np.inf, -np.inf, 1e30)
@@ -59,11 +59,6 @@ def assert_close(actual, expected, rtol, what, floor=1e-3):
         err = float(np.max(np.abs(a - e)))
         assert err <= rtol * scale, (f"{what}, leaf {n} {a.shape}: "
                                      f"max error {err:.3g} = {err / scale:.3g} x scale {scale:.3g}")
-
-
-def rel_error(a, e):
-    a, e = np.asarray(a, np.float64), np.asarray(e, np.float64)
-    return float(np.max(np.abs(a - e)) / max(np.max(np.abs(e)), 1e-30))
 
 
 def init_params(spec, input_size, seed):
@@ -103,12 +98,6 @@ def is_lstm_bias(spec, path):
         elif getattr(key, "key", None) == "cell":  # many_to_one's {"cell", "readout"}
             continue
     return isinstance(spec, O.Cell) and spec.kind == "lstm"
-
-
-def random_carry(spec, batch_shape, seed):
-    rng = np.random.default_rng(seed)
-    return jax.tree_util.tree_map(lambda z: jnp.asarray(rng.normal(0.0, 0.5, z.shape), jnp.float32),
-                                  O.build(spec).initial_carry(batch_shape))
 
 
 def inputs(spec, time, batch_shape, seed, vocab=7):
@@ -196,7 +185,7 @@ class Case:
         self.spec, self.reverse = spec, reverse
         self.params = init_params(spec, 7 if O.reads_ids(spec) else I, seed)
         self.xs = inputs(spec, time, batch_shape, seed + 1)
-        self.carry = random_carry(spec, batch_shape, seed + 2)
+        self.carry = random_carry(O.build(spec), batch_shape, seed + 2)
         self.lengths = jnp.asarray(lengths, jnp.int32)
         out = O.out_features(spec, 7 if O.reads_ids(spec) else I)
         self.w_ys = weights(np.zeros((time, *batch_shape, out)), seed + 3)
@@ -840,7 +829,7 @@ def check_nested(example):
     spec, time, batch_shape = example["spec"], example["time"], example["batch_shape"]
     params = init_params(spec, 7 if O.reads_ids(spec) else I, example["seed"])
     xs = inputs(spec, time, batch_shape, example["seed"] + 1)
-    carry = random_carry(spec, batch_shape, example["seed"] + 2) if example["carry"] else None
+    carry = random_carry(O.build(spec), batch_shape, example["seed"] + 2) if example["carry"] else None
     lengths = example["lengths"]
     part = O.build(spec)
     batch_major = example["batch_major"]

@@ -1,4 +1,4 @@
-"""Gradient flow: the gradient reaching each step, checked where the lecture's product has a closed form."""
+"""Gradient flow: the gradient reaching each step, checked where the product of Jacobians has a closed form."""
 
 from __future__ import annotations
 
@@ -12,8 +12,10 @@ import pytest
 
 import jaxrnn
 from jaxrnn import gradient_flow
+from support import B, H
 
-T, B, H = 12, 3, 4
+# Longer than the shared T: the closed forms' powers a^(T-t) and W^k span several decades over it.
+STEPS = 12
 
 
 def linear_rnn(a):
@@ -25,13 +27,13 @@ def linear_rnn(a):
 
 @pytest.mark.parametrize("a", [0.5, 1.0, 1.5])
 def test_the_gradient_is_the_product_of_jacobians(a):
-    xs = jnp.asarray(np.random.default_rng(0).standard_normal((T, B, H)), jnp.float32)
+    xs = jnp.asarray(np.random.default_rng(0).standard_normal((STEPS, B, H)), jnp.float32)
     norms = gradient_flow.input_gradient_norms(linear_rnn(a), xs)
-    assert norms.shape == (T, B)
+    assert norms.shape == (STEPS, B)
     # d(sum_o h_T[o]) / dx_t = a^(T-t) * ones(H): norm a^(T-t) sqrt(H), for every sequence.
-    expected = a ** (T - 1 - np.arange(T)) * np.sqrt(H)
+    expected = a ** (STEPS - 1 - np.arange(STEPS)) * np.sqrt(H)
     np.testing.assert_allclose(norms, np.repeat(expected[:, None], B, axis=1), rtol=1e-5)
-    np.testing.assert_allclose(gradient_flow.decay(norms), (T - 1) * np.log10(a), atol=1e-5)
+    np.testing.assert_allclose(gradient_flow.decay(norms), (STEPS - 1) * np.log10(a), atol=1e-5)
 
 
 def test_each_sequence_gets_its_own_gradient():
@@ -39,7 +41,7 @@ def test_each_sequence_gets_its_own_gradient():
     cell = jaxrnn.rnn(H, activation="relu")
     params = cell.init(jax.random.key(0), H)
     fn = lambda xs: jaxrnn.scan(cell, params, xs)[1][-1]  # noqa: E731
-    xs = jnp.asarray(np.random.default_rng(1).standard_normal((T, B, H)), jnp.float32)
+    xs = jnp.asarray(np.random.default_rng(1).standard_normal((STEPS, B, H)), jnp.float32)
     together = gradient_flow.input_gradient_norms(fn, xs)
     alone = jnp.concatenate([gradient_flow.input_gradient_norms(fn, xs[:, b : b + 1]) for b in range(B)], axis=1)
     np.testing.assert_allclose(together, alone, rtol=1e-5, atol=1e-7)
@@ -68,15 +70,15 @@ def test_state_jacobians_of_a_linear_rnn_are_powers_of_w():
     """``h_t = h_{t-1} W + x_t U``: ``ds_T/ds_{T-k} = W^k`` exactly, for every k, whatever the inputs."""
     W = jnp.asarray(np.random.default_rng(2).normal(size=(H, H)) * 0.6, jnp.float32)
     cell, params = linear_cell_and_params(W)
-    xs = jnp.asarray(np.random.default_rng(3).normal(size=(T, H)), jnp.float32)
+    xs = jnp.asarray(np.random.default_rng(3).normal(size=(STEPS, H)), jnp.float32)
     J = gradient_flow.state_jacobians(cell, params, xs)
-    assert J.shape == (T + 1, H, H)
-    for k in range(T + 1):
+    assert J.shape == (STEPS + 1, H, H)
+    for k in range(STEPS + 1):
         np.testing.assert_allclose(J[k], np.linalg.matrix_power(np.asarray(W, np.float64), k), rtol=1e-4, atol=1e-5)
     norms = gradient_flow.state_gradient_norms(cell, params, xs[:, None].repeat(2, axis=1))
-    assert norms.shape == (T + 1, 2)
+    assert norms.shape == (STEPS + 1, 2)
     np.testing.assert_allclose(norms[:, 0], [np.linalg.norm(np.linalg.matrix_power(np.asarray(W), k), 2)
-                                             for k in range(T + 1)], rtol=1e-4)
+                                             for k in range(STEPS + 1)], rtol=1e-4)
 
 
 @pytest.mark.parametrize("cell", [jaxrnn.rnn(3), pytest.param(jaxrnn.lstm(2), marks=pytest.mark.slow),

@@ -343,8 +343,8 @@ def test_from_torch_accepts_tensor_like_and_nested_lists():
     assert_trees_close(from_torch(jaxrnn.lstm(4), {k: v.tolist() for k, v in sd.items()}), expected, rtol=0, atol=0)
 
 
-def test_lecture_gru_is_rejected_with_a_clear_message():
-    """PyTorch's GRU is the reset-after variant; the lecture's ``gru()`` cannot hold its weights."""
+def test_the_reset_before_gru_is_rejected_with_a_clear_message():
+    """PyTorch's GRU is the reset-after variant; ``gru()`` (reset before the product) cannot hold its weights."""
     sd = state_dict(load("gru"))
     with pytest.raises(ValueError, match=r"reset_after=True"):
         from_torch(jaxrnn.gru(4), sd)
@@ -440,9 +440,9 @@ def test_a_deep_bidirectional_encoder_is_one_expression():
     call as a cell, with PyTorch's weights: PyTorch's outputs (eval mode: no dropout without a key),
     time-major or batch-major; dropout with a key."""
     fixture = load("lstm_2layer_bidirectional_packed")
-    H = fixture["h0"].shape[-1]
-    encoder = jaxrnn.stack([jaxrnn.bidirectional(jaxrnn.lstm(H), jaxrnn.lstm(H)),
-                            jaxrnn.bidirectional(jaxrnn.lstm(H), jaxrnn.lstm(H))], dropout=0.5)
+    hidden = fixture["h0"].shape[-1]
+    encoder = jaxrnn.stack([jaxrnn.bidirectional(jaxrnn.lstm(hidden), jaxrnn.lstm(hidden)),
+                            jaxrnn.bidirectional(jaxrnn.lstm(hidden), jaxrnn.lstm(hidden))], dropout=0.5)
     params = from_torch(encoder, state_dict(fixture))
     xs, lengths = jnp.asarray(fixture["x"]), jnp.asarray(fixture["lengths"])
     carry = carry_from_torch(2, True, fixture["h0"], fixture["c0"])

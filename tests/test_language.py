@@ -1,6 +1,6 @@
 """Language models: embedding and readout, the metrics by hand, generation against a loop of argmax steps,
-streams that cover the text once and carry the state, the vocabulary, the corpora, and the two experiments
-end to end (``charlm`` with ``jaxrnn sample``, ``digits``)."""
+streams that cover the text once and carry the state, the vocabulary and the corpora. (The ``charlm`` and
+``digits`` experiments, through the app, are in test_experiments.py.)"""
 
 from __future__ import annotations
 
@@ -15,11 +15,11 @@ import optax
 import pytest
 
 import jaxrnn
-from conftest import TINY, cli
 from jaxrnn import datasets, language, training
 from jaxrnn.vocabulary import UNKNOWN_ID, Vocabulary
+from support import H
 
-V, E, H = 7, 5, 6
+V, E = 7, 5  # vocabulary, embedding features
 MODEL = language.language_model(jaxrnn.gru(H, reset_after=True), V, E)
 PARAMS = MODEL.init(jax.random.key(0), V)
 
@@ -226,89 +226,10 @@ def test_the_default_corpus_ships_with_python(monkeypatch):
         datasets.python_help()
 
 
-def charlm_config(write_config, tmp_path, text="abcd efgh ijkl mnop " * 40, **data):
-    corpus = tmp_path / "corpus.txt"
-    corpus.write_bytes(text if isinstance(text, bytes) else text.encode("utf-8"))
-    base = {**TINY, "experiment": "charlm", "model": {"cell": "gru", "hidden_size": 8, "num_layers": 1},
-            "train": {**TINY["train"], "steps": 4, "batch_size": 4, "eval_every": 4, "checkpoint_every": 2},
-            "data": {"path": str(corpus), "window": 10, "eval_streams": 2, "sample_length": 20, **data}}
-    return write_config(base=base)
-
-
-@pytest.mark.parametrize("text, expected", [
-    (None, "data.path: no file"),
-    ("", "is empty"),
-    (b"\xff\xfe\x00bad", "is not UTF-8 text"),
-    ("short", "data.window: expected fewer than"),
-])
-def test_a_text_that_cannot_train_is_one_line_and_status_2(write_config, tmp_path, capsys, text, expected):
-    path = charlm_config(write_config, tmp_path, text=text if text is not None else "x")
-    if text is None:
-        (tmp_path / "corpus.txt").unlink()
-    assert cli("run", path, "--out", tmp_path / "run") == 2
-    err = capsys.readouterr().err
-    assert err.count("\n") == 1 and expected in err and "Traceback" not in err
-    assert not (tmp_path / "run").exists()
-
-
-@pytest.mark.slow
-def test_charlm_runs_end_to_end_and_samples(write_config, tmp_path, capsys):
-    path = charlm_config(write_config, tmp_path, dropout=0.1)
-    out = tmp_path / "lm"
-    assert cli("run", path, "--out", out) == 0
-    summary = json.loads((out / "summary.json").read_text())
-    assert {"eval_loss", "eval_bpc", "eval_perplexity", "eval_unigram_bpc", "baseline"} <= set(summary["metrics"])
-    assert summary["parameters"] > 0 and (out / "vocabulary.json").exists()
-    assert (out / "sample.txt").read_text().startswith("The ")
-    capsys.readouterr()
-    assert cli("sample", out, "--prompt", "ab", "--length", "15", "--seed", "3") == 0
-    first = capsys.readouterr().out
-    assert cli("sample", out, "--prompt", "ab", "--length", "15", "--seed", "3") == 0
-    assert capsys.readouterr().out == first and first.startswith("ab") and len(first) == 2 + 15 + 1
-    for args, message in ((["sample", tmp_path], "is not a run folder"),
-                          (["sample", out, "--length", "0"], "--length: expected an integer >= 1"),
-                          (["sample", out, "--temperature", "-1"], "--temperature")):
-        assert cli(*args) == 2
-        err = capsys.readouterr().err
-        assert message in err and err.count("\n") == 1
-
-
-@pytest.mark.slow
-def test_the_resumed_language_model_carries_its_state_bit_for_bit(write_config, tmp_path):
-    path = charlm_config(write_config, tmp_path)
-    whole, parts = tmp_path / "whole", tmp_path / "parts"
-    assert cli("run", path, "--out", whole) == 0
-    assert cli("run", path, "--out", parts, "--set", "train.steps=2") == 0  # stops after its checkpoint at 2
-    (parts / "summary.json").unlink()
-    assert cli("run", "--resume", "--out", parts, "--set", "train.steps=4") == 2  # steps is not resumable
-    raw = (parts / "config.yaml").read_text().replace("steps: 2", "steps: 4")
-    (parts / "config.yaml").write_text(raw)
-    assert cli("run", "--resume", "--out", parts) == 0
-    losses = lambda d: [json.loads(l).get("loss") for l in (d / "metrics.jsonl").read_text().splitlines()]  # noqa
-    assert losses(whole)[-3:] == losses(parts)[-3:]
-
-
-@pytest.mark.slow
-def test_digits_runs_end_to_end(write_config, tmp_path):
-    for read in ("pixels", "rows"):
-        path = write_config(experiment="digits", data={"read": read}, train={"steps": 3, "eval_every": 3})
-        out = tmp_path / read
-        assert cli("run", path, "--out", out) == 0
-        metrics = json.loads((out / "summary.json").read_text())["metrics"]
-        assert 0 <= metrics["eval_accuracy"] <= 1 and metrics["baseline"] == pytest.approx(math.log(10), abs=0.05)
-
-
 def test_the_digits_ship_with_the_package():
-    from jaxrnn.experiments import digits
-
     images, labels = datasets.digits()
     assert images.shape == (1797, 8, 8) and labels.shape == (1797,) and images.max() == 16
     assert np.bincount(labels).min() > 170  # ten balanced classes
-    train_x, train_y, test_x, test_y = digits.split(0.2)
-    assert len(test_y) == 359 and len(train_y) == 1438 and train_x.max() == 1.0
-    assert digits.sequences(test_x, "pixels").shape == (64, 359, 1)
-    assert digits.sequences(test_x, "rows").shape == (8, 359, 8)
-    np.testing.assert_array_equal(digits.sequences(test_x, "pixels")[:8, 0, 0], test_x[0, 0])  # the first row first
 
 
 def test_a_prompt_out_of_the_vocabulary_is_an_error_not_token_0_forever():

@@ -15,7 +15,7 @@ from pathlib import Path
 
 import pytest
 
-from conftest import ROOT
+from support import ROOT
 
 APP_ONLY = ("yaml", "matplotlib", "orbax", "tqdm", "pydantic", "flax", "torch")
 
@@ -107,6 +107,28 @@ def test_no_import_cycles():
     for node in graph:
         if node not in state:
             visit(node)
+
+
+# The core's tests import the core alone (the library, JAX, the test helpers), so that they test it as a user
+# of ``import jaxrnn`` has it; the app's tests (config, cli, experiments, ...) are the others.
+CORE_TESTS = ("test_cells", "test_scan", "test_combinators", "test_paths", "test_parallel", "test_edges", "test_errors",
+              "test_sequence_models", "test_language", "test_gradient_flow", "test_interop", "test_training",
+              "test_minimal_reference")
+APP_HELPERS = {"TINY", "cli"}  # support's names that write configs or run the app
+
+
+def test_the_core_tests_import_only_the_core():
+    for stem in CORE_TESTS:
+        path = ROOT / "tests" / f"{stem}.py"
+        for module, names, _ in imports(path, stem):
+            assert module.split(".")[0] not in ("yaml", "matplotlib", "orbax", "tqdm", "pydantic", "experiments",
+                                                "conftest"), f"{path.name} imports {module}"
+            assert not module.startswith("jaxrnn.experiment"), f"{path.name} (a core test) imports the app: {module}"
+            if module == "support":
+                assert not APP_HELPERS & set(names), f"{path.name} imports the app's helpers {APP_HELPERS & set(names)}"
+        for node in ast.walk(ast.parse(path.read_text())):
+            if isinstance(node, ast.FunctionDef) and "write_config" in [a.arg for a in node.args.args]:
+                raise AssertionError(f"{path.name}: {node.name} writes a config (an app test)")
 
 
 def test_nothing_imports_private_names_of_another_module():

@@ -10,19 +10,21 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
-from jax import lax
 from jax.test_util import check_grads
 
 import jaxrnn
+import oracle as O
 from jaxrnn import language
 from jaxrnn.linear_recurrence import gated_scan, linear_scan, log_linear_scan
 from jaxrnn.loop import checkpointed_sequence
-from support import assert_trees_close
+from support import MINIMAL_CELLS, B, H, I, assert_trees_close, relative_error
 
-T, B, I, H = 9, 3, 4, 6
+# Longer than the shared T, and odd: the associative scan's tree is a few levels deep, with an odd
+# element left over at each.
+TREE_T = 9
 RNG = np.random.default_rng(0)
-A = jnp.asarray(RNG.uniform(0.2, 0.95, (T, B, H)), jnp.float32)
-BS = jnp.asarray(RNG.uniform(0.05, 1.0, (T, B, H)), jnp.float32)
+A = jnp.asarray(RNG.uniform(0.2, 0.95, (TREE_T, B, H)), jnp.float32)
+BS = jnp.asarray(RNG.uniform(0.05, 1.0, (TREE_T, B, H)), jnp.float32)
 H0 = jnp.asarray(RNG.normal(size=(B, H)), jnp.float32)
 
 
@@ -38,7 +40,7 @@ def loop(a, b, h0, reverse=False, lengths=None):
 
 
 @pytest.mark.parametrize("reverse", [False, True])
-@pytest.mark.parametrize("lengths", [None, [T, 4, 0]])
+@pytest.mark.parametrize("lengths", [None, [TREE_T, 4, 0]])
 def test_linear_scans_are_the_loop(reverse, lengths):
     n = None if lengths is None else jnp.array(lengths)
     expected = loop(A, BS, H0, reverse, lengths)
@@ -51,7 +53,7 @@ def test_linear_scans_are_the_loop(reverse, lengths):
 
 
 @pytest.mark.parametrize("reverse", [False, True])
-@pytest.mark.parametrize("lengths", [None, [T, 4, 0]])
+@pytest.mark.parametrize("lengths", [None, [TREE_T, 4, 0]])
 def test_scan_gradients_match_finite_differences(reverse, lengths):
     n = None if lengths is None else jnp.array(lengths)
     x64 = lambda v: jnp.asarray(v, jnp.float64)  # noqa: E731
@@ -96,7 +98,7 @@ def test_bad_input_to_the_scans():
         linear_scan(A, BS, lengths=jnp.array([1.0, 2.0, 3.0]))
     with pytest.raises(ValueError, match=r"expected lengths of shape \(3,\)"):
         gated_scan(A, BS, lengths=jnp.array([1, 2]))
-    with pytest.raises(ValueError, match=r"expected lengths in \[0, 9\]"):
+    with pytest.raises(ValueError, match=rf"expected lengths in \[0, {TREE_T}\]"):
         log_linear_scan(A, BS, lengths=[9, -1, 2])
     with pytest.raises(TypeError, match="reverse: expected True or False"):
         linear_scan(A, BS, reverse="no")
@@ -104,9 +106,6 @@ def test_bad_input_to_the_scans():
         linear_scan(A[:, 0, 0], BS[:, 0, 0])  # no feature axis
     with pytest.raises(TypeError, match="floating-point"):
         linear_scan(A.astype(jnp.int32), BS)
-
-
-CELLS = {"mingru": jaxrnn.mingru(H), "minlstm": jaxrnn.minlstm(H)}
 
 
 def stepped(cell):
@@ -127,20 +126,20 @@ def both_ways(cell, params, xs, carry, lengths, reverse):
     return grad(params, xs, carry, cell), grad(params, xs, carry, stepped(cell))
 
 
-@pytest.mark.parametrize("name", sorted(CELLS))
-@pytest.mark.parametrize("reverse, lengths", [(False, None), (True, [T, 4, 0]), (False, [1, T, 5])])
+@pytest.mark.parametrize("name", sorted(MINIMAL_CELLS))
+@pytest.mark.parametrize("reverse, lengths", [(False, None), (True, [TREE_T, 4, 0]), (False, [1, TREE_T, 5])])
 def test_parallel_equals_step_by_step_in_values_and_gradients(name, reverse, lengths):
-    cell = CELLS[name]
+    cell = MINIMAL_CELLS[name]
     params = cell.init(jax.random.key(1), I)
-    xs = jnp.asarray(RNG.normal(size=(T, B, I)), jnp.float32)
+    xs = jnp.asarray(RNG.normal(size=(TREE_T, B, I)), jnp.float32)
     n = None if lengths is None else jnp.array(lengths)
     parallel, loop_ = both_ways(cell, params, xs, H0, n, reverse)
     assert_trees_close(parallel, loop_, rtol=2e-5, atol=2e-5)
 
 
-@pytest.mark.parametrize("name", sorted(CELLS))
+@pytest.mark.parametrize("name", sorted(MINIMAL_CELLS))
 def test_parallel_gradients_match_finite_differences(name):
-    cell = CELLS[name]
+    cell = MINIMAL_CELLS[name]
     with jax.enable_x64(True):
         params = jax.tree_util.tree_map(lambda a: a.astype(jnp.float64), cell.init(jax.random.key(2), I))
         xs = jnp.asarray(RNG.normal(size=(5, 2, I)))
@@ -151,47 +150,11 @@ def test_parallel_gradients_match_finite_differences(name):
 
 
 # --- long sequences against a float64 oracle -------------------------------------------------------------
-# Tiny sizes: the point is the length. The parallel path's float32 error must stay at a few epsilons
-# however long the sequence (a tree's O(log T)), as stepping's does, and not grow with T.
-LONG_B, LONG_I, LONG_H = 2, 3, 4
-LONG_CELLS = {"mingru": jaxrnn.mingru(LONG_H), "minlstm": jaxrnn.minlstm(LONG_H)}
-LONG_CASES = [("mingru", 8192, False, None), ("minlstm", 8192, True, (8192, 5001)),
-              pytest.param("minlstm", 20000, False, (13001, 20000), marks=pytest.mark.slow),
+# The shared tiny sizes: the point is the length. The parallel path's float32 error must stay at a few
+# epsilons however long the sequence (a tree's O(log T)), as stepping's does, and not grow with T.
+LONG_CASES = [("mingru", 8192, False, None), ("minlstm", 8192, True, (8192, 5001, 0)),
+              pytest.param("minlstm", 20000, False, (13001, 20000, 1), marks=pytest.mark.slow),
               pytest.param("mingru", 20000, True, None, marks=pytest.mark.slow)]
-
-
-def minimal_step(xp, name, params, h, x):
-    """One step of minGRU or minLSTM from the equations (Feng et al. 2024), with numpy or jax.numpy:
-
-        minGRU:  z = s(x W_z + b_z);                 h = (1 - z) h + z g(x W_h + b_h)
-        minLSTM: f, i = s(x W_f + b_f), s(x W_i + b_i);  h = f / (f + i) h + i / (f + i) g(x W_h + b_h)
-
-    ``s`` the logistic sigmoid, ``g(v) = v + 1/2`` for ``v >= 0`` and ``s(v)`` below; the kernel's
-    blocks in that order."""
-    sigmoid = lambda v: 0.5 * (1.0 + xp.tanh(0.5 * v))  # noqa: E731
-    k = x @ params["input_kernel"] + params["bias"]
-    blocks = [k[..., j * LONG_H:(j + 1) * LONG_H] for j in range(k.shape[-1] // LONG_H)]
-    if name == "mingru":
-        z = sigmoid(blocks[0])
-        keep, take = 1.0 - z, z
-    else:  # f / (f + i) = s(log f - log i), which exists where f and i both underflow
-        log_f, log_i = -xp.logaddexp(0.0, -blocks[0]), -xp.logaddexp(0.0, -blocks[1])
-        keep, take = sigmoid(log_f - log_i), sigmoid(log_i - log_f)
-    k_h = blocks[-1]
-    return keep * h + take * xp.where(k_h >= 0, k_h + 0.5, sigmoid(k_h))
-
-
-def numpy_oracle(name, params, xs, h, lengths, reverse):
-    """``(final, ys)`` in float64, one step at a time; a step at or past a sequence's length keeps ``h``
-    and outputs zero."""
-    params = {k: np.asarray(v, np.float64) for k, v in params.items()}
-    ys = np.zeros(xs.shape[:-1] + (LONG_H,))
-    h = np.asarray(h, np.float64)
-    for t in (reversed(range(xs.shape[0])) if reverse else range(xs.shape[0])):
-        ok = (np.ones(xs.shape[1:-1], bool) if lengths is None else t < np.asarray(lengths))[..., None]
-        h = np.where(ok, minimal_step(np, name, params, h, np.asarray(xs[t], np.float64)), h)
-        ys[t] = np.where(ok, h, 0.0)
-    return h, ys
 
 
 def weighted_loss(final, ys, weights):
@@ -200,20 +163,19 @@ def weighted_loss(final, ys, weights):
 
 @functools.partial(jax.jit, static_argnames=("name", "reverse"))
 def oracle_gradients(name, reverse, params, xs, h, lengths, weights):
-    """The loss's gradients w.r.t. params, xs and the initial state through :func:`minimal_step` in a
-    ``lax.scan`` (run it in float64, under ``jax.enable_x64``)."""
-    valid = jnp.ones(xs.shape[:-1], bool) if lengths is None else jnp.arange(xs.shape[0])[:, None] < lengths
+    """The loss's gradients w.r.t. params, xs and the initial state by JAX's autodiff of the oracle's
+    formulas (``oracle.run`` with ``jax.numpy``; run it in float64, under ``jax.enable_x64``)."""
 
     def loss(params, xs, h):
-        def step(h, inputs):
-            x, ok = inputs
-            h = jnp.where(ok[..., None], minimal_step(jnp, name, params, h, x), h)
-            return h, jnp.where(ok[..., None], h, 0.0)
-
-        final, ys = lax.scan(step, h, (xs, valid), reverse=reverse)
-        return weighted_loss(final, ys, weights)
+        return weighted_loss(*O.run(O.Cell(name, H), params, xs, h, lengths=lengths, reverse=reverse, xp=jnp),
+                             weights)
 
     return jax.grad(loss, argnums=(0, 1, 2))(params, xs, h)
+
+
+def numpy_oracle(name, params, xs, h, lengths, reverse):
+    """``(final, ys)`` in float64, one step at a time (``oracle.run``)."""
+    return O.run(O.Cell(name, H), params, xs, h, lengths=lengths, reverse=reverse)
 
 
 @functools.partial(jax.jit, static_argnames=("cell", "reverse"))
@@ -229,22 +191,17 @@ def parallel_graded(cell, reverse, params, xs, h, lengths, weights):
 def long_run(name, steps, reverse, lengths):
     """``((final, ys), grads)`` of the parallel path (float32) and of the oracles (float64), as numpy."""
     rng = np.random.default_rng(steps)
-    params = LONG_CELLS[name].init(jax.random.key(steps), LONG_I)
-    xs = rng.normal(size=(steps, LONG_B, LONG_I)).astype(np.float32)
-    h = rng.normal(size=(LONG_B, LONG_H)).astype(np.float32)
-    weights = rng.uniform(-1.0, 1.0, (steps, LONG_B, LONG_H)).astype(np.float32)
+    params = MINIMAL_CELLS[name].init(jax.random.key(steps), I)
+    xs = rng.normal(size=(steps, B, I)).astype(np.float32)
+    h = rng.normal(size=(B, H)).astype(np.float32)
+    weights = rng.uniform(-1.0, 1.0, (steps, B, H)).astype(np.float32)
     n = None if lengths is None else np.array(lengths, np.int32)
     as_numpy = lambda tree: jax.tree_util.tree_map(np.asarray, tree)  # noqa: E731
-    (_, ours), grads = parallel_graded(LONG_CELLS[name], reverse, params, xs, h, n, weights)
+    (_, ours), grads = parallel_graded(MINIMAL_CELLS[name], reverse, params, xs, h, n, weights)
     with jax.enable_x64(True):
         as64 = lambda tree: jax.tree_util.tree_map(lambda a: jnp.asarray(a, jnp.float64), tree)  # noqa: E731
         exact_grads = as_numpy(oracle_gradients(name, reverse, as64(params), as64(xs), as64(h), n, as64(weights)))
     return (as_numpy(ours), as_numpy(grads)), (numpy_oracle(name, params, xs, h, n, reverse), exact_grads)
-
-
-def relative_error(actual, expected):
-    """The largest error over the largest magnitude: float32's epsilon is 1.2e-7 on this scale."""
-    return float(np.max(np.abs(np.asarray(actual, np.float64) - expected)) / np.max(np.abs(expected)))
 
 
 @pytest.mark.parametrize("name, steps, reverse, lengths", LONG_CASES)
@@ -259,8 +216,8 @@ def test_long_sequences_equal_the_float64_oracle_in_values_and_gradients(name, s
 
 @pytest.mark.parametrize("name, steps, reverse, lengths", [LONG_CASES[0], LONG_CASES[3]])  # no lengths
 def test_the_error_does_not_grow_with_the_length(name, steps, reverse, lengths):
-    """The error over the whole sequence against that over the first 512 steps read: a cumulative sum of
-    ``log a``, whose error grows linearly in ``t``, had them 25x apart at 8192 steps."""
+    """The error over the whole sequence against that over the first 512 steps read, so that a cumulative
+    sum of ``log a`` (whose error grows linearly in ``t``) cannot pass for a tree's ``O(log T)``."""
     ((_, ys), _), ((_, exact_ys), _) = long_run(name, steps, reverse, lengths)
     first = slice(steps - 512, steps) if reverse else slice(0, 512)
     assert relative_error(ys, exact_ys) < 4 * relative_error(ys[first], exact_ys[first])
@@ -271,12 +228,12 @@ def test_saturated_gates_over_long_sequences_stay_finite_and_exact(name, steps, 
     """Inputs 30x larger: gates at 0 and 1 to float32's precision, products of ``a`` that underflow within a
     few steps; the values, the final state and every gradient stay finite, and the values exact."""
     rng = np.random.default_rng(3)
-    params = LONG_CELLS[name].init(jax.random.key(3), LONG_I)
-    xs = 30.0 * rng.normal(size=(steps, LONG_B, LONG_I)).astype(np.float32)
-    h = rng.normal(size=(LONG_B, LONG_H)).astype(np.float32)
+    params = MINIMAL_CELLS[name].init(jax.random.key(3), I)
+    xs = 30.0 * rng.normal(size=(steps, B, I)).astype(np.float32)
+    h = rng.normal(size=(B, H)).astype(np.float32)
     n = None if lengths is None else np.array(lengths, np.int32)
-    (value, (final, ys)), grads = parallel_graded(LONG_CELLS[name], reverse, params, xs, h, n,
-                                                  np.ones((steps, LONG_B, LONG_H), np.float32))
+    (value, (final, ys)), grads = parallel_graded(MINIMAL_CELLS[name], reverse, params, xs, h, n,
+                                                  np.ones((steps, B, H), np.float32))
     assert all(np.isfinite(np.asarray(leaf)).all() for leaf in jax.tree_util.tree_leaves((value, final, ys, grads)))
     exact_final, exact_ys = numpy_oracle(name, params, xs, h, n, reverse)
     assert relative_error(ys, exact_ys) < 2e-5 and relative_error(final, exact_final) < 2e-5
@@ -286,7 +243,7 @@ def test_a_chunk_at_a_time_is_the_whole_sequence():
     """``checkpointed_sequence`` (remat's chunks of ~sqrt(T) steps, each from the last one's carry) against
     the step loop, either way in time (and the gradients, read backwards), with lengths that end inside a
     chunk, before the first and at the end of a sequence padded to whole chunks (13 = 4 x 4 - 3)."""
-    cell, steps = CELLS["minlstm"], 13
+    cell, steps = MINIMAL_CELLS["minlstm"], 13
     params = cell.init(jax.random.key(8), I)
     xs = jnp.asarray(RNG.normal(size=(steps, B, I)), jnp.float32)
     n = jnp.array([steps, 6, 0])
@@ -312,14 +269,14 @@ def test_a_chunk_at_a_time_is_the_whole_sequence():
 @pytest.mark.slow  # op by op (eager); the composites are held to the oracle in the fast suite (test_edges.py)
 def test_minimal_cells_compose_with_every_part():
     """stack, bidirectional, remat, batch-major input and the language model take them like any cell."""
-    xs = jnp.asarray(RNG.normal(size=(T, B, I)), jnp.float32)
+    xs = jnp.asarray(RNG.normal(size=(TREE_T, B, I)), jnp.float32)
     deep = jaxrnn.stack([jaxrnn.mingru(H), jaxrnn.minlstm(H)], residual=True)
     bi = jaxrnn.bidirectional(jaxrnn.mingru(H), jaxrnn.minlstm(H))
     for part in (deep, bi):
         params = part.init(jax.random.key(4), I)
         stepped_part = (jaxrnn.stack([stepped(c) for c in deep.step.parts], residual=True) if part is deep
                         else jaxrnn.bidirectional(stepped(jaxrnn.mingru(H)), stepped(jaxrnn.minlstm(H))))
-        n = jnp.array([T, 3, 0])
+        n = jnp.array([TREE_T, 3, 0])
         assert_trees_close(jaxrnn.scan(part, params, xs, lengths=n, path="parallel"),
                            jaxrnn.scan(stepped_part, params, xs, lengths=n),
                            rtol=2e-5, atol=2e-5)
@@ -341,15 +298,15 @@ def test_minimal_cells_compose_with_every_part():
 
 @pytest.mark.parametrize("backend", ["cpu", "gpu"])
 def test_auto_steps_on_the_cpu_and_scans_in_parallel_elsewhere(backend, monkeypatch):
-    # XLA:CPU runs the minGRU's parallel path 1.2-2.5x slower than its step loop (benchmarks/README.md)
+    # On XLA:CPU the step loop beats the associative scan (benchmarks/README.md), so "auto" steps there.
     from jaxrnn.loop import resolve_path
     monkeypatch.setattr(jax, "default_backend", lambda: backend)
-    cell = CELLS["mingru"]
+    cell = MINIMAL_CELLS["mingru"]
     assert resolve_path("auto", cell) == ("plain" if backend == "cpu" else "parallel")
     assert resolve_path("parallel", cell) == "parallel"
     assert resolve_path("fused", cell) == resolve_path("plain", cell) == "plain"
     lstm = jaxrnn.lstm(H)  # "parallel" asked of a sequential cell: auto's choice
     assert resolve_path("parallel", lstm) == ("plain" if backend == "cpu" else "fused")
     params = cell.init(jax.random.key(7), I)
-    traced = str(jax.make_jaxpr(lambda x: jaxrnn.scan(cell, params, x))(jnp.zeros((T, B, I))))
+    traced = str(jax.make_jaxpr(lambda x: jaxrnn.scan(cell, params, x))(jnp.zeros((TREE_T, B, I))))
     assert (" scan[" in traced) == (backend == "cpu")  # the step loop, or every step at once

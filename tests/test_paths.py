@@ -21,17 +21,16 @@ from jax.test_util import check_grads
 import jaxrnn
 from jaxrnn.loop import chunk_size, resolve_path
 from jaxrnn.split import halves_of
+from support import CELLS, FACTORIES, B, H, I, T, assert_trees_close
 
-T, B, I, H = 6, 3, 5, 4
 FAST_PATHS = ("projected", "fused")
 
-CELLS = {
-    "rnn": jaxrnn.rnn(H),
+# Each step kind of the shared cells, one ReLU cell without a bias (the fused path's derivative of the
+# activation, and params without ``bias``) and a residual stack of two kinds.
+PARTS = {
+    **{name: CELLS[name] for name in ("rnn_tanh", "lstm", "gru", "gru_reset_after")},
     "rnn_relu_nobias": jaxrnn.rnn(H, activation="relu", use_bias=False),
-    "lstm": jaxrnn.lstm(H),
-    "gru": jaxrnn.gru(H),
-    "gru_reset_after": jaxrnn.gru(H, reset_after=True),
-    "stack": jaxrnn.stack([jaxrnn.lstm(H), jaxrnn.gru(H, reset_after=True)], residual=True),
+    "stack": jaxrnn.stack([CELLS["lstm"], CELLS["gru_reset_after"]], residual=True),
 }
 
 
@@ -62,27 +61,22 @@ def _inputs(cell, key=0):
     return params, xs, carry
 
 
-def _assert_trees_close(a, b, atol=2e-5):
-    for x, y in zip(jax.tree_util.tree_leaves(a), jax.tree_util.tree_leaves(b), strict=True):
-        np.testing.assert_allclose(np.asarray(x, np.float64), np.asarray(y, np.float64), rtol=2e-5, atol=atol)
-
-
-@pytest.mark.parametrize("name", sorted(CELLS))
+@pytest.mark.parametrize("name", sorted(PARTS))
 # Reversed with lengths in the fast suite, forwards without with -m slow (test_edges.py runs the paths forwards too)
 @pytest.mark.parametrize("reverse, masked", [pytest.param(False, False, marks=pytest.mark.slow), (True, True)])
 def test_fast_paths_match_plain_values_and_gradients(name, reverse, masked):
-    cell = CELLS[name]
+    cell = PARTS[name]
     params, xs, carry = _inputs(cell)
     lengths = jnp.array([T, 2, 0]) if masked else None
     ((_, reference), reference_grads), *fast = _loss_and_grads(cell, ("plain", *FAST_PATHS), reverse, lengths)(
         params, xs, carry)
     for (_, outputs), grads in fast:
-        _assert_trees_close(outputs, reference)
-        _assert_trees_close(grads, reference_grads)
+        assert_trees_close(outputs, reference, rtol=2e-5, atol=2e-5)
+        assert_trees_close(grads, reference_grads, rtol=2e-5, atol=2e-5)
 
 
 
-@pytest.mark.parametrize("name", ["rnn", "lstm", "gru_reset_after"])
+@pytest.mark.parametrize("name", ["rnn_tanh", "lstm", "gru_reset_after"])
 @pytest.mark.parametrize("precision", ["bf16 products", "bf16 params and inputs"])
 def test_fused_path_in_bfloat16_matches_plain(name, precision):
     """bfloat16 through the fused VJP: the plain path's values and gradients, to bf16 precision.
@@ -91,25 +85,23 @@ def test_fused_path_in_bfloat16_matches_plain(name, precision):
     ``hp`` in bf16; ``bf16 params and inputs`` with the float32 carry gives a bf16
     ``xp`` and a float32 ``hp``, whose sum an additive cell must not save alone.
     """
-    factory = {"rnn": jaxrnn.rnn, "lstm": jaxrnn.lstm,
-               "gru_reset_after": lambda h, **kw: jaxrnn.gru(h, reset_after=True, **kw)}
     if precision == "bf16 products":
-        cell = factory[name](H, dtype=jnp.bfloat16)
+        cell = FACTORIES[name](dtype=jnp.bfloat16)
         params, xs, carry = _inputs(cell)
     else:
-        cell = factory[name](H, param_dtype=jnp.bfloat16)
+        cell = FACTORIES[name](param_dtype=jnp.bfloat16)
         params, xs, carry = _inputs(cell)
         xs = xs.astype(jnp.bfloat16)
     lengths = jnp.array([T, 2, 0])
     ((_, reference), reference_grads), ((_, outputs), grads) = _loss_and_grads(cell, ("plain", "fused"), True, lengths)(
         params, xs, carry)
-    _assert_trees_close(outputs, reference, atol=2e-2)
-    _assert_trees_close(grads, reference_grads, atol=5e-2)
+    assert_trees_close(outputs, reference, rtol=2e-5, atol=2e-2)
+    assert_trees_close(grads, reference_grads, rtol=2e-5, atol=5e-2)
 
-@pytest.mark.parametrize("name", ["lstm", "gru_reset_after", "rnn"])
+@pytest.mark.parametrize("name", ["lstm", "gru_reset_after", "rnn_tanh"])
 def test_fused_path_derivatives_of_both_modes_match_finite_differences(name):
     """Forward mode (``jvp``) and reverse mode; second order (``hessian``) is held to the oracle in test_edges.py."""
-    cell = CELLS[name]
+    cell = PARTS[name]
     params, xs, carry = _inputs(cell, key=1)
     lengths = jnp.array([T, 3, 1])
 
@@ -123,7 +115,7 @@ def test_fused_path_derivatives_of_both_modes_match_finite_differences(name):
 
 
 def test_fused_path_under_vmap_matches_batch_axis():
-    cell = CELLS["lstm"]
+    cell = PARTS["lstm"]
     params, xs, _ = _inputs(cell)
     lengths = jnp.array([T, 4, 1])
 
@@ -139,17 +131,17 @@ def test_fused_path_under_vmap_matches_batch_axis():
         return (by_vmap(params), grad(by_vmap)), (batched(params), grad(batched))
 
     fused, plain = both(params)
-    _assert_trees_close(fused, plain)
+    assert_trees_close(fused, plain, rtol=2e-5, atol=2e-5)
 
 
-@pytest.mark.parametrize("name", ["rnn", "rnn_relu_nobias", "lstm", "gru_reset_after"])
+@pytest.mark.parametrize("name", ["rnn_tanh", "rnn_relu_nobias", "lstm", "gru_reset_after"])
 def test_additive_flag_holds_exactly_where_update_reads_only_the_sum(name):
     """``additive`` lets the fused path save ``xp + hp`` alone, so it must be true of ``update``.
 
     It is structural: a step built by ``Split.from_sum`` is handed the sum and cannot read
     ``xp`` and ``hp`` apart; the GRU's reset gate reads ``hp`` alone, so it is built otherwise."""
-    step = halves_of(CELLS[name])
-    params, _, carry = _inputs(CELLS[name])
+    step = halves_of(PARTS[name])
+    params, _, carry = _inputs(PARTS[name])
     k_x, k_h = jax.random.split(jax.random.key(2))
     gates = step.product(params, carry).shape
     xp, hp = jax.random.normal(k_x, gates), jax.random.normal(k_h, gates)
@@ -159,13 +151,13 @@ def test_additive_flag_holds_exactly_where_update_reads_only_the_sum(name):
     assert step.additive == same == (name != "gru_reset_after")
 
 
-@pytest.mark.parametrize("name", ["rnn", "lstm", "gru_reset_after"])
+@pytest.mark.parametrize("name", ["rnn_tanh", "lstm", "gru_reset_after"])
 def test_fused_path_saves_only_the_carry_and_the_products_per_step(name, capsys):
     """Per step reverse mode keeps the carry and ``xp + hp`` (additive) or ``xp`` and ``hp``; not the activations.
 
     Read from what JAX saves for the backward pass, so the fused path's tangent rule must be
     rematerialised for this to hold (autodiff of the loop would keep every gate's activation)."""
-    cell = CELLS[name]
+    cell = PARTS[name]
     params, xs, carry = _inputs(cell)
     print_saved_residuals(
         lambda p, x: jnp.sum(jaxrnn.scan(cell, p, x, path="fused")[1]), params, xs)
@@ -180,28 +172,28 @@ def test_fused_path_saves_only_the_carry_and_the_products_per_step(name, capsys)
 
 
 def test_path_resolution():
-    lstm, lecture_gru = CELLS["lstm"], CELLS["gru"]
+    lstm, reset_before_gru = PARTS["lstm"], PARTS["gru"]
     custom = jaxrnn.Part(lstm.init, lstm.initial_carry, lambda p, c, x: (c, x))
     assert resolve_path("auto", lstm) == ("plain" if jax.default_backend() == "cpu" else "fused")
     assert resolve_path("fused", lstm) == "fused"
     assert resolve_path("fused", lstm, remat=True) == "projected"  # remat is about memory: no stored residuals
-    assert resolve_path("fused", lecture_gru) == "projected"  # reset gate between the products
+    assert resolve_path("fused", reset_before_gru) == "projected"  # reset gate between the products
     assert resolve_path("fused", custom) == "plain"
     assert resolve_path("projected", custom) == "plain"
 
 
 def test_unknown_path_is_rejected():
-    cell = CELLS["lstm"]
+    cell = PARTS["lstm"]
     params, xs, _ = _inputs(cell)
     with pytest.raises(ValueError, match="unknown path 'cudnn'; expected one of auto, plain, projected, fused"):
         jaxrnn.scan(cell, params, xs, path="cudnn")
 
 
 def test_lengths_captured_inside_jit_are_still_range_checked():
-    cell = CELLS["lstm"]
+    cell = PARTS["lstm"]
     params, xs, _ = _inputs(cell)
     for bad in (np.array([T + 1, 1, 1]), [-1, 2, 3]):
-        with pytest.raises(ValueError, match=r"expected lengths in \[0, 6\]"):
+        with pytest.raises(ValueError, match=rf"expected lengths in \[0, {T}\]"):
             jax.jit(lambda p, x, bad=bad: jaxrnn.scan(cell, p, x, lengths=bad)[1])(params, xs)
 
 

@@ -10,8 +10,8 @@ import numpy as np
 import pytest
 
 import jaxrnn
-from conftest import ROOT
 from jaxrnn.tasks import adding
+from support import ROOT, B, T
 
 ENCODER_DECODER = "### An encoder-decoder: one layer's carry"
 
@@ -46,7 +46,6 @@ def test_the_encoder_decoder_example_reverses_digits():
 @pytest.mark.slow
 def test_the_readme_examples_run():
     rng = np.random.default_rng(0)
-    T, B = 6, 3
 
     class TorchModule:  # what nn.LSTM(8, 64, num_layers=2, bidirectional=True).state_dict() holds
         def state_dict(self):

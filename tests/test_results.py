@@ -10,8 +10,8 @@ import numpy as np
 import pytest
 import yaml
 
-from conftest import TINY, cli
 from jaxrnn.experiment import catalog, results
+from support import TINY, cli
 
 
 def fake_run(root, name, experiment="adding", model=None, metrics=None, diverged=None, files=()):

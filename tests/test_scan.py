@@ -210,8 +210,8 @@ def test_unroll_is_taken_as_given_up_to_the_cap(unroll, steps, expected, recwarn
 
 @pytest.mark.parametrize("backend, steps, expected", [("cpu", 40, 1), ("gpu", 40, 8), ("gpu", 5, 5), ("tpu", 40, 1)])
 def test_default_unroll_is_chosen_per_backend(backend, steps, expected, monkeypatch, recwarn):
-    # The H100 loop sweep (benchmarks/README.md) found 8 steps per iteration 1.4x faster on a GPU;
-    # on XLA:CPU unrolling only adds work. Unmeasured backends keep 1.
+    # The default follows the loop sweep in benchmarks/README.md: 8 steps per iteration on a GPU, none on
+    # XLA:CPU (where unrolling only adds work); a backend the sweep has not covered keeps 1.
     monkeypatch.setattr(jax, "default_backend", lambda: backend)
     assert scan_unroll(CELLS["lstm"], steps, None) == expected
     assert not recwarn.list

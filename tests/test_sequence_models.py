@@ -1,8 +1,7 @@
-"""The lecture's sequence models: AR(tau), Markov, naive, latent AR, k-step forecasts, the sunspot data."""
+"""Sequence models of a series: AR(tau), Markov, naive, latent AR, k-step forecasts, the sunspot data.
+(The ``sunspots`` experiment, through the app, is in test_experiments.py.)"""
 
 from __future__ import annotations
-
-import json
 
 import jax
 import jax.numpy as jnp
@@ -10,10 +9,7 @@ import numpy as np
 import pytest
 
 import jaxrnn
-from conftest import TINY, cli
 from jaxrnn import autoregressive, datasets, models
-from jaxrnn.experiment import registry
-from jaxrnn.experiments import sunspots
 
 RNG = np.random.default_rng(0)
 SERIES = jnp.asarray(RNG.standard_normal((12, 2)), jnp.float32)  # (N, D)
@@ -41,7 +37,8 @@ def test_windows_reject_bad_input():
         autoregressive.windows(SERIES[:3], 3)
 
 
-def test_linear_ar_is_the_lecture_formula():
+def test_linear_ar_is_a_bias_plus_one_matrix_per_lag():
+    """AR(tau): ``x^_t = b + sum_i x_{t-tau+i} A_i``, oldest lag first."""
     tau, d = 3, 2
     net = autoregressive.ar(tau)
     params = net.init(jax.random.key(0), d)
@@ -153,28 +150,6 @@ def test_forecasts_reject_bad_input_and_keep_the_series_dtype():
     assert autoregressive.forecast(net, params, bf16, 2, 3).dtype == jnp.bfloat16
 
 
-def test_k_step_errors_score_each_test_year_from_k_years_before():
-    data = sunspots.series(sunspots.Data(first_test_year=1900, last_test_year=1950))
-    x = np.asarray(data.values[:, 0])
-    n, ks = len(x), [1, 2, 4]
-    # The perfect table, F[t, j] = x[t + j + 1] (where it exists), scores 0 at every k.
-    perfect = np.zeros((n, 4, 1), np.float32)
-    for t in range(n):
-        for j in range(4):
-            perfect[t, j, 0] = x[min(t + j + 1, n - 1)]
-    errors = sunspots.k_step_errors(jnp.asarray(perfect), data, ks)
-    for k in ks:
-        assert float(errors[f"mse_k{k}"]) == pytest.approx(0.0, abs=1e-10)
-    # The persistence table, F[t, j] = x[t], scores the k-year persistence error, in counts too.
-    persistence = np.repeat(x[:, None, None], 4, axis=1)
-    errors = sunspots.k_step_errors(jnp.asarray(persistence), data, ks)
-    test = np.arange(data.split, n)
-    for k in ks:
-        mse = np.mean((x[test] - x[test - k]) ** 2)
-        assert float(errors[f"mse_k{k}"]) == pytest.approx(mse, rel=1e-5)
-        assert float(errors[f"rmse_k{k}"]) == pytest.approx(np.sqrt(mse) * data.scale, rel=1e-5)
-
-
 def test_sunspots_ship_with_the_package():
     years, counts = datasets.sunspots()
     assert years.shape == counts.shape == (309,)
@@ -182,85 +157,6 @@ def test_sunspots_ship_with_the_package():
     assert counts.dtype == np.float32 and counts.min() == 0.0 and counts.max() == pytest.approx(190.2)
     assert counts[years == 1957][0] == pytest.approx(190.2)
     assert counts.mean() == pytest.approx(49.75, abs=0.05)
-
-
-@pytest.mark.slow
-def test_sunspots_experiment_beats_persistence(write_config, tmp_path):
-    # A linear AR(8), briefly trained: its one-step forecasts of 1921-2008 beat "next year = this year".
-    path = write_config(
-        base={**TINY, "experiment": "sunspots", "model": {"kind": "window", "tau": 8, "num_layers": 0}},
-        optim={"learning_rate": 0.01},
-        train={"steps": 300, "batch_size": 32, "eval_every": 300, "checkpoint_every": 300, "log_every": 100},
-        data={"first_test_year": 1921, "horizon": 4},
-    )
-    out = tmp_path / "ar8"
-    assert cli("run", path, "--out", out) == 0
-    summary = json.loads((out / "summary.json").read_text())
-    metrics = summary["metrics"]
-    assert set(metrics) == {"eval_loss", "baseline"} | {f"eval_{m}_k{k}" for m in ("mse", "rmse") for k in (1, 2, 4)}
-    assert metrics["eval_loss"] == metrics["eval_mse_k1"] < 0.6 * metrics["baseline"]
-    assert metrics["eval_mse_k1"] < metrics["eval_mse_k4"]  # errors compound with the horizon
-    assert summary["model"] == "ar(8)" and summary["seq_len"] == 8
-    assert (out / "forecasts.png").stat().st_size > 0
-
-
-def test_a_validation_split_never_sees_the_years_after_it():
-    data = sunspots.series(sunspots.Data(first_test_year=1891, last_test_year=1920))
-    assert data.values.shape == (221, 1) and data.split == 191
-    years, counts = datasets.sunspots()
-    np.testing.assert_allclose(data.values[:, 0] * data.scale + data.mean, counts[:221], rtol=1e-5, atol=1e-4)
-    assert data.mean == pytest.approx(counts[:191].mean(), rel=1e-6)  # scaled by the training years alone
-
-
-@pytest.mark.slow
-def test_sunspots_latent_model_runs(write_config, tmp_path):
-    path = write_config(
-        experiment="sunspots",
-        model={"cell": "gru", "hidden_size": 4},
-        train={"steps": 2, "eval_every": 2},
-        data={"seq_len": 8, "horizon": 3},
-    )
-    out = tmp_path / "gru"
-    assert cli("run", path, "--out", out) == 0
-    metrics = json.loads((out / "summary.json").read_text())["metrics"]
-    assert {"eval_mse_k1", "eval_mse_k2", "eval_mse_k3"} <= set(metrics)
-    assert all(np.isfinite(v) for v in metrics.values())
-
-
-WINDOW = {"kind": "window", "num_layers": 0}
-
-
-@pytest.mark.parametrize("updates, expected", [
-    ({"model": WINDOW}, ["missing key model.tau", "a positive integer"]),
-    ({"model": {"cell": "lstm", "hidden_size": 4, "num_layers": 1, "tau": 4}},
-     ["unknown key model.tau", "allowed in model: kind, cell, hidden_size"]),
-    ({"model": {"cell": "lstm", "hidden_size": 4, "num_layers": 0}}, ["model.num_layers", "positive", "got 0"]),
-    ({"model": {**WINDOW, "tau": 4, "dropout": 0.5}}, ["unknown key model.dropout", "allowed in model: kind, tau"]),
-    ({"model": {**WINDOW, "tau": 4, "hidden_size": 8}}, ["model.hidden_size", "num_layers 0", "remove it"]),
-    ({"model": {"kind": "window", "tau": 4, "num_layers": 1}}, ["model.hidden_size", "expected a positive integer"]),
-    ({"model": {"kind": "autoregressive", "tau": 4}}, ["unknown model.kind 'autoregressive'", "recurrent, window"]),
-    ({"model": {"cell": "ar", "tau": 4}}, ["unknown model.cell 'ar'", ", ".join(registry.CELLS)]),
-    ({"experiment": "adding", "data": {"seq_len": 10}, "model": {**WINDOW, "tau": 4}},
-     ["model.kind 'window'", "experiment adding needs a recurrent model"]),
-    ({"model": {**WINDOW, "tau": 300}}, ["model.tau", "221 training years", "300"]),
-    ({"model": {**WINDOW, "tau": 215}, "data": {"horizon": 8}},
-     ["model.tau: expected at most 214", "data.horizon 8", "got 215"]),
-    ({"data": {"seq_len": 100, "first_test_year": 1760}}, ["data.seq_len", "60 training years"]),
-    ({"data": {"first_test_year": 2000}}, ["data.first_test_year", "1750..1992"]),
-    ({"data": {"first_test_year": 1900, "last_test_year": 1899}},
-     ["data.last_test_year", ">= data.first_test_year (1900)", "1899"]),
-])
-def test_bad_sequence_model_configs_exit_2_before_a_run_folder(write_config, capsys, updates, expected):
-    base = {**TINY, "experiment": "sunspots", "model": {"cell": "gru", "hidden_size": 4, "num_layers": 1}, "data": {}}
-    for section, values in updates.items():
-        base[section] = {**base[section], **values} if section == "data" else values
-    path = write_config(base=base)
-    assert cli("run", path, "--out", path.parent / "run") == 2
-    err = capsys.readouterr().err
-    assert err.count("\n") == 1 and "Traceback" not in err, err
-    for text in expected:
-        assert text in err, (text, err)
-    assert not (path.parent / "run").exists()
 
 
 def test_the_naive_model_leaves_the_lags_it_never_saw_at_zero():
@@ -284,15 +180,6 @@ def test_the_naive_model_leaves_the_lags_it_never_saw_at_zero():
     table = autoregressive.forecast(net, state.params, series, 11, 2, pad=True)
     assert not np.isnan(table).any()  # a zero-padded history from the first step on
     np.testing.assert_allclose(table[0, 0], net.apply(state.params, inputs[:1])[0], rtol=1e-6)
-
-
-def test_the_naive_config_reads_the_whole_series():
-    from jaxrnn.experiment import catalog
-    from jaxrnn.experiment import config as config_lib
-
-    loaded = config_lib.load("sunspots_naive")
-    assert loaded.model.kind == "naive" and loaded.model.label == "naive"
-    assert catalog.experiment("sunspots").length(loaded) == 308  # 309 years, every lag
 
 
 def test_latent_autoregressive_is_many_to_many_under_its_earlier_name():
