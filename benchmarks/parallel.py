@@ -114,7 +114,7 @@ def markdown(rows: list[dict[str, Any]], device: str, title: str) -> str:
     return "\n".join(lines)
 
 
-def accuracy(lengths: list[int], B: int, I: int, H: int) -> list[dict[str, Any]]:  # noqa: E741
+def accuracy(lengths: list[int], B: int, I: int, H: int) -> list[dict[str, Any]]:
     """One row per (cell, ``T``, float32 path): its relative errors against float64 (module docstring)."""
     rows = []
     for name in ("mingru", "minlstm"):

@@ -154,7 +154,7 @@ def warm_up_process(args: argparse.Namespace, skip: dict[str, str]) -> None:
             continue
         try:
             layers.build(framework, "lstm", tiny, "infer", args.dtype, xs, args.scan_options).step()
-        except Exception:  # noqa: BLE001 -- reported where it matters, in the timed cases
+        except Exception:
             pass
     _free_device_memory()
 

@@ -9,7 +9,7 @@ from typing import NamedTuple
 class Shape(NamedTuple):
     B: int
     T: int
-    I: int  # noqa: E741 -- the name every RNN paper uses
+    I: int
     H: int
 
     @property

@@ -31,6 +31,8 @@ from jaxrnn.cells.kernels import Initializer, glorot_uniform
 from jaxrnn.layers.linear import linear
 from jaxrnn.models import Model
 
+__all__ = ["ar", "forecast", "markov", "naive", "windows"]
+
 
 def windows(series: jax.Array, tau: int, *, pad: bool = False) -> tuple[jax.Array, jax.Array]:
     """The AR(tau) regression pairs of a series.

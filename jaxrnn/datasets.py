@@ -13,6 +13,8 @@ from importlib import resources
 
 import numpy as np
 
+__all__ = ["digits", "python_help", "sunspots"]
+
 
 def _csv(name: str) -> tuple[list[str], np.ndarray]:
     text = resources.files("jaxrnn").joinpath("data", name).read_text(encoding="utf-8")

@@ -32,6 +32,11 @@ import optax
 
 from jaxrnn import checks
 
+__all__ = [
+    "Diverged", "TrainState", "apply_gradients", "carried_step", "evaluator", "global_norm", "init", "merge_metrics",
+    "train_step", "truncated_bptt_step"
+]
+
 Params = Any
 Batch = Any
 Metrics = dict[str, jax.Array]

@@ -15,6 +15,8 @@ from typing import Iterable, NamedTuple
 
 import numpy as np
 
+__all__ = ["UNKNOWN_ID", "Vocabulary"]
+
 UNKNOWN_ID = 0
 
 

@@ -30,12 +30,12 @@ FACTORIES: dict[str, Callable[..., jaxrnn.Part]] = {
     "gru": lambda **options: jaxrnn.gru(H, **options),
     "gru_reset_after": lambda **options: jaxrnn.gru(H, reset_after=True, **options),
 }
-CELLS: dict[str, jaxrnn.Cell] = {name: factory() for name, factory in FACTORIES.items()}
+CELLS: dict[str, jaxrnn.Part] = {name: factory() for name, factory in FACTORIES.items()}
 CELL_NAMES = list(CELLS)
 
 # The minimal RNNs (Feng et al. 2024), whose gates read only the input: a sequence at once on
 # ``path="parallel"``, a token at a time by ``step``.
-MINIMAL_CELLS: dict[str, jaxrnn.Cell] = {"mingru": jaxrnn.mingru(H), "minlstm": jaxrnn.minlstm(H)}
+MINIMAL_CELLS: dict[str, jaxrnn.Part] = {"mingru": jaxrnn.mingru(H), "minlstm": jaxrnn.minlstm(H)}
 
 # For every property test: few examples with tiny shapes keep the suite fast; derandomize keeps
 # CI reproducible; no example database is written into the working tree.

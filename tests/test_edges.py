@@ -701,11 +701,11 @@ def check_transforms(kind, path, eager=True, checkpoint=True):
     batch = (jnp.moveaxis(batch_case.xs, 1, 0), batch_case.lengths)
     try:  # one program (one compile) for both modes
         forward, backward = both_modes(kind, path, checkpoint)(*args, tangents, *batch)
-    except Exception:  # noqa: BLE001  a mode that does not trace: run each alone, to report both
+    except Exception:
         forward, backward = None, reverse_mode(kind, path, checkpoint)(*args, *batch)
         try:
             forward = forward_mode(kind, path)(*args, tangents)
-        except Exception as error:  # noqa: BLE001  reported after the reverse mode's checks
+        except Exception as error:
             failures.append(f"{what}: forward mode (jvp, hessian) raised {type(error).__name__}: {str(error)[:300]}")
 
     # forward mode: jvp, hessian (jacfwd of jacrev)

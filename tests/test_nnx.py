@@ -19,11 +19,11 @@ import pytest
 
 pytest.importorskip("flax")
 
-from flax import nnx  # noqa: E402
+from flax import nnx
 
-import jaxrnn  # noqa: E402
-from jaxrnn import nnx as jnnx  # noqa: E402
-from support import B, H, I, T, assert_trees_close, random_carry, random_inputs, random_params  # noqa: E402
+import jaxrnn
+from jaxrnn import nnx as jnnx
+from support import B, H, I, T, assert_trees_close, random_carry, random_inputs, random_params
 
 as_pure = getattr(nnx, "as_pure", None) or nnx.pure  # Flax 0.12.7 renamed nnx.pure
 

@@ -255,3 +255,20 @@ def test_the_linter_passes():
     found = subprocess.run([ruff, "check", "--no-cache", "--output-format", "concise", str(ROOT)], capture_output=True,
                            text=True, timeout=120)
     assert found.returncode == 0, found.stdout + found.stderr
+
+
+def test_the_public_modules_list_their_names():
+    """Each public module names its public functions in ``__all__``, sorted and every one defined (the rest of
+    the module is implementation); the top level lists the parts, ``scan`` and the modules, and none of the
+    names kept only for a release."""
+    import jaxrnn
+
+    assert jaxrnn.__all__ == sorted(jaxrnn.__all__) and not set(jaxrnn.__all__) & set(jaxrnn._MOVED)
+    for name in (*jaxrnn._MODULES, "loop", "parts"):
+        module = __import__(f"jaxrnn.{name}", fromlist=["_"])
+        names = getattr(module, "__all__", None)
+        if name == "tasks":  # a package whose modules are the tasks (jaxrnn.tasks.adding, ...)
+            continue
+        assert names is not None, f"jaxrnn.{name} has no __all__"
+        assert names == sorted(names), f"jaxrnn.{name}.__all__ is not sorted"
+        assert all(not n.startswith("_") and hasattr(module, n) for n in names), name
