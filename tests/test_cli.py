@@ -219,6 +219,9 @@ def test_list_shows_every_config(capsys):
     names = sorted(p.stem for p in (ROOT / "configs").glob("*.yaml"))
     assert sorted(line.split()[0] for line in lines) == names
     assert not any("INVALID" in line for line in lines)
+    by_name = {line.split()[0]: line for line in lines}  # the model as the part describes itself
+    assert " lstm(64, chrono=70) " in by_name["copying_t50_lstm"], by_name["copying_t50_lstm"]
+    assert " rnn(32, activation='tanh', spectral_radius=0.5) " in by_name["gradient_flow_rnn_r0.5"]
 
 
 @pytest.mark.slow

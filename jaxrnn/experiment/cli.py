@@ -176,6 +176,7 @@ def _interrupted(folder: RunDir) -> str:
 
 
 def _list(args: argparse.Namespace) -> int:
+    import jaxrnn
     from jaxrnn.experiment import catalog
     from jaxrnn.experiment import config as config_lib
     from jaxrnn.experiment.schema import ConfigError
@@ -189,8 +190,9 @@ def _list(args: argparse.Namespace) -> int:
             print(f"{path.stem:<{width}}  INVALID: {error}")
             continue
         length = catalog.experiment(c.experiment).length(c)
-        hidden = f"hidden {c.model.hidden_size:<4} " if c.model.hidden_size else " " * 12
-        print(f"{path.stem:<{width}}  {c.experiment:<8} {c.model.label:<15} {hidden}T {length:<4} "
+        recurrent = c.model.kind == "recurrent"  # its part describes itself; a window model has a label
+        model = jaxrnn.describe(c.model.build()) if recurrent else c.model.label
+        print(f"{path.stem:<{width}}  {c.experiment:<13} {model:<28} T {length:<4} "
               f"steps {c.train.steps:<6} {c.optim.name} lr {c.optim.learning_rate:g}")
     return 0
 
