@@ -33,7 +33,8 @@ __all__ = ["Split", "cell", "halves_of"]
 
 @dataclasses.dataclass(frozen=True)
 class Split:
-    """The two halves of a step; build one with :meth:`of`, :meth:`from_product` or :meth:`from_sum`.
+    """The two halves of a step, and the step itself when called; build one with :meth:`of`,
+    :meth:`from_product` or :meth:`from_sum`.
 
     Attributes:
       project: ``project(params, x[..., I]) -> xp[..., G]``.
@@ -89,9 +90,9 @@ class Split:
         """Whether the step reads ``xp`` and ``hp`` only through ``xp + hp`` (built by :meth:`from_sum`)."""
         return self.update_sum is not None
 
-    def step(self, params: Params, carry: Carry, x: jax.Array, *, key: jax.Array | None = None
-             ) -> tuple[Carry, jax.Array]:
-        """One step, ``recur(params, carry, project(params, x))``."""
+    def __call__(self, params: Params, carry: Carry, x: jax.Array, *, key: jax.Array | None = None
+                 ) -> tuple[Carry, jax.Array]:
+        """One step, ``recur(params, carry, project(params, x))``: a part built by :func:`cell` steps with it."""
         del key  # draws no random numbers
         if self.product is None:
             return self.recur(params, carry, self.project(params, x))
@@ -118,17 +119,16 @@ def cell(init: InitFn, initial_carry: InitialCarryFn, halves: Split, *, info: In
         valid = None if lengths is None else valid_mask(xs.shape[0], lengths)
         path = resolve_path(path, part, remat=remat)
         if path == "plain":
-            return masked_scan(halves.step, params, xs, carry, valid, reverse=reverse, unroll=unroll, remat=remat)
+            return masked_scan(halves, params, xs, carry, valid, reverse=reverse, unroll=unroll, remat=remat)
         xps = halves.project(params, xs)
         if path == "projected":
             return masked_scan(halves.recur, params, xps, carry, valid, reverse=reverse, unroll=unroll, remat=remat)
         return fused.recurrence(halves, reverse, unroll, params, carry, xps, valid)
 
-    part = Part(init, initial_carry, halves.step, sequence, validate=validate, info=info)
+    part = Part(init, initial_carry, halves, sequence, validate=validate, info=info)
     return part
 
 
 def halves_of(part: Part) -> Split | None:
-    """The :class:`Split` a part built by :func:`cell` steps with, or ``None`` for any other part."""
-    halves = getattr(part.step, "__self__", None)
-    return halves if isinstance(halves, Split) else None
+    """The :class:`Split` a part built by :func:`cell` steps with (its ``step``), or ``None`` for any other part."""
+    return part.step if isinstance(part.step, Split) else None
