@@ -277,7 +277,7 @@ def test_minimal_cells_compose_with_every_part():
     bi = jaxrnn.bidirectional(jaxrnn.mingru(H), jaxrnn.minlstm(H))
     for part in (deep, bi):
         params = part.init(jax.random.key(4), I)
-        stepped_part = (jaxrnn.stack([stepped(c) for c in deep.step.parts], residual=True) if part is deep
+        stepped_part = (jaxrnn.stack([stepped(c) for c in deep.info.parts], residual=True) if part is deep
                         else jaxrnn.bidirectional(stepped(jaxrnn.mingru(H)), stepped(jaxrnn.minlstm(H))))
         n = jnp.array([TREE_T, 3, 0])
         assert_trees_close(jaxrnn.scan(part, params, xs, lengths=n, path="parallel"),
