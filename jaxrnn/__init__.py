@@ -46,8 +46,8 @@ _NAMES = {
     "stack": "jaxrnn.layers.stack",
 }
 # The public modules, imported on first use as jaxrnn.<name>.
-_MODULES = ("autoregressive", "datasets", "gradient_flow", "interop", "language", "linear_recurrence", "models",
-            "split", "tasks", "training", "vocabulary")
+_MODULES = ("autoregressive", "datasets", "gradient_flow", "interop", "language", "linear_recurrence", "loop",
+            "models", "parts", "split", "tasks", "training", "vocabulary")
 # Names of earlier releases: each still works, with a DeprecationWarning naming the one to use.
 _MOVED = {
     "ACTIVATIONS": ("jaxrnn.cells.activations", "ACTIVATIONS", "a name table of the experiment configs"),
@@ -91,7 +91,9 @@ if TYPE_CHECKING:  # what the lazy names are, for type checkers and editors
         interop,
         language,
         linear_recurrence,
+        loop,
         models,
+        parts,
         split,
         tasks,
         training,
