@@ -30,6 +30,7 @@ from jaxrnn import checks
 from jaxrnn.cells.kernels import Initializer, glorot_uniform
 from jaxrnn.layers.linear import linear
 from jaxrnn.models import Model
+from jaxrnn.parts import Info
 
 __all__ = ["ar", "forecast", "markov", "naive", "windows"]
 
@@ -115,7 +116,8 @@ def ar(tau: int, hidden: Sequence[int] = (), *, activation: Callable[[jax.Array]
             z = activation(_dense(layer, z))
         return _dense(last, z)
 
-    return Model(init, apply)
+    options = (("tau", tau),) + ((("hidden", tuple(int(n) for n in hidden)),) if len(hidden) else ())
+    return Model(init, apply, Info("ar", paths=(), options=options))
 
 
 def _iterable(value: Any) -> Any:
@@ -148,7 +150,8 @@ def naive(max_len: int) -> Model:
     (rather than answering with an untrained random weight).
     """
     max_len = checks.size("max_len", max_len, minimum=2)
-    return ar(max_len - 1, kernel_init=jax.nn.initializers.zeros)
+    model = ar(max_len - 1, kernel_init=jax.nn.initializers.zeros)
+    return model._replace(info=Info("naive", paths=(), options=(("max_len", max_len),)))
 
 
 def forecast(model: Model, params: Any, series: jax.Array, tau: int, steps: int, *, pad: bool = False) -> jax.Array:

@@ -187,3 +187,10 @@ def test_latent_autoregressive_is_many_to_many_under_its_earlier_name():
         old = models.latent_autoregressive(jaxrnn.gru(3), 2)
     new = models.many_to_many(jaxrnn.gru(3), 2)
     assert jaxrnn.describe(old) == jaxrnn.describe(new) == "stack([gru(3), linear(2)])"
+
+
+def test_the_window_models_describe_themselves():
+    describe = jaxrnn.describe
+    assert [describe(autoregressive.ar(8)), describe(autoregressive.ar(8, (32, 16))), describe(autoregressive.markov()),
+            describe(autoregressive.naive(309))] == ["ar(tau=8)", "ar(tau=8, hidden=(32, 16))", "ar(tau=1)",
+                                                     "naive(max_len=309)"]
