@@ -171,9 +171,10 @@ def check_carry_like(carry: Any, expected: Any) -> Any:
 
 def _untyped(tree: Any) -> Any:
     """``tree``'s structure with named tuples as plain tuples and arrays as ``None``."""
-    if isinstance(tree, (tuple, list)):
-        return type(tree)(_untyped(t) for t in tree) if type(tree) in (tuple, list) else \
-            tuple(_untyped(t) for t in tree)
+    if isinstance(tree, list):
+        return [_untyped(t) for t in tree]
+    if isinstance(tree, tuple):  # a named tuple too
+        return tuple(_untyped(t) for t in tree)
     if isinstance(tree, dict):
         return {k: _untyped(v) for k, v in tree.items()}
     return None

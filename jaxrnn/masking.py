@@ -8,10 +8,12 @@ one at its true end.
 
 from __future__ import annotations
 
+from typing import Any
+
 import jax
 import jax.numpy as jnp
 
-from jaxrnn.parts import Carry
+Carry = Any  # a pytree of arrays (jaxrnn.parts.Carry); masking needs nothing else of the parts
 
 
 def mask(ok: jax.Array | None, new_carry: Carry, carry: Carry, y: jax.Array) -> tuple[Carry, jax.Array]:

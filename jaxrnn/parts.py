@@ -29,6 +29,8 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+from jaxrnn.masking import mask, valid_mask
+
 __all__ = ["Info", "Model", "Part", "batch_tuple", "describe", "stateless", "zeros_carry"]
 
 Array = jax.Array
@@ -244,8 +246,6 @@ def stateless(init: InitFn, apply: Callable[[Params, Array], Array], *, info: In
     Its ``sequence`` applies ``apply`` to the whole sequence at once (one matrix
     product for a readout), zero at padded steps.
     """
-    from jaxrnn.masking import mask, valid_mask  # masking reads this module's types
-
     def initial_carry(batch_shape: BatchShape = (), dtype: Any = jnp.float32) -> tuple:
         batch_tuple(batch_shape)  # checked, though the part keeps no state
         return ()
