@@ -1,6 +1,6 @@
 """The ``jaxrnn`` command.
 
-    jaxrnn run CONFIG [--set key=value ...] [--out DIR] [--resume | --overwrite]
+    jaxrnn run CONFIG [--set key=value ...] [--seeds N] [--sweep key=v1,v2 ...] [--out DIR] [--resume | --overwrite]
     jaxrnn run --resume --out DIR [--set key=value ...]
     jaxrnn list
     jaxrnn table [RUNS ...] [--out FILE] [--into FILE] [--figures DIR]
@@ -53,6 +53,11 @@ def parser() -> argparse.ArgumentParser:
                           "and --out, the run folder's own config is used and this may be left out")
     run.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
                      help="override a config key, e.g. --set optim.learning_rate=0.01 (repeatable)")
+    run.add_argument("--seeds", metavar="N",
+                     help="train N seeds side by side in one program (sets train.seeds; default: the config's)")
+    run.add_argument("--sweep", dest="sweeps", action="append", default=[], metavar="KEY=V1,V2,...",
+                     help="train each value of a config key, e.g. --sweep optim.learning_rate=0.001,0.003 "
+                          "(repeatable: every combination)")
     run.add_argument("--out", type=Path, help="run folder (default: runs/<config name>)")
     mode = run.add_mutually_exclusive_group()
     mode.add_argument("--resume", action="store_true",
@@ -138,27 +143,30 @@ def _run(args: argparse.Namespace) -> int:
                      "or --resume --out DIR to continue a run", EXIT_USAGE)
     if args.out is not None and not str(args.out).strip():
         return _fail("error: --out: expected a folder, got ''", EXIT_USAGE)
-    given = None if args.config is None else config_lib.load(args.config, args.overrides)
+    overrides = args.overrides + ([f"train.seeds={args.seeds}"] if args.seeds is not None else [])
+    given = None if args.config is None else config_lib.load(args.config, overrides, args.sweeps)
     folder = RunDir(args.out) if args.out else runner.default_folder(given)
     if given is not None:
         config = given  # with --resume, prepare() holds it to the run's own config
     elif folder.config_file.exists():  # --resume --out DIR: the run's own config, its --set values included
-        config = config_lib.load(folder.config_file, args.overrides)
+        config = config_lib.load(folder.config_file, overrides, args.sweeps)
     else:
         return _fail(f"error: --resume: no run to resume in {folder.path} (no config.yaml); give a CONFIG",
                      EXIT_USAGE)
     # Whatever can fail before training fails here: no run folder or header yet.
-    problem = runner.check(config)
+    problems = runner.check(config)
     try:
         runner.prepare(config, folder, resume=args.resume, overwrite=args.overwrite)
     except runner.RunExists as error:
         return _fail(f"error: {error}", EXIT_USAGE)
     interrupt.explain(lambda: _interrupted(folder))
     interactive = {"auto": None, "bar": True, "lines": False}[args.progress]
-    print(f"{config.name}: {config.experiment}, {config.model.description}, {config.train.steps} steps "
+    count = len(problems)
+    side = f", {count} replicas side by side" if count > 1 else ""
+    print(f"{config.name}: {config.experiment}, {config.model.description}, {config.train.steps} steps{side} "
           f"-> {folder.path}", flush=True)
     try:
-        summary = runner.run(config, folder, resume=args.resume, interactive=interactive, problem=problem)
+        summary = runner.run(config, folder, resume=args.resume, interactive=interactive, problems=problems)
     except training.Diverged as error:
         return _fail(f"error: {error}", EXIT_DIVERGED)
     except KeyboardInterrupt:  # training stopped at a step boundary

@@ -28,12 +28,14 @@ from jaxrnn.experiment.schema import MODEL_KINDS, Config, ConfigError
 SECTIONS = ("model", "optim", "train", "data")
 
 
-def load(name_or_path: str | Path, overrides: Iterable[str] = ()) -> Config:
-    """Read a config file (a path, or the name of a shipped config), apply ``overrides``, validate.
+def load(name_or_path: str | Path, overrides: Iterable[str] = (), sweeps: Iterable[str] = ()) -> Config:
+    """Read a config file (a path, or the name of a shipped config), apply ``overrides`` and ``sweeps``, validate.
 
     Args:
       name_or_path: a YAML file, or a name that ``jaxrnn list`` shows.
       overrides: ``"section.key=value"`` strings, applied in order.
+      sweeps: ``"section.key=v1,v2,..."`` strings (the CLI's ``--sweep``), each
+        setting the values ``sweep`` gives that key.
 
     Raises:
       ConfigError: with a one-line message.
@@ -53,6 +55,7 @@ def load(name_or_path: str | Path, overrides: Iterable[str] = ()) -> Config:
     if not isinstance(raw, dict):
         raise ConfigError(f"{path}: expected a mapping of sections (experiment, model, optim, train, data)")
     raw = apply_overrides(raw, overrides)
+    raw = apply_sweeps(raw, sweeps)
     raw.setdefault("name", Path(path).stem)
     return from_dict(raw)
 
@@ -82,7 +85,70 @@ def from_dict(raw: Mapping[str, Any]) -> Config:
     except ValidationError as error:
         raise ConfigError(message(error)) from None
     catalog.experiment(config.experiment).check(config)
-    return config
+    return _checked_sweep(config) if config.sweep else config
+
+
+# Keys no sweep may take: they name the run, or are the seeds' own axis.
+NOT_SWEPT = ("experiment", "name", "train.seeds")
+
+
+def apply_sweeps(raw: dict[str, Any], sweeps: Iterable[str]) -> dict[str, Any]:
+    """A copy of ``raw`` whose ``sweep`` holds each ``"a.b=v1,v2"``'s values, read as YAML values."""
+    sweeps = list(sweeps)
+    if not sweeps:
+        return raw
+    raw = dict(raw)
+    sweep = dict(raw.get("sweep") or {})
+    for item in sweeps:
+        key, sep, values = item.partition("=")
+        key = key.strip()
+        if not sep or not key or not values.strip():
+            raise ConfigError(f"--sweep expects key=value,value,... (e.g. optim.learning_rate=0.001,0.003), "
+                              f"got {item!r}")
+        parts = [v.strip() for v in values.split(",")]
+        if not all(parts):
+            raise ConfigError(f"--sweep {key}: an empty value in {values!r}; expected value,value,...")
+        sweep[key] = [_yaml_value(v) for v in parts]
+    raw["sweep"] = sweep
+    return raw
+
+
+def _checked_sweep(config: Config) -> Config:
+    """``config`` with each swept value checked (as its key's own value would be) and typed.
+
+    Raises:
+      ConfigError: an unknown key, a key no sweep takes, a value its key does not
+        allow, a value given twice, or ``train.seed`` swept beside ``train.seeds``.
+    """
+    from jaxrnn.experiment import replicas
+
+    flat = flatten(to_dict(config.model_copy(update={"sweep": None})))
+    flat.pop("sweep", None)
+    typed = {}
+    for key, values in config.sweep.items():
+        if key in NOT_SWEPT or key == "sweep":
+            raise ConfigError(f"sweep {key}: this key cannot be swept; a sweep takes a key of the model, optim, "
+                              "train or data sections (train.seeds sets the seeds instead)")
+        if key not in flat:
+            close = difflib.get_close_matches(key, list(flat), n=1)
+            hint = f" (did you mean {close[0]}?)" if close else ""
+            raise ConfigError(f"sweep: unknown key {key}{hint}; a sweep takes a config key, e.g. optim.learning_rate")
+        typed[key] = []
+        for value in values:
+            try:
+                single = replicas.with_values(config, {key: value})
+            except ConfigError as error:
+                raise ConfigError(f"sweep {key}={value!r}: {error}") from None
+            typed[key].append(flatten(to_dict(single))[key])
+        if len({repr(v) for v in typed[key]}) != len(typed[key]):
+            raise ConfigError(f"sweep {key}: a value is given twice in {typed[key]}; give each once")
+    if "train.seed" in typed and config.train.seeds > 1:
+        raise ConfigError(f"sweep train.seed: train.seeds is {config.train.seeds}, which already trains seeds "
+                          f"{config.train.seed}..{config.train.seed + config.train.seeds - 1}; sweep one or the other")
+    if "optim.clip_norm" in typed and None in typed["optim.clip_norm"]:
+        raise ConfigError("sweep optim.clip_norm: expected numbers only (the swept values share one compiled "
+                          f"step, which clips), got {typed['optim.clip_norm']}; run the null value on its own")
+    return config.model_copy(update={"sweep": typed})
 
 
 def dump(config: Config) -> str:

@@ -53,25 +53,28 @@ def capacity(device: jax.Device) -> Capacity:
     return Capacity(os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES"), f"{device.platform} host", shared=True)
 
 
-def check(config: Config, init: Callable[[jax.Array], Any], tx: optax.GradientTransformation, devices: int) -> None:
+def check(config: Config, init: Callable[[jax.Array], Any], tx: optax.GradientTransformation, devices: int,
+          replicas: int = 1) -> None:
     """That the parameters of ``config``'s model, their gradients and ``tx``'s state fit in memory.
 
     ``devices``: how many devices the run replicates the state on (they share
-    the memory of a CPU host).
+    the memory of a CPU host); ``replicas``: how many models train side by
+    side (seeds, sweep values).
 
     Raises:
       ConfigError: one line with the estimate, the memory and the keys that set the model's size.
     """
     needed = estimate(init, tx)
     room = capacity(jax.devices()[0])
-    total = needed.bytes * (devices if room.shared else 1)
+    total = needed.bytes * (devices if room.shared else 1) * replicas
     if total <= room.bytes:
         return
     copies = f" on each of {devices} devices" if room.shared and devices > 1 else ""
+    times = f" for each of {replicas} replicas (train.seeds, sweep)" if replicas > 1 else ""
     raise ConfigError(
-        f"model: {needed.parameters:,} parameters need at least {human(total)} ({human(needed.parameter_bytes)} of "
-        f"parameters, plus their gradients and {config.optim.name}'s state{copies}), more than the {human(room.bytes)} "
-        f"of the {room.where}; use a smaller {_size_keys(config)}"
+        f"model: {needed.parameters:,} parameters{times} need at least {human(total)} "
+        f"({human(needed.parameter_bytes)} of parameters, plus their gradients and {config.optim.name}'s "
+        f"state{copies}), more than the {human(room.bytes)} of the {room.where}; use a smaller {_size_keys(config)}"
     )
 
 

@@ -10,6 +10,10 @@
     DIR/*.npz            the arrays an experiment's analysis saved (forecasts, gradient norms, ...)
     DIR/*.png            plots: the loss curves, and the figures the experiment's report draws from the arrays
     DIR/checkpoints/     orbax checkpoints, by step
+    DIR/seed-3/ ...      with several replicas (train.seeds, a sweep), each replica's own records,
+                         summary and figures, as a single run of it leaves them
+                         (DIR/optim.learning_rate=0.003/seed-3/ for a sweep point); DIR's records
+                         then hold a list per metric, one value per replica, and its summary the spread
 
 ``time`` is the run's wall-clock seconds so far, summed over resumed segments.
 """
@@ -39,6 +43,21 @@ class RunDir:
 
     def __repr__(self) -> str:
         return f"RunDir({str(self.path)!r})"
+
+    def replica(self, name: str) -> "RunDir":
+        """The folder of replica ``name`` (``seed-3``, ``optim.learning_rate=0.003/seed-3``)."""
+        return RunDir(self.path / name)
+
+    def replica_folders(self) -> list[Path]:
+        """The top folders of this run's replicas: ``seed-*``, and a sweep's ``key=value`` folders."""
+        if not self.path.is_dir():
+            return []
+        return sorted(p for p in self.path.iterdir() if p.is_dir() and (p.name.startswith("seed-") or "=" in p.name))
+
+    def reset(self) -> None:
+        """Remove the records, summary and ``diverged.json``: the folder of a replica about to be written again."""
+        for path in (self.metrics_file, self.summary_file, self.diverged_file):
+            path.unlink(missing_ok=True)
 
     def holds_run(self) -> bool:
         """Whether a run here has something to keep: a checkpoint or a summary.

@@ -26,7 +26,7 @@ import jax
 import numpy as np
 
 from jaxrnn import training
-from jaxrnn.experiment import catalog, data_parallel, interrupt, memory, plots, stepper
+from jaxrnn.experiment import catalog, data_parallel, interrupt, memory, plots, replicas, stepper
 from jaxrnn.experiment import config as config_lib
 from jaxrnn.experiment.checkpoint import Checkpointer
 from jaxrnn.experiment.problem import Problem
@@ -46,42 +46,93 @@ class RunExists(FileExistsError):
 
 
 def run(config: Config, folder: RunDir, *, resume: bool = False, interactive: bool | None = None,
-        problem: Problem | None = None) -> dict[str, Any]:
+        problems: list[Problem] | None = None) -> dict[str, Any]:
     """Train ``config``'s experiment into ``folder`` (call :func:`prepare` first); return the summary.
 
-    ``problem``: the one :func:`check` returned, so it is not built twice.
+    With more than one replica (``train.seeds``, an in-step sweep), each
+    replica's folder gets its own analysis and figures, and the run's summary
+    their spread (:func:`jaxrnn.experiment.replicas.aggregate`).
+
+    ``problems``: the ones :func:`check` returned, so they are not built twice.
     """
     experiment = catalog.experiment(config.experiment)
-    problem = experiment.problem(config) if problem is None else problem
-    state, summary = fit(config, problem, folder, resume=resume, interactive=interactive,
-                         length=experiment.length(config))
-    extra = problem.analysis(state.params, folder) if problem.analysis is not None else None
-    if extra:
-        summary["metrics"].update(extra)
-        folder.write_summary(summary)
+    members = replicas.of(config)
+    problems = [experiment.problem(m.config) for m in members] if problems is None else problems
+    state, summaries = fit(config, problems, folder, resume=resume, interactive=interactive,
+                           length=experiment.length(config), members=members)
     report = catalog.report(config.experiment)
-    if report is not None and report.run is not None:
-        report.run(config, folder)
+    if len(members) == 1:
+        _analyse(problems[0], state.params, folder, summaries[0], config, report)
+        return summaries[0]
+    for index, (member, problem, summary) in enumerate(zip(members, problems, summaries)):
+        if summary.get("metrics"):  # a diverged replica has nothing to analyse
+            _analyse(problem, replicas.take(state.params, index), folder.replica(member.name), summary,
+                     member.config, report)
+    summary = _combined(config, members, summaries)
+    folder.write_summary(summary)
     return summary
 
 
-def check(config: Config) -> Problem:
+def _analyse(problem: Problem, params: Any, folder: RunDir, summary: dict[str, Any], config: Config,
+             report: Any) -> None:
+    """The problem's analysis of the trained ``params`` (joining ``summary``'s metrics) and the report's figures."""
+    extra = problem.analysis(params, folder) if problem.analysis is not None else None
+    if extra:
+        summary["metrics"].update(extra)
+        folder.write_summary(summary)
+    if report is not None and report.run is not None:
+        report.run(config, folder)
+
+
+def _combined(config: Config, members: list[replicas.Replica], summaries: list[dict[str, Any]]) -> dict[str, Any]:
+    """The summary of a run of several replicas: each replica's, and per sweep point the metrics' spread.
+
+    ``metrics`` holds the means and ``spread`` each metric's mean, std, min,
+    max and n over the replicas of the first point (the only one without an
+    in-step sweep); ``points`` holds every point's.
+    """
+    first = next((s for s in summaries if s.get("metrics")), summaries[0])
+    head = {k: v for k, v in first.items() if k not in ("metrics", "diverged", "seed", "values", "name")}
+    points: dict[str, dict[str, Any]] = {}
+    for member, summary in zip(members, summaries):
+        label = ", ".join(f"{k}={v}" for k, v in member.values.items())
+        points.setdefault(label, {"values": member.values, "replicas": []})["replicas"].append(summary)
+    groups = []
+    for point in points.values():
+        spread = replicas.aggregate(point["replicas"])
+        groups.append({
+            "values": point["values"],
+            "seeds": [s["seed"] for s in point["replicas"]],
+            "diverged": {str(s["seed"]): s["diverged"] for s in point["replicas"] if s.get("diverged")},
+            "metrics": {name: stats["mean"] for name, stats in spread.items() if stats["n"]},
+            "spread": spread,
+        })
+    replica_rows = [{"name": m.name, "seed": s["seed"], "values": m.values,
+                     **({"metrics": s["metrics"]} if s.get("metrics") else {"diverged": s["diverged"]})}
+                    for m, s in zip(members, summaries)]
+    return {**head, "seeds": config.train.seeds, "metrics": groups[0]["metrics"], "spread": groups[0]["spread"],
+            "diverged": groups[0]["diverged"], "points": groups, "replicas": replica_rows}
+
+
+def check(config: Config) -> list[Problem]:
     """Everything about ``config`` that can fail before training, checked before a run folder or header exists.
 
-    Builds the experiment's problem and the optimiser, checks the devices of
-    data-parallel training and that the model fits in memory (from shapes,
-    allocating nothing). Returns the problem, for :func:`run`.
+    Builds the experiment's problem of each replica and the optimiser, checks
+    the devices of data-parallel training and that the models fit in memory
+    (from shapes, allocating nothing). Returns the problems, for :func:`run`.
 
     Raises:
       ConfigError: one line naming the key.
     """
-    problem = catalog.experiment(config.experiment).problem(config)
+    experiment = catalog.experiment(config.experiment)
+    members = replicas.of(config)
+    problems = [experiment.problem(m.config) for m in members]
     tx, _ = config.optim.build(config.train.steps)
     mesh = data_parallel.mesh(config.train.devices)
     if mesh is not None:
-        data_parallel.check(problem.batch_axes, config.train.batch_size, mesh, config.experiment)
-    memory.check(config, problem.init, tx, 1 if mesh is None else int(mesh.devices.size))
-    return problem
+        data_parallel.check(problems[0].batch_axes, config.train.batch_size, mesh, config.experiment)
+    memory.check(config, problems[0].init, tx, 1 if mesh is None else int(mesh.devices.size), len(members))
+    return problems
 
 
 def prepare(config: Config, folder: RunDir, *, resume: bool = False, overwrite: bool = False) -> None:
@@ -104,8 +155,9 @@ def prepare(config: Config, folder: RunDir, *, resume: bool = False, overwrite: 
         # Overwritten, or a run that stopped before its first checkpoint: nothing in it to keep.
         for path in (folder.metrics_file, folder.summary_file, folder.diverged_file):
             path.unlink(missing_ok=True)
-        if folder.checkpoints.exists():
-            shutil.rmtree(folder.checkpoints)
+        for path in [folder.checkpoints, *folder.replica_folders()]:
+            if path.exists():
+                shutil.rmtree(path)
     if resume and folder.config_file.exists():
         old = config_lib.flatten(folder.read_config())
         new = config_lib.flatten(config_lib.to_dict(config))
@@ -121,33 +173,41 @@ def prepare(config: Config, folder: RunDir, *, resume: bool = False, overwrite: 
 
 def fit(
     config: Config,
-    problem: Problem,
+    problems: list[Problem],
     folder: RunDir,
     *,
     resume: bool = False,
     interactive: bool | None = None,
     length: int | None = None,
-) -> tuple[training.TrainState, dict[str, Any]]:
-    """Train ``problem`` as ``config`` says; return the final state and the summary.
+    members: list[replicas.Replica] | None = None,
+) -> tuple[training.TrainState, list[dict[str, Any]]]:
+    """Train ``problems`` (one per replica of ``members``) as ``config`` says; the final state and the summaries.
 
     Writes ``metrics.jsonl``, checkpoints every ``train.checkpoint_every``
     steps and at the end, ``loss.png`` and ``summary.json`` in ``folder``
-    (call :func:`prepare` first). With ``resume``, continues from the newest
-    checkpoint (or from scratch if there is none, and says so). ``length``:
-    the sequence length the model reads, for the summary.
+    (call :func:`prepare` first); with several replicas, the state is stacked,
+    each record holds one value per replica, and each replica's folder gets
+    its records, ``loss.png`` and ``summary.json`` (or ``diverged.json``).
+    With ``resume``, continues from the newest checkpoint (or from scratch if
+    there is none, and says so). ``length``: the sequence length the model
+    reads, for the summary.
 
     Once the first step has compiled the update, Ctrl-C stops training at
     the next step boundary (:func:`jaxrnn.experiment.interrupt.deferred`);
     before, it stops the process at once under the ``jaxrnn`` command.
 
     Raises:
-      training.Diverged: the loss or gradient became NaN/infinite. The state of
-        that step is not saved; the checkpoints hold the last good ones.
+      training.Diverged: the loss or gradient became NaN/infinite (of every
+        replica). The state of that step is not saved; the checkpoints hold the
+        last good ones.
       KeyboardInterrupt: Ctrl-C, after the checkpoints in flight are written.
     """
     train = config.train
-    update = stepper.build(config, problem)
-    evaluate = _evaluation(problem, folder)
+    members = members or replicas.of(config)
+    update = stepper.build(config, problems, members if len(members) > 1 else None)
+    names = [m.name for m in members]
+    evaluate = _evaluation(problems, folder, names)
+    problem = problems[0]
     if problem.setup is not None:
         problem.setup(folder)
     # The deferral outlives the checkpointer, whose closing waits for the saves in flight.
@@ -159,14 +219,16 @@ def fit(
         _announce_start(progress, start, resume, folder, checkpoints)
         clock = time.perf_counter() - elapsed
         try:
-            saved = _train(train, update, saved, start, folder, checkpoints, progress, stop, evaluate, clock)
+            saved = _train(train, update, saved, start, folder, checkpoints, progress, stop, evaluate, clock, names)
             state = update.state_of(saved)
-            final = evaluate(state.params, train.steps, progress, clock)
+            final = evaluate(state.params, train.steps, progress, clock, update.halted(saved))
         finally:
             progress.close()
     if stop.requested:  # Ctrl-C during the final evaluation or the last saves
         raise KeyboardInterrupt
-    return state, _finish(config, problem, folder, state.params, final, clock, length, update.devices)
+    halted = update.halted(saved)
+    return state, _finish(config, problem, folder, state.params, final, clock, length, update.devices, members,
+                          halted)
 
 
 def _restore(update: stepper.Stepper, checkpoints: Checkpointer, folder: RunDir, *, resume: bool,
@@ -182,7 +244,7 @@ def _restore(update: stepper.Stepper, checkpoints: Checkpointer, folder: RunDir,
     saved, start = update.saved, 0
     if resume and checkpoints.latest() is not None:
         saved = checkpoints.restore(saved)
-        start = int(update.state_of(saved).step)
+        start = checkpoints.latest()
     kept = folder.truncate(start, final_eval=start < steps)
     folder.diverged_file.unlink(missing_ok=True)
     elapsed = max((r.get("time", 0.0) for r in kept), default=0.0)
@@ -229,29 +291,41 @@ class _StopRequest:
 
 
 def _train(train: Train, update: stepper.Stepper, saved: Any, start: int, folder: RunDir, checkpoints: Checkpointer,
-           progress: Progress, stop: _StopRequest, evaluate: Callable[..., Any], clock: float) -> Any:
+           progress: Progress, stop: _StopRequest, evaluate: Callable[..., Any], clock: float,
+           names: list[str]) -> Any:
     """Steps ``start + 1 .. train.steps``: update, log, evaluate, checkpoint; the state after the last.
 
     Records close every ``train.log_every`` steps and at checkpoints too, so a
     resumed run writes the same records; evaluation runs every
     ``train.eval_every`` steps but the last (:func:`fit` evaluates the end).
+    A replica whose step is not finite stops (and is said); the run stops
+    when no replica is left.
     """
-    window = _Window()
+    window = _Window(len(names))
     for step in range(start, train.steps):
         began = time.perf_counter()
         saved, metrics = update(saved, step)
-        if not metrics.pop("finite"):
-            raise _diverged(step + 1, metrics, folder, checkpoints)
+        finite = metrics.pop("finite")
+        running = metrics.pop("running", finite)
         done = step + 1
+        if not finite.all():
+            halted = update.halted(saved)
+            if halted is None or (halted.step != 0).all():
+                raise _diverged(done, metrics, folder, checkpoints, names, halted)
+            for i in np.flatnonzero(~finite):
+                left = int(np.sum(update.halted(saved).step == 0))
+                progress.write(f"{names[i]} diverged at step {done} (loss {float(metrics['loss'][i]):.4g}, gradient "
+                               f"norm {float(metrics['grad_norm'][i]):.4g}) and stopped; {left} of {len(names)} "
+                               "replicas go on")
         # The first step compiles the step function: not timed.
-        window.add(metrics, time.perf_counter() - began if done > start + 1 else None)
+        window.add(metrics, running, time.perf_counter() - began if done > start + 1 else None)
         checkpoint = done % train.checkpoint_every == 0 or done == train.steps
         if done % train.log_every == 0 or checkpoint:
             record = window.close(done, time.perf_counter() - clock)
             folder.append(record)
-            progress.report(record)
+            progress.report(_display(record))
         if done % train.eval_every == 0 and done != train.steps:
-            evaluate(update.state_of(saved).params, done, progress, clock)
+            evaluate(update.state_of(saved).params, done, progress, clock, update.halted(saved))
         if checkpoint:
             checkpoints.save(done, saved)
         progress.advance()
@@ -260,25 +334,43 @@ def _train(train: Train, update: stepper.Stepper, saved: Any, start: int, folder
 
 
 class _Window:
-    """The steps since the last training record: their metrics, and the time the timed ones took."""
+    """The steps since the last training record: their metrics, and the time the timed ones took.
 
-    def __init__(self) -> None:
+    Metrics come with a leading replica axis; a replica's values count only at
+    the steps it took. A record holds a number per metric for one replica, a
+    list (``null`` for a replica that took none of the steps) for several.
+    """
+
+    def __init__(self, count: int) -> None:
+        self._count = count
         self._reset()
 
     def _reset(self) -> None:
         """Empty: no metrics, nothing timed."""
         self._metrics: list[dict[str, Any]] = []
+        self._running: list[np.ndarray] = []
         self._timed, self._busy = 0, 0.0  # steps and seconds spent in them, for steps/s (evaluation excluded)
 
-    def add(self, metrics: dict[str, Any], seconds: float | None) -> None:
-        """One step's metrics, and the seconds it took (``None``: not timed)."""
+    def add(self, metrics: dict[str, Any], running: np.ndarray, seconds: float | None) -> None:
+        """One step's metrics, which replicas took it, and the seconds it took (``None``: not timed)."""
         self._metrics.append(metrics)
+        self._running.append(np.asarray(running, bool))
         if seconds is not None:
             self._timed, self._busy = self._timed + 1, self._busy + seconds
 
     def close(self, step: int, time_so_far: float) -> dict[str, Any]:
         """The record of the window ending at ``step``: the means, ``steps_per_sec``, ``time``; then start anew."""
-        record = {"step": step, **_mean(self._metrics, "lr")}
+        record: dict[str, Any] = {"step": step}
+        if self._metrics:
+            names = ["loss", "grad_norm", "lr"] + sorted(set(self._metrics[0]) - {"loss", "grad_norm", "lr"})
+            took = np.stack(self._running)  # (steps, replicas)
+            for name in (n for n in names if n in self._metrics[0]):
+                values = np.stack([np.asarray(m[name], np.float64) for m in self._metrics])
+                # lr: the window's last value; the rest: means over the steps each replica took
+                per = [values[took[:, i], i][-1:] if name == "lr" else values[took[:, i], i]
+                       for i in range(self._count)]
+                means = [float(np.mean(v)) if len(v) else None for v in per]
+                record[name] = means[0] if self._count == 1 else means
         if self._timed:
             record["steps_per_sec"] = self._timed / max(self._busy, 1e-9)
         record["time"] = time_so_far
@@ -286,76 +378,133 @@ class _Window:
         return record
 
 
-def _evaluation(problem: Problem, folder: RunDir) -> Callable[[Any, int, Progress, float], dict[str, float]]:
-    """``evaluate(params, step, progress, clock) -> {"eval_<name>": value}``, recorded and shown.
+def _display(record: dict[str, Any]) -> dict[str, Any]:
+    """A record as the progress display shows it: a list of replicas' values as their mean."""
+    out = {}
+    for name, value in record.items():
+        if isinstance(value, list):
+            present = [v for v in value if v is not None]
+            value = float(np.mean(present)) if present else float("nan")
+        out[name] = value
+    return out
+
+
+def _evaluation(problems: list[Problem], folder: RunDir, names: list[str]) -> Callable[..., dict[str, Any]]:
+    """``evaluate(params, step, progress, clock, halted) -> {"eval_<name>": value}``, recorded and shown.
 
     The problem's metrics averaged over its evaluation batches (compiled
-    once), appended to ``metrics.jsonl`` at ``step`` with the run's time.
+    once), appended to ``metrics.jsonl`` at ``step`` with the run's time. With
+    several replicas, each replica's params on its own evaluation set, in one
+    vmapped call per batch; a value per replica (``None`` for one that halted).
     """
-    metrics = training.evaluator(problem.metrics)
+    problem = problems[0]
+    if len(problems) == 1:
+        metrics = training.evaluator(problem.metrics)
 
-    def evaluate(params: Any, step: int, progress: Progress, clock: float) -> dict[str, float]:
-        results = {f"eval_{name}": value for name, value in metrics(params, problem.eval_batches).items()}
+        def evaluate(params, step, progress, clock, halted=None):
+            results = {f"eval_{name}": value for name, value in metrics(params, problem.eval_batches).items()}
+            return _record(results, step, progress, clock)
+    else:
+        compiled = jax.jit(jax.vmap(problem.metrics))
+        stacked = [replicas.stack(batch) for batch in zip(*(p.eval_batches for p in problems))]
+
+        def evaluate(params, step, progress, clock, halted=None):
+            values = [jax.device_get(compiled(params, batch)) for batch in stacked]
+            alive = np.ones(len(names), bool) if halted is None else np.asarray(halted.step) == 0
+            results = {f"eval_{name}": [float(np.mean([v[name][i] for v in values])) if alive[i] else None
+                                         for i in range(len(names))] for name in values[0]}
+            return _record(results, step, progress, clock)
+
+    def _record(results, step, progress, clock):
         record = {"step": step, **results, "time": time.perf_counter() - clock}
         folder.append(record)
-        progress.write(_format_eval(record, problem.baseline))
+        progress.write(_format_eval(_display(record), problem.baseline, len(names)))
         return results
 
     return evaluate
 
 
-def _format_eval(record: dict[str, Any], baseline: float) -> str:
-    """``eval at step 300: eval_loss 0.01  eval_accuracy 0.9  (baseline 0.1667)``."""
+def _format_eval(record: dict[str, Any], baseline: float, count: int = 1) -> str:
+    """``eval at step 300: eval_loss 0.01  eval_accuracy 0.9  (baseline 0.1667)``; of several replicas, the means."""
     metrics = "  ".join(f"{k} {v:.4g}" for k, v in record.items() if k.startswith("eval_"))
-    return f"eval at step {record['step']}: {metrics}  (baseline {baseline:.4g})"
+    mean = f" (mean of {count} replicas)" if count > 1 else ""
+    return f"eval at step {record['step']}{mean}: {metrics}  (baseline {baseline:.4g})"
 
 
-def _mean(window: list[dict[str, Any]], last: str) -> dict[str, float]:
-    """Means over the logging window, except ``last``, which is the window's last value."""
-    if not window:
-        return {}
-    names = ["loss", "grad_norm", "lr"] + sorted(set(window[0]) - {"loss", "grad_norm", "lr"})
-    out = {name: float(np.mean([m[name] for m in window])) for name in names if name in window[0]}
-    if last in window[-1]:
-        out[last] = float(window[-1][last])
-    return out
-
-
-def _diverged(step: int, metrics: dict[str, Any], folder: RunDir, checkpoints: Checkpointer) -> training.Diverged:
-    """The error that stops a run whose step ``step`` was not finite; ``diverged.json`` says where it stopped.
+def _diverged(step: int, metrics: dict[str, Any], folder: RunDir, checkpoints: Checkpointer, names: list[str],
+              halted: replicas.Halted | None) -> training.Diverged:
+    """The error that stops a run whose step ``step`` was not finite (of its last replica running);
+    ``diverged.json`` says where it stopped.
 
     Waits for the checkpoints in flight, so the message names the last good one.
     """
     checkpoints.wait()
     last = checkpoints.latest()
-    folder.write_diverged({"step": step, "loss": float(metrics["loss"]), "grad_norm": float(metrics["grad_norm"]),
-                           "last_checkpoint": last})
+    i = int(np.flatnonzero(~np.isfinite(metrics["loss"]) | ~np.isfinite(metrics["grad_norm"]))[0]) \
+        if halted is None else int(np.argmax(halted.step))
+    loss = float(metrics["loss"][i] if halted is None else halted.loss[i])
+    norm = float(metrics["grad_norm"][i] if halted is None else halted.grad_norm[i])
+    record = {"step": step, "loss": loss, "grad_norm": norm, "last_checkpoint": last}
+    if halted is not None:
+        record["replicas"] = {name: {"step": int(halted.step[k]), "loss": float(halted.loss[k]),
+                                     "grad_norm": float(halted.grad_norm[k])} for k, name in enumerate(names)}
+    folder.write_diverged(record)
     saved = (
         f"the last good checkpoint is step {last} in {checkpoints.directory}"
         if last is not None
         else "no checkpoint had been saved yet"
     )
     lr = metrics.get("lr")
+    rate = f" (learning rate {float(lr[i]):.3g})" if lr is not None else ""
+    which = "" if halted is None else f"every one of the {len(names)} replicas stopped; the last, {names[i]}, "
     return training.Diverged(
-        f"training diverged: loss {float(metrics['loss'])} and gradient norm {float(metrics['grad_norm'])} "
-        f"at step {step}" + (f" (learning rate {float(lr):.3g})" if lr is not None else "")
-        + f"; stopped without saving that step, {saved}. Try a smaller optim.learning_rate or an optim.clip_norm"
+        f"training diverged: {which}loss {loss} and gradient norm {norm} at step {step}{rate}; "
+        f"stopped without saving that step, {saved}. Try a smaller optim.learning_rate or an optim.clip_norm"
     )
 
 
-def _finish(config: Config, problem: Problem, folder: RunDir, params: Any, final: dict[str, float],
-            clock: float, length: int | None, devices: int) -> dict[str, Any]:
-    """Draw ``loss.png`` and write ``summary.json``, after training; return the summary.
+def _finish(config: Config, problem: Problem, folder: RunDir, params: Any, final: dict[str, Any],
+            clock: float, length: int | None, devices: int, members: list[replicas.Replica],
+            halted: replicas.Halted | None) -> list[dict[str, Any]]:
+    """Draw ``loss.png`` and write ``summary.json``, after training; return the summaries (one per replica).
 
-    ``clock``: when the run began, on ``time.perf_counter``'s clock (earlier
-    by the time of the segments before a resume).
+    With several replicas, each replica's folder gets its records,
+    ``loss.png`` and ``summary.json`` (``diverged.json`` for one that
+    stopped); the run's own summary is written once their analyses have
+    joined them (:func:`run`). ``clock``: when the run began, on
+    ``time.perf_counter``'s clock (earlier by the time of the segments before a resume).
     """
-    plots.loss_curves(folder.records(), folder.path / "loss.png", baseline=problem.baseline, title=config.name or "")
-    summary = _summary(config, final, problem.baseline, time.perf_counter() - clock, length)
-    summary["parameters"] = sum(int(np.size(leaf)) for leaf in jax.tree_util.tree_leaves(params))
-    summary["devices"] = devices
-    folder.write_summary(summary)
-    return summary
+    records = folder.records()
+    band = f"min-max of {len(members)} replicas" if len(members) > 1 else None
+    plots.loss_curves(records, folder.path / "loss.png", baseline=problem.baseline, title=config.name or "",
+                      band=band)
+    wall = time.perf_counter() - clock
+    count = sum(int(np.size(leaf)) for leaf in jax.tree_util.tree_leaves(params)) // len(members)
+    if len(members) == 1:
+        summary = _summary(config, final, problem.baseline, wall, length)
+        summary.update(parameters=count, devices=devices)
+        folder.write_summary(summary)
+        return [summary]
+    summaries = []
+    for i, member in enumerate(members):
+        own = member.config
+        sub = folder.replica(member.name)
+        sub.reset()
+        for record in records:
+            sub.append({k: (v[i] if isinstance(v, list) else v) for k, v in record.items()
+                        if not (isinstance(v, list) and v[i] is None)})
+        plots.loss_curves(sub.records(), sub.path / "loss.png", baseline=problem.baseline, title=member.name)
+        if halted.step[i]:
+            stop = {"step": int(halted.step[i]), "loss": float(halted.loss[i]), "grad_norm": float(halted.grad_norm[i])}
+            sub.write_diverged(stop)
+            summary = {**_summary(own, {}, problem.baseline, wall, length), "metrics": {}, "diverged": stop}
+        else:
+            summary = _summary(own, {k: v[i] for k, v in final.items()}, problem.baseline, wall, length)
+            summary.update(parameters=count, devices=devices)
+            sub.write_summary(summary)
+        summary.update(seed=member.seed, values=member.values, name=member.name)
+        summaries.append(summary)
+    return summaries
 
 
 def _summary(config: Config, final: dict[str, float], baseline: float, wall_time: float,
@@ -380,20 +529,27 @@ def _summary(config: Config, final: dict[str, float], baseline: float, wall_time
     }
 
 
-def restore_params(config: Config, folder: RunDir) -> tuple[Problem, Any]:
-    """The experiment's problem for ``config`` and the params of the newest checkpoint in ``folder``.
+def restore_params(config: Config, folder: RunDir, replica: int = 0) -> tuple[Problem, Any]:
+    """The experiment's problem and the params of the newest checkpoint in ``folder``, of replica ``replica``
+    (the first seed, by default, of a run of several).
 
     Raises:
       ConfigError: ``folder`` has no checkpoint.
     """
-    problem = catalog.experiment(config.experiment).problem(config)
-    like, _, _ = stepper.initial(config, problem)
+    experiment = catalog.experiment(config.experiment)
+    members = replicas.of(config)
+    problems = [experiment.problem(m.config) for m in members]
+    like, _, _ = stepper.initial(config, problems, members)
     with Checkpointer(folder.checkpoints) as checkpoints:
         if checkpoints.latest() is None:
             raise ConfigError(f"{folder.path} has no checkpoint yet "
                               "(jaxrnn run saves one every train.checkpoint_every steps)")
         saved = checkpoints.restore(like)
-    return problem, (saved if problem.carry is None else saved[0]).params
+    problem = problems[replica]
+    if len(members) == 1:
+        return problem, (saved if problem.carry is None else saved[0]).params
+    stacked = saved[0] if problem.carry is None else saved[0][0]
+    return problem, replicas.take(stacked.params, replica)
 
 
 def default_folder(config: Config, runs: str | Path = "runs") -> RunDir:

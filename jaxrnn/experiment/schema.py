@@ -21,12 +21,21 @@ from __future__ import annotations
 from typing import Annotated, Any, Literal, Union
 
 import optax
-from pydantic import BaseModel, ConfigDict, Discriminator, Tag, create_model, model_validator
+from pydantic import BaseModel, ConfigDict, Discriminator, Field, Tag, create_model, model_validator
 from pydantic_core import PydanticCustomError
 
 import jaxrnn
 from jaxrnn.experiment import optim, registry
-from jaxrnn.experiment.fields import Name, NonNegativeFloat, NonNegativeInt, PositiveFloat, PositiveInt, Rate, Seed
+from jaxrnn.experiment.fields import (
+    MAX_SEED,
+    Name,
+    NonNegativeFloat,
+    NonNegativeInt,
+    PositiveFloat,
+    PositiveInt,
+    Rate,
+    Seed,
+)
 
 
 class ConfigError(ValueError):
@@ -197,11 +206,16 @@ class Optim(Section):
 
 
 class Train(Section):
-    """The training loop: how long, how big a batch, how often to evaluate and save."""
+    """The training loop: how long, how big a batch, how often to evaluate and save, how many seeds.
+
+    ``seeds: N`` trains the model from seeds ``seed .. seed + N - 1`` side by
+    side, in one vmapped step (:mod:`jaxrnn.experiment.replicas`).
+    """
 
     steps: PositiveInt
     batch_size: PositiveInt
     seed: Seed
+    seeds: PositiveInt = 1
     eval_every: PositiveInt
     checkpoint_every: PositiveInt
     eval_batches: PositiveInt = 4
@@ -210,11 +224,20 @@ class Train(Section):
     # data-parallel over this many devices ("all": every visible one); jaxrnn.experiment.data_parallel
     devices: Literal["all"] | PositiveInt = 1
 
+    @model_validator(mode="after")
+    def _rules(self) -> "Train":
+        if self.seed + self.seeds - 1 > MAX_SEED:
+            raise rule("seeds", f"expected at most {MAX_SEED - self.seed + 1} for seed {self.seed} "
+                                f"(the last seed, seed + seeds - 1, must stay <= {MAX_SEED}), got {self.seeds}")
+        return self
+
 
 class Config(Section):
     """A whole experiment config; each experiment narrows ``experiment`` and ``data``.
 
-    ``name`` defaults to the config file's stem.
+    ``name`` defaults to the config file's stem. ``sweep``: dotted keys and
+    the values each takes, e.g. ``{"optim.learning_rate": [0.001, 0.003]}``
+    (the CLI's ``--sweep``; :mod:`jaxrnn.experiment.replicas`).
     """
 
     experiment: str
@@ -223,3 +246,4 @@ class Config(Section):
     train: Train
     data: Section
     name: Name | None = None
+    sweep: dict[str, Annotated[list[Any], Field(min_length=1)]] | None = None
