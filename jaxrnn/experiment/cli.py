@@ -135,7 +135,7 @@ def _fail(message: str, status: int) -> int:
 def _run(args: argparse.Namespace) -> int:
     from jaxrnn import training
     from jaxrnn.experiment import config as config_lib
-    from jaxrnn.experiment import runner
+    from jaxrnn.experiment import runner, sweep
     from jaxrnn.experiment.rundir import RunDir
 
     if args.config is None and not (args.resume and args.out):
@@ -148,11 +148,18 @@ def _run(args: argparse.Namespace) -> int:
     folder = RunDir(args.out) if args.out else runner.default_folder(given)
     if given is not None:
         config = given  # with --resume, prepare() holds it to the run's own config
+    elif sweep.is_sweep(folder):  # --resume --out SWEEP: the sweep's own config
+        raw = config_lib.apply_sweeps(config_lib.apply_overrides(sweep.read(folder), overrides), args.sweeps)
+        config = config_lib.from_dict(raw)
     elif folder.config_file.exists():  # --resume --out DIR: the run's own config, its --set values included
         config = config_lib.load(folder.config_file, overrides, args.sweeps)
     else:
         return _fail(f"error: --resume: no run to resume in {folder.path} (no config.yaml); give a CONFIG",
                      EXIT_USAGE)
+    interactive = {"auto": None, "bar": True, "lines": False}[args.progress]
+    runs = sweep.separate(config)
+    if runs[0][0]:
+        return _run_sweep(args, config, folder, runs, interactive)
     # Whatever can fail before training fails here: no run folder or header yet.
     problems = runner.check(config)
     try:
@@ -160,20 +167,78 @@ def _run(args: argparse.Namespace) -> int:
     except runner.RunExists as error:
         return _fail(f"error: {error}", EXIT_USAGE)
     interrupt.explain(lambda: _interrupted(folder))
-    interactive = {"auto": None, "bar": True, "lines": False}[args.progress]
-    count = len(problems)
-    side = f", {count} replicas side by side" if count > 1 else ""
-    print(f"{config.name}: {config.experiment}, {config.model.description}, {config.train.steps} steps{side} "
-          f"-> {folder.path}", flush=True)
+    _announce(config, folder, len(problems))
     try:
         summary = runner.run(config, folder, resume=args.resume, interactive=interactive, problems=problems)
     except training.Diverged as error:
         return _fail(f"error: {error}", EXIT_DIVERGED)
     except KeyboardInterrupt:  # training stopped at a step boundary
         return _fail(_interrupted(folder), EXIT_INTERRUPTED)
-    metrics = "  ".join(f"{k} {v:.4g}" for k, v in summary["metrics"].items())
-    print(f"done in {summary['wall_time_s']:.0f} s: {metrics}  ({folder.path})", flush=True)
+    _done(summary, folder)
     return 0
+
+
+def _announce(config, folder: RunDir, count: int, point: str = "") -> None:
+    """The run's header line: what trains, how long, how many replicas, where."""
+    side = f", {count} replicas side by side" if count > 1 else ""
+    print(f"{config.name}{point}: {config.experiment}, {config.model.description}, {config.train.steps} steps{side} "
+          f"-> {folder.path}", flush=True)
+
+
+def _done(summary: dict, folder: RunDir) -> None:
+    """The run's last line: its time and final metrics (means over the replicas of several)."""
+    metrics = "  ".join(f"{k} {v:.4g}" for k, v in summary["metrics"].items())
+    mean = " (means over the replicas)" if summary.get("seeds", 1) > 1 or summary.get("points") else ""
+    print(f"done in {summary['wall_time_s']:.0f} s{mean}: {metrics}  ({folder.path})", flush=True)
+
+
+def _run_sweep(args: argparse.Namespace, config, folder: RunDir, runs: list, interactive: bool | None) -> int:
+    """Every run of a sweep over keys that change the program, one after the other, into the sweep folder.
+
+    All runs are checked before the first starts; with ``--resume``, a run
+    that finished is left as it is. A run that diverges does not stop the
+    others (the status is then 1).
+    """
+    from jaxrnn import training
+    from jaxrnn.experiment import runner, sweep
+
+    problems = [runner.check(c) for _, c in runs]
+    folders = [sweep.folder_of(folder, point) for point, _ in runs]
+    if not args.resume and not args.overwrite and sweep.is_sweep(folder):
+        return _fail(f"error: {folder.path} already holds a sweep; use --resume to continue it, --overwrite to start "
+                     "afresh, or --out for another folder", EXIT_USAGE)
+    todo = []
+    for (point, c), sub, probs in zip(runs, folders, problems):
+        if args.resume and sub.summary_file.exists():
+            continue
+        try:
+            runner.prepare(c, sub, resume=args.resume, overwrite=args.overwrite)
+        except runner.RunExists as error:
+            return _fail(f"error: {error}", EXIT_USAGE)
+        todo.append((point, c, sub, probs))
+    sweep.write(config, folder)
+    interrupt.explain(lambda: _interrupted_sweep(folder))
+    print(f"{config.name}: a sweep of {len(runs)} runs ({len(runs) - len(todo)} finished before) -> {folder.path}",
+          flush=True)
+    diverged = 0
+    for point, c, sub, probs in todo:
+        _announce(c, sub, len(probs), " [" + ", ".join(f"{k}={v}" for k, v in point.items()) + "]")
+        try:
+            _done(runner.run(c, sub, resume=args.resume, interactive=interactive, problems=probs, point=point), sub)
+        except training.Diverged as error:
+            print(f"error: {error}", file=sys.stderr, flush=True)
+            diverged += 1
+        except KeyboardInterrupt:
+            return _fail(_interrupted_sweep(folder), EXIT_INTERRUPTED)
+    if diverged:
+        return _fail(f"error: {diverged} of the sweep's {len(runs)} runs diverged (see above); the others finished",
+                     EXIT_DIVERGED)
+    return 0
+
+
+def _interrupted_sweep(folder: RunDir) -> str:
+    """The line an interrupted sweep ends with: the command that continues it."""
+    return f"interrupted; continue with: jaxrnn run --resume --out {shlex.quote(str(folder.path))}"
 
 
 def _interrupted(folder: RunDir) -> str:

@@ -68,8 +68,8 @@ def of(config: Config) -> list[Replica]:
         for i in range(config.train.seeds):
             seed = base + i
             changes = {**values, "train.seed": seed, "train.seeds": 1}
-            label = [f"{k}={_text(v)}" for k, v in values.items() if k != "train.seed"]
-            name = "/".join([*label, f"seed-{seed}"])
+            parts = [f"{k}={label(v)}" for k, v in values.items() if k != "train.seed"]
+            name = "/".join([*parts, f"seed-{seed}"])
             out.append(Replica(with_values(config, changes), name, values))
     return out
 
@@ -89,7 +89,7 @@ def with_values(config: Config, values: dict[str, Any]) -> Config:
     return config_lib.from_dict(raw)
 
 
-def _text(value: Any) -> str:
+def label(value: Any) -> str:
     """A value as a folder name shows it: ``0.003``, ``64``, ``lstm``."""
     return f"{value:g}" if isinstance(value, float) else str(value)
 
@@ -133,8 +133,11 @@ def spread(values: Sequence[float]) -> dict[str, float | int]:
             "min": float(array.min()), "max": float(array.max()), "n": len(finite)}
 
 
-def aggregate(summaries: Sequence[dict[str, Any]]) -> dict[str, dict[str, float | int]]:
-    """Each metric's :func:`spread` over the finished replicas' summaries (a diverged one has no metrics)."""
+def aggregate(summaries: Sequence[dict[str, Any]], names: Sequence[str] = ()) -> dict[str, dict[str, float | int]]:
+    """Each metric's :func:`spread` over the finished replicas' summaries (a diverged one has no metrics).
+
+    ``names``: metrics to include even where no replica finished (their spread is ``{"n": 0}``).
+    """
     finished = [s["metrics"] for s in summaries if s.get("metrics")]
-    names = list(dict.fromkeys(name for m in finished for name in m))
+    names = list(dict.fromkeys([*names, *(name for m in finished for name in m)]))
     return {name: spread([m.get(name) for m in finished]) for name in names}

@@ -69,7 +69,7 @@ class RunDir:
         return saved or self.summary_file.exists()
 
     def write_config(self, text: str) -> None:
-        _write_atomic(self.config_file, text)
+        write_atomic(self.config_file, text)
 
     def read_config(self) -> dict[str, Any]:
         return yaml.safe_load(self.config_file.read_text())
@@ -101,17 +101,17 @@ class RunDir:
         kept = [r for r in self._read_records()
                 if r["step"] < step or (r["step"] == step and (final_eval or "loss" in r))]
         if self.metrics_file.exists():
-            _write_atomic(self.metrics_file, "".join(json.dumps(r) + "\n" for r in kept))
+            write_atomic(self.metrics_file, "".join(json.dumps(r) + "\n" for r in kept))
         return kept
 
     def write_summary(self, summary: dict[str, Any]) -> None:
-        _write_atomic(self.summary_file, json.dumps(summary, indent=2) + "\n")
+        write_atomic(self.summary_file, json.dumps(summary, indent=2) + "\n")
 
     def read_summary(self) -> dict[str, Any]:
         return json.loads(self.summary_file.read_text())
 
     def write_diverged(self, record: dict[str, Any]) -> None:
-        _write_atomic(self.diverged_file, json.dumps(record, indent=2) + "\n")
+        write_atomic(self.diverged_file, json.dumps(record, indent=2) + "\n")
 
     def outcome(self) -> str:
         """What became of the run, in a few words: its final loss, or where the NaN guard stopped it."""
@@ -124,7 +124,7 @@ class RunDir:
         return "unfinished"
 
 
-def _write_atomic(path: Path, text: str) -> None:
+def write_atomic(path: Path, text: str) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(path.name + ".tmp")
     tmp.write_text(text)

@@ -46,7 +46,7 @@ class RunExists(FileExistsError):
 
 
 def run(config: Config, folder: RunDir, *, resume: bool = False, interactive: bool | None = None,
-        problems: list[Problem] | None = None) -> dict[str, Any]:
+        problems: list[Problem] | None = None, point: dict[str, Any] | None = None) -> dict[str, Any]:
     """Train ``config``'s experiment into ``folder`` (call :func:`prepare` first); return the summary.
 
     With more than one replica (``train.seeds``, an in-step sweep), each
@@ -54,6 +54,8 @@ def run(config: Config, folder: RunDir, *, resume: bool = False, interactive: bo
     their spread (:func:`jaxrnn.experiment.replicas.aggregate`).
 
     ``problems``: the ones :func:`check` returned, so they are not built twice.
+    ``point``: the values of a sweep this run is one run of
+    (:mod:`jaxrnn.experiment.sweep`), recorded in its summary.
     """
     experiment = catalog.experiment(config.experiment)
     members = replicas.of(config)
@@ -63,13 +65,15 @@ def run(config: Config, folder: RunDir, *, resume: bool = False, interactive: bo
     report = catalog.report(config.experiment)
     if len(members) == 1:
         _analyse(problems[0], state.params, folder, summaries[0], config, report)
+        if point:
+            folder.write_summary({**summaries[0], "point": point})
         return summaries[0]
     for index, (member, problem, summary) in enumerate(zip(members, problems, summaries)):
         if summary.get("metrics"):  # a diverged replica has nothing to analyse
             _analyse(problem, replicas.take(state.params, index), folder.replica(member.name), summary,
                      member.config, report)
     summary = _combined(config, members, summaries)
-    folder.write_summary(summary)
+    folder.write_summary({**summary, "point": point} if point else summary)
     return summary
 
 
@@ -97,9 +101,10 @@ def _combined(config: Config, members: list[replicas.Replica], summaries: list[d
     for member, summary in zip(members, summaries):
         label = ", ".join(f"{k}={v}" for k, v in member.values.items())
         points.setdefault(label, {"values": member.values, "replicas": []})["replicas"].append(summary)
+    names = list(dict.fromkeys(name for s in summaries for name in s.get("metrics", {})))
     groups = []
     for point in points.values():
-        spread = replicas.aggregate(point["replicas"])
+        spread = replicas.aggregate(point["replicas"], names)
         groups.append({
             "values": point["values"],
             "seeds": [s["seed"] for s in point["replicas"]],
