@@ -55,6 +55,12 @@ SCRIPT = textwrap.dedent('''
             report["runs"][f"{name}_{devices}"] = run("run", name, "--out", folder, "--overwrite",
                                                       "--set", f"train.devices={devices}", *common, *extra)
             report["split"][f"{name}_{devices}"] = [len(placed), all(placed)]
+    # two seeds side by side (stacked states, vmapped step), on 4 devices: the batch axis moves one along
+    for name, extra in configs.items():
+        placed.clear()
+        report["runs"][f"{name}_seeds_4"] = run("run", name, "--out", f"{out}/{name}_seeds_4", "--overwrite",
+                                                "--seeds", "2", "--set", "train.devices=4", *common, *extra)
+        report["split"][f"{name}_seeds_4"] = [len(placed), all(placed)]
     # a checkpoint of step 3 made on 4 devices, resumed on 1; and one made on 1, resumed on 4
     for name in configs:
         for saved, resumed in ((4, 1), (1, 4)):
@@ -111,6 +117,19 @@ def test_four_devices_give_the_losses_of_one(report):
         assert count >= 6 and all_split  # every batch (and the carry) split across the 4 devices
         assert json.loads((out / f"{name}_4" / "summary.json").read_text())["devices"] == 4
         assert_same_run(out / f"{name}_1", out / f"{name}_4")
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("name", ["adding_t50_lstm", "charlm_gru"])
+def test_seeds_side_by_side_on_four_devices_give_each_seeds_run(report, name):
+    out, r = report
+    assert r["runs"][f"{name}_seeds_4"][0] == 0, r["runs"]
+    count, all_split = r["split"][f"{name}_seeds_4"]
+    assert count >= 6 and all_split
+    # seed 0 of the two, split across 4 devices, is the single run of seed 0 on one device
+    assert_same_run(out / f"{name}_1", out / f"{name}_seeds_4" / "seed-0")
+    summary = json.loads((out / f"{name}_seeds_4" / "summary.json").read_text())
+    assert summary["devices"] == 4 and summary["spread"]["eval_loss"]["n"] == 2
 
 
 @pytest.mark.slow
