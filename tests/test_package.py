@@ -17,7 +17,7 @@ import pytest
 
 from support import ROOT
 
-APP_ONLY = ("yaml", "matplotlib", "orbax", "tqdm", "pydantic", "flax", "torch")
+APP_ONLY = ("yaml", "matplotlib", "orbax", "tqdm", "pydantic", "flax", "torch", "tensorboardX")
 
 
 def test_import_jaxrnn_loads_only_jax_numpy_and_optax():
@@ -182,7 +182,8 @@ def top_level_imports(only: set[str] | None = None) -> set[str]:
 
 # import name -> the distribution that provides it
 DISTRIBUTIONS = {"jax": "jax", "numpy": "numpy", "optax": "optax", "orbax": "orbax-checkpoint", "pydantic": "pydantic",
-                 "pydantic_core": "pydantic", "yaml": "PyYAML", "tqdm": "tqdm", "matplotlib": "matplotlib"}
+                 "pydantic_core": "pydantic", "yaml": "PyYAML", "tqdm": "tqdm", "matplotlib": "matplotlib",
+                 "tensorboardX": "tensorboardX"}
 
 
 def test_dependencies_are_what_the_code_imports():

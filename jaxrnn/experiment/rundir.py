@@ -4,6 +4,8 @@
     DIR/metrics.jsonl    one JSON object per line: training records
                          {"step", "loss", "grad_norm", "lr", "steps_per_sec", "time", ...}
                          and evaluation records {"step", "eval_loss", ..., "time"}
+    DIR/events.out.tfevents.*  the records as TensorBoard scalars (train/loss, eval/loss, ...;
+                         :mod:`jaxrnn.experiment.events`), in each replica's folder instead with several
     DIR/summary.json     {"metrics": {"eval_loss", "baseline", ...}, "steps", "wall_time_s", "machine", ...}
     DIR/diverged.json    instead of a summary, when the NaN guard stopped the run:
                          {"step", "loss", "grad_norm", "last_checkpoint"}

@@ -29,6 +29,7 @@ from jaxrnn import training
 from jaxrnn.experiment import catalog, data_parallel, interrupt, memory, plots, replicas, stepper
 from jaxrnn.experiment import config as config_lib
 from jaxrnn.experiment.checkpoint import Checkpointer
+from jaxrnn.experiment.events import Events
 from jaxrnn.experiment.problem import Problem
 from jaxrnn.experiment.progress import Progress
 from jaxrnn.experiment.rundir import RunDir, machine
@@ -188,7 +189,8 @@ def fit(
 ) -> tuple[training.TrainState, list[dict[str, Any]]]:
     """Train ``problems`` (one per replica of ``members``) as ``config`` says; the final state and the summaries.
 
-    Writes ``metrics.jsonl``, checkpoints every ``train.checkpoint_every``
+    Writes ``metrics.jsonl`` (and TensorBoard's event files,
+    :mod:`jaxrnn.experiment.events`), checkpoints every ``train.checkpoint_every``
     steps and at the end, ``loss.png`` and ``summary.json`` in ``folder``
     (call :func:`prepare` first); with several replicas, the state is stacked,
     each record holds one value per replica, and each replica's folder gets
@@ -211,7 +213,6 @@ def fit(
     members = members or replicas.of(config)
     update = stepper.build(config, problems, members if len(members) > 1 else None)
     names = [m.name for m in members]
-    evaluate = _evaluation(problems, folder, names)
     problem = problems[0]
     if problem.setup is not None:
         problem.setup(folder)
@@ -220,11 +221,14 @@ def fit(
     with contextlib.ExitStack() as deferral, checkpointer as checkpoints:
         stop = _StopRequest(deferral)
         saved, start, elapsed = _restore(update, checkpoints, folder, resume=resume, steps=train.steps)
+        events = deferral.enter_context(Events(folder, names, start))
+        evaluate = _evaluation(problems, folder, names, events)
         progress = Progress(train.steps, start, interactive)
         _announce_start(progress, start, resume, folder, checkpoints)
         clock = time.perf_counter() - elapsed
         try:
-            saved = _train(train, update, saved, start, folder, checkpoints, progress, stop, evaluate, clock, names)
+            saved = _train(train, update, saved, start, folder, checkpoints, progress, stop, evaluate, clock, names,
+                           events)
             state = update.state_of(saved)
             final = evaluate(state.params, train.steps, progress, clock, update.halted(saved))
         finally:
@@ -297,7 +301,7 @@ class _StopRequest:
 
 def _train(train: Train, update: stepper.Stepper, saved: Any, start: int, folder: RunDir, checkpoints: Checkpointer,
            progress: Progress, stop: _StopRequest, evaluate: Callable[..., Any], clock: float,
-           names: list[str]) -> Any:
+           names: list[str], events: Events) -> Any:
     """Steps ``start + 1 .. train.steps``: update, log, evaluate, checkpoint; the state after the last.
 
     Records close every ``train.log_every`` steps and at checkpoints too, so a
@@ -328,6 +332,7 @@ def _train(train: Train, update: stepper.Stepper, saved: Any, start: int, folder
         if done % train.log_every == 0 or checkpoint:
             record = window.close(done, time.perf_counter() - clock)
             folder.append(record)
+            events.write(record)
             progress.report(_display(record))
         if done % train.eval_every == 0 and done != train.steps:
             evaluate(update.state_of(saved).params, done, progress, clock, update.halted(saved))
@@ -394,11 +399,12 @@ def _display(record: dict[str, Any]) -> dict[str, Any]:
     return out
 
 
-def _evaluation(problems: list[Problem], folder: RunDir, names: list[str]) -> Callable[..., dict[str, Any]]:
+def _evaluation(problems: list[Problem], folder: RunDir, names: list[str],
+                events: Events) -> Callable[..., dict[str, Any]]:
     """``evaluate(params, step, progress, clock, halted) -> {"eval_<name>": value}``, recorded and shown.
 
     The problem's metrics averaged over its evaluation batches (compiled
-    once), appended to ``metrics.jsonl`` at ``step`` with the run's time. With
+    once), appended to ``metrics.jsonl`` (and the event files) at ``step`` with the run's time. With
     several replicas, each replica's params on its own evaluation set, in one
     vmapped call per batch; a value per replica (``None`` for one that halted).
     """
@@ -423,6 +429,7 @@ def _evaluation(problems: list[Problem], folder: RunDir, names: list[str]) -> Ca
     def _record(results, step, progress, clock):
         record = {"step": step, **results, "time": time.perf_counter() - clock}
         folder.append(record)
+        events.write(record)
         progress.write(_format_eval(_display(record), problem.baseline, len(names)))
         return results
 
