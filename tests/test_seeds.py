@@ -219,3 +219,19 @@ def test_spread_is_the_sample_statistics_of_the_finite_values():
                                                 "min": 1.0, "max": 6.0, "n": 3}
     assert replicas.spread([4.0, None, float("nan")]) == {"mean": 4.0, "std": 0.0, "min": 4.0, "max": 4.0, "n": 1}
     assert replicas.spread([]) == {"n": 0}
+
+
+@pytest.mark.slow
+def test_sample_reads_the_first_seed_or_the_seed_whose_folder_is_given(tmp_path, capsys):
+    folder = tmp_path / "charlm"
+    assert cli("run", "charlm_gru", "--seeds", "2", "--out", folder, "--progress", "lines",
+               *[a for s in ("train.steps=4", "train.eval_every=2", "train.checkpoint_every=2", "data.window=10",
+                             "model.hidden_size=8", "data.embedding_size=4") for a in ("--set", s)]) == 0
+    capsys.readouterr()
+    texts = {}
+    for where in ("", "seed-0", "seed-1"):
+        assert cli("sample", folder / where, "--length", "200", "--temperature", "0") == 0
+        texts[where] = capsys.readouterr().out
+    assert texts[""] == texts["seed-0"] != texts["seed-1"]
+    assert cli("sample", folder / "seed-7") == 2
+    assert "not a replica of the run" in capsys.readouterr().err
