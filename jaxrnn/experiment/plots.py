@@ -42,38 +42,74 @@ def loss_curves(
 
 
 def curve(ax: Any, records: Sequence[dict[str, Any]], name: str, fmt: str = "-", *, label: str | None = None,
-          band: str | None = None, **style: Any) -> list[float]:
+          band: str | None = None, replicas: Sequence[int] | None = None, **style: Any) -> list[float]:
     """Draw metric ``name`` of ``records`` against step on ``ax``; the values drawn (means, for replicas).
 
     A record's value is a number, or a list of one per replica (``None``: a
     replica that had stopped): then the mean over the replicas present, and a
-    shaded band from their min to their max, ``band`` saying so in the legend.
+    shaded band from their min to their max, ``band`` saying so in the legend
+    (:func:`mean_curve`). ``replicas``: the indices of the replicas to draw (a
+    sweep point's), all by default; one is drawn as a plain line.
     """
-    points = [(r["step"], r[name]) for r in records if name in r]
-    steps, means, lows, highs = [], [], [], []
-    for step, value in points:
-        values = [v for v in (value if isinstance(value, list) else [value]) if v is not None]
-        if values:
-            steps.append(step)
-            means.append(float(np.mean(values)))
-            lows.append(min(values))
-            highs.append(max(values))
+    steps, rows = [], []
+    for record in records:
+        if name not in record:
+            continue
+        value = record[name]
+        if isinstance(value, list) and replicas is not None:
+            value = [value[i] for i in replicas]
+        row = [np.nan if v is None else float(v) for v in (value if isinstance(value, list) else [value])]
+        if any(np.isfinite(row)):
+            steps.append(record["step"])
+            rows.append(row)
     if not steps:
         return []
-    spread = any(isinstance(v, list) for _, v in points)
-    text = f"{label} (mean; band: {band})" if spread and band and label else label
-    (line,) = ax.plot(steps, means, fmt, label=text, **style)
-    if spread:
-        ax.fill_between(steps, lows, highs, color=line.get_color(), alpha=0.2, lw=0)
+    means = mean_curve(ax, steps, np.asarray(rows), fmt, label=label, band=band, **style)
+    return [float(v) for v in means]
+
+
+def mean_curve(ax: Any, x: Sequence[float], values: np.ndarray, fmt: str = "-", *, label: str | None = None,
+           band: str | None = None, geometric: bool = False, **style: Any) -> np.ndarray:
+    """Draw the mean over the replicas of ``values`` (``(len(x), replicas)``, NaN where one is missing) against ``x``.
+
+    Of several replicas, a shaded band from their min to their max, the legend
+    saying ``label (mean; band: <band>)``; of one, its plain line.
+    ``geometric``: the geometric mean (of gradient norms, on a log axis), where
+    a replica's 0 (an underflow) leaves a gap. Returns the means drawn.
+    """
+    values = np.asarray(values, np.float64).reshape(len(x), -1)
+    present = np.isfinite(values)
+    count = present.sum(axis=1)
+    filled = np.where(present, values, 0.0)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        if geometric:
+            logs = np.where(present, np.log(np.where(present & (values > 0), values, 0.0)), 0.0)
+            means = np.exp(logs.sum(axis=1) / count)
+            means[means <= 0] = np.nan
+        else:
+            means = filled.sum(axis=1) / count
+    several = values.shape[1] > 1
+    text = f"{label} (mean; band: {band})" if several and band and label else label
+    (line,) = ax.plot(x, means, fmt, label=text, **style)
+    if several:
+        lows = np.where(present, values, np.inf).min(axis=1)
+        highs = np.where(present, values, -np.inf).max(axis=1)
+        shown = np.isfinite(lows) & (lows > 0) if geometric else np.isfinite(lows)
+        ax.fill_between(np.asarray(x)[shown], lows[shown], highs[shown], color=line.get_color(), alpha=0.2, lw=0)
     return means
 
 
 def metric_curve(records: Sequence[dict[str, Any]], name: str, path: str | Path, *, title: str = "",
-                 band: str | None = None) -> Path:
-    """One evaluation metric (e.g. ``eval_accuracy``) against step; of replicas, the mean and its band."""
+                 band: str | None = None, points: Sequence[tuple[str, Sequence[int]]] = ()) -> Path:
+    """One evaluation metric (e.g. ``eval_accuracy``) against step; of replicas, the mean and its band.
+
+    ``points``: ``(label, replica indices)`` of each point of an in-step
+    sweep, one curve each; without, one curve of all the replicas.
+    """
     fig, ax = axes()
-    curve(ax, records, name, "o-", label=name if band else None, band=band, ms=3)
-    if band:
+    for text, replicas in points or [(name, None)]:
+        curve(ax, records, name, "o-", label=text if band or points else None, band=band, replicas=replicas, ms=3)
+    if band or points:
         ax.legend()
     ax.set_xlabel("step")
     ax.set_ylabel(name)

@@ -16,6 +16,7 @@
                          summary and figures, as a single run of it leaves them
                          (DIR/optim.learning_rate=0.003/seed-3/ for a sweep point); DIR's records
                          then hold a list per metric, one value per replica, and its summary the spread
+                         (RunDir.replica_dirs and RunDir.points read them back)
 
 ``time`` is the run's wall-clock seconds so far, summed over resumed segments.
 """
@@ -26,10 +27,33 @@ import json
 import os
 import platform
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any, Iterator, NamedTuple
 
 import jax
 import yaml
+
+
+class Point(NamedTuple):
+    """One point of a run's in-step sweep (the whole run, without a sweep), as :meth:`RunDir.points` reads it.
+
+    Attributes:
+      values: the swept values, by key (``{}`` without a sweep).
+      replicas: the indices of its replicas, in :meth:`RunDir.replica_dirs` and in the lists of the run's records.
+    """
+
+    values: dict[str, Any]
+    replicas: list[int]
+
+    @property
+    def label(self) -> str:
+        """``optim.learning_rate=0.003``; ``""`` without a sweep."""
+        return label(self.values)
+
+
+def label(values: dict[str, Any]) -> str:
+    """Swept values as a figure or a table names them: ``optim.learning_rate=0.003, model.chrono=True``."""
+    return ", ".join(f"{key}={value:g}" if isinstance(value, float) else f"{key}={value}"
+                     for key, value in values.items())
 
 
 class RunDir:
@@ -55,6 +79,39 @@ class RunDir:
         if not self.path.is_dir():
             return []
         return sorted(p for p in self.path.iterdir() if p.is_dir() and (p.name.startswith("seed-") or "=" in p.name))
+
+    def replica_dirs(self) -> list["RunDir"]:
+        """The folders of this run's replicas, in the order of its records' lists; ``[self]`` for a run of one.
+
+        Read from the summary's ``replicas`` (or, when every replica diverged,
+        from ``diverged.json``'s); a diverged replica's folder has no analysis files.
+        """
+        return [self.replica(name) for name in self._replicas()] or [self]
+
+    def points(self) -> list[Point]:
+        """The points of this run's in-step sweep, each with its replicas; one point ``({}, [0, ...])`` without a sweep.
+
+        When every replica diverged (no summary), the values are read from
+        the replicas' folder names, as text.
+        """
+        values: dict[str, tuple[dict[str, Any], list[int]]] = {}
+        summary = self.read_summary() if self.summary_file.exists() else {}
+        for index, name in enumerate(self._replicas() or [""]):
+            if summary.get("replicas"):
+                own = summary["replicas"][index].get("values", {})
+            else:  # optim.learning_rate=0.003/seed-3
+                own = dict(part.split("=", 1) for part in name.split("/")[:-1])
+            key = label(own)
+            values.setdefault(key, (own, []))[1].append(index)
+        return [Point(own, indices) for own, indices in values.values()]
+
+    def _replicas(self) -> list[str]:
+        """The names of the replicas, from the summary or ``diverged.json``; ``[]`` for a run of one."""
+        if self.summary_file.exists():
+            return [r["name"] for r in self.read_summary().get("replicas", ())]
+        if self.diverged_file.exists():
+            return list(json.loads(self.diverged_file.read_text()).get("replicas", {}))
+        return []
 
     def reset(self) -> None:
         """Remove the records, summary and ``diverged.json``: the folder of a replica about to be written again."""
@@ -116,13 +173,27 @@ class RunDir:
         write_atomic(self.diverged_file, json.dumps(record, indent=2) + "\n")
 
     def outcome(self) -> str:
-        """What became of the run, in a few words: its final loss, or where the NaN guard stopped it."""
+        """What became of the run, in a few words: its final loss, or where the NaN guard stopped it.
+
+        Of several replicas: the mean loss of the first sweep point's seeds, and how many of them diverged.
+        """
         if self.diverged_file.exists():
             d = json.loads(self.diverged_file.read_text())
+            if "replicas" in d:
+                return (f"all {len(d['replicas'])} replicas diverged, the last at step {d['step']}, "
+                        "stopped by the NaN guard")
             return f"diverged at step {d['step']} (loss {d['loss']:.3g}), stopped by the NaN guard"
         if self.summary_file.exists():
             s = self.read_summary()
-            return f"eval loss {s['metrics']['eval_loss']:.3g} after {s['steps']} steps"
+            if "seeds" not in s:
+                return f"eval loss {s['metrics']['eval_loss']:.3g} after {s['steps']} steps"
+            seeds, diverged = len(s["points"][0]["seeds"]), len(s.get("diverged") or {})
+            if "eval_loss" not in s["metrics"]:
+                last = max(d["step"] for d in s["diverged"].values())
+                return f"all {seeds} seeds diverged by step {last}, stopped by the NaN guard"
+            lost = f", {diverged} of {seeds} seeds diverged" if diverged else ""
+            return (f"eval loss {s['metrics']['eval_loss']:.3g} (mean of {seeds - diverged} seeds) "
+                    f"after {s['steps']} steps{lost}")
         return "unfinished"
 
 

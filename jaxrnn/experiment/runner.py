@@ -51,8 +51,9 @@ def run(config: Config, folder: RunDir, *, resume: bool = False, interactive: bo
     """Train ``config``'s experiment into ``folder`` (call :func:`prepare` first); return the summary.
 
     With more than one replica (``train.seeds``, an in-step sweep), each
-    replica's folder gets its own analysis and figures, and the run's summary
-    their spread (:func:`jaxrnn.experiment.replicas.aggregate`).
+    replica's folder gets its own analysis and figures, the run's summary
+    their spread (:func:`jaxrnn.experiment.replicas.aggregate`), and the run's
+    folder the report's figures of them all (their means and spread).
 
     ``problems``: the ones :func:`check` returned, so they are not built twice.
     ``point``: the values of a sweep this run is one run of
@@ -75,6 +76,8 @@ def run(config: Config, folder: RunDir, *, resume: bool = False, interactive: bo
                      member.config, report)
     summary = _combined(config, members, summaries)
     folder.write_summary({**summary, "point": point} if point else summary)
+    if report is not None and report.run is not None:  # the run's own figures: the replicas' means and spread
+        report.run(config, folder)
     return summary
 
 
