@@ -177,7 +177,17 @@ def _run(args: argparse.Namespace) -> int:
     except KeyboardInterrupt:  # training stopped at a step boundary
         return _fail(_interrupted(folder), EXIT_INTERRUPTED)
     _done(summary, folder)
+    if config.sweep:
+        _draw_sweep(folder)
     return 0
+
+
+def _draw_sweep(folder: RunDir) -> None:
+    """The sweep's figures (each metric against each swept value), named on a line each."""
+    from jaxrnn.experiment import results
+
+    for path in results.draw_sweep(folder.path):
+        print(f"wrote {path}", flush=True)
 
 
 def _announce(config, folder: RunDir, count: int, point: str = "") -> None:
@@ -243,6 +253,7 @@ def _run_sweep(args: argparse.Namespace, config, folder: RunDir, runs: list, int
             diverged += 1
         except KeyboardInterrupt:
             return _fail(_interrupted_sweep(folder), EXIT_INTERRUPTED)
+    _draw_sweep(folder)
     if diverged:
         return _fail(f"error: {diverged} of the sweep's {len(runs)} runs diverged (see above); the others finished",
                      EXIT_DIVERGED)

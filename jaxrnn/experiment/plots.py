@@ -18,6 +18,7 @@ def loss_curves(
     title: str = "",
     ylabel: str = "loss",
     band: str | None = None,
+    points: Sequence[tuple[str, Sequence[int]]] = (),
 ) -> Path:
     """Training loss and evaluation loss against step, log scale, with the baseline as a dashed line.
 
@@ -25,10 +26,16 @@ def loss_curves(
     training points, those with ``eval_loss`` evaluation points. A record of
     several replicas holds a list per metric: drawn as the mean with the
     min-max band, which ``band`` names in the legend (e.g. ``min-max of 3 seeds``).
+    ``points``: ``(label, replica indices)`` of each point of an in-step
+    sweep, each drawn as its own pair of curves.
     """
     fig, ax = axes()
-    train = curve(ax, records, "loss", label="train", band=band, lw=1, alpha=0.8)
-    evals = curve(ax, records, "eval_loss", "o-", label="eval", band=band, ms=3, lw=1.5)
+    train, evals = [], []
+    for text, replicas in points or [("", None)]:
+        prefix = f"{text}: " if text else ""
+        train += curve(ax, records, "loss", label=prefix + "train", band=band, replicas=replicas, lw=1, alpha=0.8)
+        evals += curve(ax, records, "eval_loss", "o-", label=prefix + "eval", band=band, replicas=replicas, ms=3,
+                       lw=1.5)
     if baseline is not None:
         ax.axhline(baseline, color="k", ls="--", lw=1, label=f"baseline {baseline:.3g}")
     if any(v > 0 for v in train + evals):

@@ -375,7 +375,7 @@ def draw_sweep(folder: str | Path) -> list[Path]:
         for ax, metric in zip(fig.subplots(1, len(metrics), squeeze=False)[0], metrics):
             for text, members in lines.items():
                 _sweep_line(ax, members, key, metric, lambda x: position[label({key: x})], text)
-            ax.set_xlabel(key)
+            ax.set_xlabel(f"{key}\nmean ± std over the seeds (bars); dots: each seed", fontsize=9)
             ax.set_ylabel(metric)
             if numeric and all(x > 0 for x in xs) and (key.endswith("learning_rate") or max(xs) >= 100 * min(xs)):
                 ax.set_xscale("log")
@@ -388,8 +388,7 @@ def draw_sweep(folder: str | Path) -> list[Path]:
             if any(lines):
                 ax.legend(fontsize=8)
         fig.suptitle(rows[0].get("config", ""), fontsize=11)
-        fig.text(0.5, 0.01, "mean ± std over the seeds (error bars); dots: each seed", ha="center", fontsize=8)
-        fig.tight_layout(rect=(0, 0.04, 1, 1))
+        fig.tight_layout()
         written.append(plots.save(fig, folder / f"sweep_{key}.png"))
     return written
 
@@ -409,6 +408,7 @@ def _sweep_line(ax: Any, rows: list[dict[str, Any]], key: str, metric: str, at: 
         ax.scatter(*zip(*dots), s=12, alpha=0.5, color=line.lines[0].get_color(), zorder=3)
     for x, _, lost in points:
         if lost:
+            ax.axvline(x, color="tab:red", alpha=0.4, ls=":", lw=1)  # also widens the axis to the value
             ax.annotate(f"{lost} diverged", (x, 0.02), xycoords=("data", "axes fraction"), ha="center", fontsize=7,
                         color="tab:red")
 

@@ -392,12 +392,16 @@ class _Window:
 
 
 def _display(record: dict[str, Any]) -> dict[str, Any]:
-    """A record as the progress display shows it: a list of replicas' values as their mean."""
+    """A record as the progress display shows it: a list of replicas' values as their mean (learning rates
+    that differ, swept, as their range)."""
     out = {}
     for name, value in record.items():
         if isinstance(value, list):
             present = [v for v in value if v is not None]
-            value = float(np.mean(present)) if present else float("nan")
+            if name == "lr" and len(set(present)) > 1:
+                value = f"{min(present):.3g}..{max(present):.3g}"
+            else:
+                value = float(np.mean(present)) if present else float("nan")
         out[name] = value
     return out
 
@@ -490,9 +494,13 @@ def _finish(config: Config, problem: Problem, folder: RunDir, params: Any, final
     ``time.perf_counter``'s clock (earlier by the time of the segments before a resume).
     """
     records = folder.records()
-    band = f"min-max of {len(members)} replicas" if len(members) > 1 else None
+    points: dict[str, list[int]] = {}
+    for index, member in enumerate(members):
+        points.setdefault(", ".join(f"{k}={v}" for k, v in member.values.items()), []).append(index)
+    seeds = len(next(iter(points.values())))
+    band = f"min-max of {seeds} seeds" if seeds > 1 else None
     plots.loss_curves(records, folder.path / "loss.png", baseline=problem.baseline, title=config.name or "",
-                      band=band)
+                      band=band, points=list(points.items()) if len(points) > 1 else ())
     wall = time.perf_counter() - clock
     count = sum(int(np.size(leaf)) for leaf in jax.tree_util.tree_leaves(params)) // len(members)
     if len(members) == 1:
