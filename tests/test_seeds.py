@@ -44,21 +44,19 @@ def summary(folder):
 
 @pytest.fixture(scope="module")
 def runs(tmp_path_factory):
-    """A tiny config run with 3 seeds, and single runs of seeds 1 and 2 to hold them to."""
+    """A tiny config run with 3 seeds, and the single run of seed 2 to hold its last seed to."""
     out = tmp_path_factory.mktemp("seeds")
     config = out / "tiny.yaml"
     config.write_text(yaml.safe_dump(TINY))
     assert cli("run", config, "--seeds", "3", "--out", out / "three", "--progress", "lines") == 0
-    for seed in (1, 2):
-        assert cli("run", config, "--set", f"train.seed={seed}", "--out", out / f"single{seed}",
-                   "--progress", "lines") == 0
+    assert cli("run", config, "--set", "train.seed=2", "--out", out / "single2", "--progress", "lines") == 0
     return out, config
 
 
 def test_each_seed_is_the_run_of_its_own_seed(runs):
     out, _ = runs
     three = out / "three"
-    for seed in (1, 2):
+    for seed in (2,):
         assert_same_records(three / f"seed-{seed}", out / f"single{seed}")
         own, single = summary(three / f"seed-{seed}")["metrics"], summary(out / f"single{seed}")["metrics"]
         assert own.keys() == single.keys()
@@ -130,6 +128,7 @@ def test_every_replica_diverging_stops_the_run_with_its_last_good_checkpoint(run
     assert not (folder / "summary.json").exists()
 
 
+@pytest.mark.slow
 def test_an_interrupted_run_of_seeds_resumes_to_the_uninterrupted_one(runs, tmp_path, monkeypatch):
     from test_cli import interrupt_after
 
@@ -164,6 +163,7 @@ def test_a_run_of_seeds_killed_hard_resumes_to_the_uninterrupted_one(write_confi
     assert_same_records(cut, tmp_path / "whole", rtol=0)
 
 
+@pytest.mark.slow
 def test_a_sweep_over_a_key_that_changes_the_program_runs_each_value(runs, tmp_path, capsys):
     _, config = runs
     folder = tmp_path / "sizes"
