@@ -235,3 +235,17 @@ def test_sample_reads_the_first_seed_or_the_seed_whose_folder_is_given(tmp_path,
     assert texts[""] == texts["seed-0"] != texts["seed-1"]
     assert cli("sample", folder / "seed-7") == 2
     assert "not a replica of the run" in capsys.readouterr().err
+
+
+def test_a_run_made_before_seeds_existed_resumes_and_refuses_other_seeds(runs, tmp_path, capsys):
+    import shutil
+
+    out, _ = runs
+    old = tmp_path / "old"
+    shutil.copytree(out / "single2", old)
+    raw = yaml.safe_load((old / "config.yaml").read_text())
+    del raw["train"]["seeds"], raw["sweep"]  # as a run of jaxrnn 0.2.0 wrote it
+    (old / "config.yaml").write_text(yaml.safe_dump(raw))
+    assert cli("run", "--resume", "--out", old, "--seeds", "2") == 2
+    assert "--resume: train.seeds is 2 but the run in" in capsys.readouterr().err
+    assert cli("run", "--resume", "--out", old, "--progress", "lines") == 0

@@ -168,7 +168,8 @@ def prepare(config: Config, folder: RunDir, *, resume: bool = False, overwrite: 
             if path.exists():
                 shutil.rmtree(path)
     if resume and folder.config_file.exists():
-        old = config_lib.flatten(folder.read_config())
+        # read through the schema, so a key added since that run was made counts at its default
+        old = config_lib.flatten(config_lib.to_dict(config_lib.from_dict(folder.read_config())))
         new = config_lib.flatten(config_lib.to_dict(config))
         changed = [k for k in sorted(set(old) | set(new)) if old.get(k) != new.get(k) and k not in RESUMABLE_CHANGES]
         if changed:
