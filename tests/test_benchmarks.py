@@ -1,4 +1,5 @@
-"""Smoke test of the benchmark suite: a tiny shape, two repeats, every framework that is installed."""
+"""Smoke tests of the benchmark suite: a tiny shape, two repeats, every framework that is installed (slow); the
+seeds benchmark on the smoke config, two seeds of three steps (fast)."""
 
 import json
 
@@ -8,7 +9,7 @@ import pytest
 from benchmarks import run
 
 pytest.importorskip("flax")
-pytestmark = pytest.mark.slow  # every framework compiled and timed: run with -m slow (CI does)
+slow = pytest.mark.slow  # every framework compiled and timed: run with -m slow (CI does)
 
 TIMING_FIELDS = {"median_ms", "q1_ms", "q3_ms", "iqr_ms", "min_ms", "mean_ms", "first_call_ms", "times_ms"}
 
@@ -21,6 +22,7 @@ def result(tmp_path_factory):
     return out, path
 
 
+@slow
 def test_prints_a_table_per_shape(result):
     out, _ = result
     markdown = out["markdown"]
@@ -33,6 +35,7 @@ def test_prints_a_table_per_shape(result):
     assert "### Memory: LSTM training step, B2 T16 I3 H4" in markdown
 
 
+@slow
 def test_json_has_the_expected_fields(result):
     out, path = result
     saved = json.loads(path.read_text())
@@ -61,6 +64,7 @@ def test_json_has_the_expected_fields(result):
     assert "reset_after=True" in jaxrnn_gru["what"]
 
 
+@slow
 def test_memory_benchmark_reports_both_settings(result):
     memory = result[0]["memory"]
     for setting in ("remat=False", "remat=True"):
@@ -69,6 +73,7 @@ def test_memory_benchmark_reports_both_settings(result):
     assert memory["peak_bytes_ratio"] > 0
 
 
+@slow
 def test_loop_sweep_times_every_path_and_unroll(tmp_path, capsys):
     from benchmarks import loop
 
@@ -83,3 +88,34 @@ def test_loop_sweep_times_every_path_and_unroll(tmp_path, capsys):
     with pytest.raises(SystemExit):
         loop.main(["--unrolls", "1,64"])
     assert "--unrolls: integers in 1..16" in capsys.readouterr().err
+
+
+def test_seeds_benchmark_times_both_ways_and_checks_the_losses_agree(tmp_path):
+    from benchmarks import seeds
+
+    path = tmp_path / "seeds.json"
+    out = seeds.main(["--config", "smoke", "--seeds", "2", "--steps", "3", "--repeats", "2", "--warmup", "0",
+                      "--no-warm-up-run", "--json", str(path)])
+    saved = json.loads(path.read_text())
+    assert (saved["config"], saved["seeds"], saved["steps"]) == ("smoke", 2, 3)
+    assert saved["device"]["slug"] and saved["software"]["jax"]
+    [vmapped], [sequential] = saved["end_to_end"]["vmapped"], saved["end_to_end"]["sequential"]
+    assert vmapped["seeds"] == 2 and [(r["seeds"], r["seed"]) for r in sequential] == [(1, 0), (1, 1)]
+    for one in (vmapped, *sequential):
+        assert one["total_s"] > one["train_s"] > 0 and one["setup_s"] > 0 and one["steps_per_sec"] > 0
+        assert len(one["eval_loss"]) == one["seeds"]
+    for label in ("vmapped", "single"):
+        for part in ("step", "batch", "update"):
+            timing = saved["step"][f"{label} {part}"]
+            assert TIMING_FIELDS <= set(timing) and timing["median_ms"] > 0 and len(timing["times_ms"]) == 2
+    summary = saved["summary"]
+    wall, rate = summary["wall_s"], summary["seed_steps_per_s"]  # speed-up: > 1 where the vmapped run is faster
+    assert wall["speedup"] == pytest.approx(wall["sequential"] / wall["vmapped"])
+    assert rate["speedup"] == pytest.approx(rate["vmapped"] / rate["sequential"])
+    assert summary["goal"] == seeds.GOALS.get(saved["device"]["kind"])  # 2x on a CPU, 5x on a GPU
+    assert summary["goal"] is None or set(summary["goal_met"]) == {"wall", "steps"}
+    # three steps of the smoke config: the vmapped seeds end where their own runs do, to float32 rounding
+    equality = summary["equality"]
+    assert equality["passed"] and equality["max_relative_difference"] <= equality["rtol"]
+    assert set(equality["train_loss_max_relative_difference"]) == {"1", "2", "3"}
+    assert "| **wall time, end to end** |" in out["markdown"] and "sequential / vmapped" in out["markdown"]
