@@ -1,4 +1,8 @@
-"""Seeds side by side: N seeds of a config as one vmapped run (``train.seeds: N``) against N runs one after another.
+"""Seeds side by side: N seeds of a config as one run (``train.seeds: N``) against N runs one after another.
+
+The one run steps its N replicas in one compiled update: ``jax.vmap`` over them
+on a GPU, ``lax.map`` on a CPU (``stepper.replica_loop``; the JSON's
+``replica_loop``); "vmapped" below names that run, whichever loop it takes.
 
 What ``train.seeds`` buys, measured two ways:
 
@@ -262,7 +266,8 @@ def markdown(result: dict[str, Any]) -> str:
     rounds = len(vmapped)
     title = f"{n} seeds side by side: {result['config']}, {result['steps']} steps, {result['device']['name']}"
     lines = [f"#### {title}", "",
-             f"| | vmapped (`train.seeds: {n}`) | {n} sequential runs | sequential / vmapped |",
+             f"| | one run (`train.seeds: {n}`, replicas by {result.get('replica_loop', 'vmap')}) "
+             f"| {n} sequential runs | sequential / one run |",
              "| --- | ---: | ---: | ---: |"]
     lines += [f"| {' | '.join(row)} |" for row in rows]
     goal, met = summary["goal"], summary["goal_met"]
@@ -338,6 +343,7 @@ def main(argv: Sequence[str] | None = None) -> dict[str, Any]:
         "seeds": args.seeds,
         "steps": args.steps,
         "batch_size": base.train.batch_size,
+        "replica_loop": stepper.replica_loop(),
         "settings": {"rounds": args.rounds, "repeats": args.repeats, "warmup": args.warmup,
                      "warm_up_run": args.warm_up_run,
                      "overrides": args.overrides, "eval_every": base.train.eval_every,

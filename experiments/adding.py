@@ -77,7 +77,7 @@ def problem(config: Config) -> Problem:
                  trained=_batch_geometric_mean(norms(params)))
 
     return Problem(init=init, loss=loss, metrics=metrics, batch=batch_at, eval_batches=eval_set,
-                   baseline=adding.baseline(T), analysis=analysis, batch_axes=adding.Batch(xs=1, ys=0))
+                   baseline=adding.baseline(T), analysis=analysis, batch_axes=adding.Batch(xs=1, ys=0), sample=sample)
 
 
 def _batch_geometric_mean(norms: jax.Array) -> np.ndarray:

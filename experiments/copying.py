@@ -61,6 +61,7 @@ def problem(config: Config) -> Problem:
         eval_batches=eval_set,
         baseline=copying.baseline(data.delay, data.length, data.symbols),
         batch_axes=copying.Batch(xs=1, ys=1),
+        sample=sample,
     )
 
 

@@ -90,6 +90,7 @@ def problem(config: Config) -> Problem:
         eval_batches=[(jnp.asarray(sequences(test_x, data.read)), jnp.asarray(test_y))],
         baseline=float(-np.mean(np.log(frequencies[test_y]))),
         batch_axes=(1, 0),  # images (T, B, I), labels (B,)
+        sample=batch,
     )
 
 

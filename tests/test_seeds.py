@@ -249,3 +249,32 @@ def test_a_run_made_before_seeds_existed_resumes_and_refuses_other_seeds(runs, t
     assert cli("run", "--resume", "--out", old, "--seeds", "2") == 2
     assert "--resume: train.seeds is 2 but the run in" in capsys.readouterr().err
     assert cli("run", "--resume", "--out", old, "--progress", "lines") == 0
+
+
+@pytest.mark.parametrize("loop", ["vmap", "map"])
+def test_both_replica_loops_step_each_replica_as_its_single_run(loop):
+    """vmap (a GPU's) and lax.map (the CPU's default) compute the same update, forced here on the CPU."""
+    from jaxrnn.experiment import catalog, stepper
+    from jaxrnn.experiment import config as config_lib
+
+    config = config_lib.from_dict({**TINY, "train": {**TINY["train"], "seeds": 2}})
+    members = replicas.of(config)
+    experiment = catalog.experiment(config.experiment)
+    problems = [experiment.problem(m.config) for m in members]
+    both = stepper.build(config, problems, members, loop=loop)
+    single = stepper.build(members[1].config, [problems[1]])
+    saved, alone = both.saved, single.saved
+    for step in range(3):
+        saved, metrics = both(saved, step)
+        alone, own = single(alone, step)
+        for name in ("loss", "grad_norm"):
+            np.testing.assert_allclose(metrics[name][1], own[name][0], rtol=1e-5, err_msg=f"{name} at {step}")
+    assert len(set(metrics["loss"])) == 2
+
+
+def test_the_default_replica_loop_is_lax_map_on_a_cpu_and_vmap_elsewhere():
+    from jaxrnn.experiment import stepper
+
+    assert [stepper.replica_loop(b) for b in ("cpu", "gpu", "tpu")] == ["map", "vmap", "vmap"]
+    with pytest.raises(ValueError, match="loop: expected one of vmap, map"):
+        stepper._stacked(lambda *a: a, lambda s: s, "scan")

@@ -45,6 +45,10 @@ class Problem(NamedTuple):
         (a vocabulary), written before training; or ``None``.
       dropout: draw a dropout key per step even where ``model.dropout`` is 0
         (the experiment's model drops elsewhere, e.g. around an embedding).
+      sample: ``sample(key) -> batch``, the training batch of a key, such that
+        ``batch(step) == sample(key(train.seed, TRAIN, step))`` (:func:`batches`
+        makes both); with it, several replicas (``train.seeds``) draw their
+        batches in one compiled, vmapped call. ``None``: each replica calls ``batch``.
       batch_axes: where a batch holds its examples, for data-parallel training
         (``train.devices``): a prefix of the batch's pytree giving each
         leaf's batch axis (``1`` for time-major ``(T, B, ...)``), or ``None``
@@ -64,6 +68,7 @@ class Problem(NamedTuple):
     setup: Callable[[RunDir], None] | None = None
     dropout: bool = False
     batch_axes: Any = None
+    sample: Callable[[jax.Array], Any] | None = None
 
 
 def _no_check(config: Config) -> None:

@@ -73,11 +73,13 @@ class Stepper(NamedTuple):
         return None if self.count == 1 else jax.device_get(saved[1])
 
 
-def build(config: Config, problems: Sequence[Problem], members: Sequence[Replica] | None = None) -> Stepper:
+def build(config: Config, problems: Sequence[Problem], members: Sequence[Replica] | None = None,
+          loop: str | None = None) -> Stepper:
     """The optimiser's update of ``problems`` (one per replica) as ``config`` sets it, placed on the devices.
 
     ``members``: the replicas the problems belong to (:func:`jaxrnn.experiment.replicas.of`); one problem
-    needs none.
+    needs none. ``loop``: how the update goes over the replicas, ``"vmap"`` or ``"map"``
+    (default: :func:`replica_loop`).
 
     Raises:
       ConfigError: ``train.devices`` cannot split the problem's batches.
@@ -105,7 +107,7 @@ def build(config: Config, problems: Sequence[Problem], members: Sequence[Replica
             return saved[0] if count == 1 else saved[0][0]
     if learning_rate is None:  # swept optimiser values: the rate each replica used, from its own hyperparameters
         inner = _reporting_rate(inner, _state_of_one if first.carry is None else _first, config)
-    update = jax.jit(inner if count == 1 else _vmapped(inner, state_of))
+    update = jax.jit(inner if count == 1 else _stacked(inner, state_of, loop or replica_loop()))
     saved, place, devices = _placement(config, first, saved, count)
     dropout = getattr(config.model, "dropout", 0.0) > 0 or first.dropout
     seeds = [m.seed for m in members] or [config.train.seed]
@@ -117,11 +119,22 @@ def build(config: Config, problems: Sequence[Problem], members: Sequence[Replica
         def dropout_key(step):
             return key(seeds[0], Purpose.DROPOUT, step) if dropout else None
     else:
-        def batch(step):
-            return place(replicas.stack([p.batch(step) for p in problems]))
+        # Each replica's key of (its seed, purpose, step): the keys of (seed, purpose) once, the step folded in
+        # compiled -- the bits of keys.key's.
+        at_step = jax.jit(jax.vmap(jax.random.fold_in, in_axes=(0, None)))
+        train_keys = jnp.stack([key(s, Purpose.TRAIN) for s in seeds])
+        dropout_keys = jnp.stack([key(s, Purpose.DROPOUT) for s in seeds])
+        if all(p.sample is not None for p in problems):  # one compiled draw of every replica's batch
+            draw = jax.jit(lambda keys, step: jax.vmap(first.sample)(at_step(keys, step)))
+
+            def batch(step):
+                return place(draw(train_keys, step))
+        else:
+            def batch(step):
+                return place(replicas.stack([p.batch(step) for p in problems]))
 
         def dropout_key(step):
-            return jnp.stack([key(s, Purpose.DROPOUT, step) for s in seeds]) if dropout else None
+            return at_step(dropout_keys, step) if dropout else None
 
     return Stepper(saved, update, state_of, batch, dropout_key, devices, count)
 
@@ -134,12 +147,32 @@ def _first(saved: Any) -> training.TrainState:
     return saved[0]
 
 
-def _vmapped(inner: Callable, state_of: Callable) -> Callable:
-    """The update of stacked replicas: ``inner`` vmapped; a replica that stops (not finite) keeps its state."""
+# How the update goes over stacked replicas, by backend; the same function either way. vmap batches each
+# operation over the replicas (one wide kernel: what a GPU wants); lax.map runs the one-replica update once
+# per replica inside the compiled step, with the kernels of a single run, which XLA:CPU runs faster than its
+# batched matrix products (benchmarks/seeds.py).
+REPLICA_LOOPS = ("vmap", "map")
+
+
+def replica_loop(backend: str | None = None) -> str:
+    """``"map"`` on the CPU, ``"vmap"`` on a GPU or TPU: how :func:`build` steps replicas by default."""
+    return "map" if (backend or jax.default_backend()) == "cpu" else "vmap"
+
+
+def _stacked(inner: Callable, state_of: Callable, loop: str) -> Callable:
+    """The update of stacked replicas: ``inner`` over each (``loop``); a replica that stops (not finite) keeps
+    its state."""
+    if loop not in REPLICA_LOOPS:
+        raise ValueError(f"loop: expected one of {', '.join(REPLICA_LOOPS)}, got {loop!r}")
+
+    def each(stacked, batch, dropout_key):
+        if loop == "vmap":
+            return jax.vmap(inner)(stacked, batch, dropout_key)
+        return jax.lax.map(lambda args: inner(*args), (stacked, batch, dropout_key))
 
     def update(saved, batch, dropout_key):
         stacked, halted = saved
-        new, metrics = jax.vmap(inner)(stacked, batch, dropout_key)
+        new, metrics = each(stacked, batch, dropout_key)
         running = halted.step == 0
         took = running & metrics["finite"]
         stops = running & ~metrics["finite"]
