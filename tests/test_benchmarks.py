@@ -118,4 +118,4 @@ def test_seeds_benchmark_times_both_ways_and_checks_the_losses_agree(tmp_path):
     equality = summary["equality"]
     assert equality["passed"] and equality["max_relative_difference"] <= equality["rtol"]
     assert set(equality["train_loss_max_relative_difference"]) == {"1", "2", "3"}
-    assert "| **wall time, end to end** |" in out["markdown"] and "sequential / vmapped" in out["markdown"]
+    assert "| **wall time, end to end** |" in out["markdown"] and "sequential / one run" in out["markdown"]
