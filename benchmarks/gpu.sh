@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Everything GPU-specific, in one call: the scan, parallel and float64-oracle tests on the card (every path
 # as auto picks it there), the cell benchmarks against cuDNN (float32, bfloat16), parallel vs sequential,
-# 8 seeds vmapped (train.seeds) vs 8 runs, parallel's precision at long T, the loop sweep, generation.
+# 8 seeds in one run (train.seeds, vmapped on the GPU) vs 8 runs, parallel's precision at long T, the loop sweep, generation.
 #
 #   benchmarks/gpu.sh [OUT_DIR]        # default: benchmarks/results
 #
@@ -50,7 +50,7 @@ part tests 180 $PY -m pytest -q -o addopts= -p no:cacheprovider -n 4 -m "not slo
   tests/test_parallel.py tests/test_cells.py tests/test_edges.py
 part cells-float32 150 $PY -m benchmarks.run --shapes gpu --repeats 10 --json "$OUT/$SLUG.json"
 part parallel 80 $PY -m benchmarks.parallel --repeats 10 --json "$OUT/$SLUG-parallel.json"
-# train.seeds: nine end-to-end runs through the app (a warm-up, 8 seeds vmapped, 8 single runs), each paying its
+# train.seeds: nine end-to-end runs through the app (a warm-up, 8 seeds in one run, 8 single runs), each paying its
 # compiles, analysis and figures; the steps themselves are cheap on the card. About a minute; the limit leaves room.
 part seeds 90 $PY -m benchmarks.seeds --seeds 8 --steps 200 --repeats 20 --json "$OUT/$SLUG-seeds.json"
 part parallel-accuracy 60 $PY -m benchmarks.parallel --accuracy 1000,8192,20000 --json "$OUT/$SLUG-parallel-accuracy.json"
