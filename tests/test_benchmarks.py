@@ -90,6 +90,7 @@ def test_loop_sweep_times_every_path_and_unroll(tmp_path, capsys):
     assert "--unrolls: integers in 1..16" in capsys.readouterr().err
 
 
+@pytest.mark.slow
 def test_seeds_benchmark_times_both_ways_and_checks_the_losses_agree(tmp_path):
     from benchmarks import seeds
 

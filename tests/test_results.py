@@ -334,6 +334,7 @@ def seeds_run(tmp_path_factory):
     return RunDir(out)
 
 
+@pytest.mark.slow
 def test_a_real_run_of_several_seeds_gives_its_rows_and_figures(seeds_run):
     assert [p.path.name for p in seeds_run.replica_dirs()] == ["seed-0", "seed-1"] * 2
     assert [(p.label, p.replicas) for p in seeds_run.points()] == [("optim.learning_rate=0.01", [0, 1]),

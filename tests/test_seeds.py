@@ -43,18 +43,18 @@ def summary(folder):
 
 
 @pytest.fixture(scope="module")
-def runs(tmp_path_factory):
-    """A tiny config run with 3 seeds, and the single run of seed 2 to hold its last seed to."""
-    out = tmp_path_factory.mktemp("seeds")
-    config = out / "tiny.yaml"
-    config.write_text(yaml.safe_dump(TINY))
+def config(tmp_path_factory):
+    """The tiny config, as a file."""
+    path = tmp_path_factory.mktemp("config") / "tiny.yaml"
+    path.write_text(yaml.safe_dump(TINY))
+    return path
+
+
+def test_each_seed_is_the_run_of_its_own_seed(config, tmp_path):
+    """The tiny config run with 3 seeds, and the single run of seed 2 to hold its last seed to."""
+    out = tmp_path
     assert cli("run", config, "--seeds", "3", "--out", out / "three", "--progress", "lines") == 0
     assert cli("run", config, "--set", "train.seed=2", "--out", out / "single2", "--progress", "lines") == 0
-    return out, config
-
-
-def test_each_seed_is_the_run_of_its_own_seed(runs):
-    out, _ = runs
     three = out / "three"
     for seed in (2,):
         assert_same_records(three / f"seed-{seed}", out / f"single{seed}")
@@ -75,16 +75,13 @@ def test_each_seed_is_the_run_of_its_own_seed(runs):
     assert [r["name"] for r in whole["replicas"]] == ["seed-0", "seed-1", "seed-2"]
     # the figures: the run's loss curves (mean and band), and each seed's own
     assert (three / "loss.png").stat().st_size > 0 and (three / "seed-2" / "loss.png").stat().st_size > 0
+    # three seeds: three initialisations and three data streams
+    first = [r["loss"] for r in records(three) if "loss" in r][0]
+    assert len(set(first)) == 3
 
 
-def test_seeds_differ_from_one_another(runs):
-    out, _ = runs
-    first = [r["loss"] for r in records(out / "three") if "loss" in r][0]
-    assert len(set(first)) == 3  # three seeds: three initialisations and three data streams
-
-
-def test_an_in_step_sweep_gives_the_run_of_each_value(runs, tmp_path):
-    out, config = runs
+@pytest.mark.slow
+def test_an_in_step_sweep_gives_the_run_of_each_value(config, tmp_path):
     assert cli("run", config, "--sweep", "optim.learning_rate=0.003,0.01", "--out", tmp_path / "swept",
                "--progress", "lines") == 0
     assert cli("run", config, "--set", "optim.learning_rate=0.003", "--out", tmp_path / "single",
@@ -97,8 +94,7 @@ def test_an_in_step_sweep_gives_the_run_of_each_value(runs, tmp_path):
     np.testing.assert_allclose(lr, [0.003, 0.01], rtol=1e-6)
 
 
-def test_one_diverging_replica_stops_alone_and_spoils_nothing(runs, tmp_path, capsys):
-    out, config = runs
+def test_one_diverging_replica_stops_alone_and_spoils_nothing(config, tmp_path, capsys):
     swept = tmp_path / "swept"
     assert cli("run", config, "--sweep", "optim.learning_rate=0.01,1e30", "--out", swept, "--progress", "lines") == 0
     said = capsys.readouterr().out
@@ -116,8 +112,7 @@ def test_one_diverging_replica_stops_alone_and_spoils_nothing(runs, tmp_path, ca
     assert_same_records(good, tmp_path / "plain")
 
 
-def test_every_replica_diverging_stops_the_run_with_its_last_good_checkpoint(runs, tmp_path, capsys):
-    _, config = runs
+def test_every_replica_diverging_stops_the_run_with_its_last_good_checkpoint(config, tmp_path, capsys):
     folder = tmp_path / "bad"
     status = cli("run", config, "--seeds", "2", "--set", "optim.learning_rate=1e30", "--out", folder,
                  "--progress", "lines")
@@ -129,10 +124,9 @@ def test_every_replica_diverging_stops_the_run_with_its_last_good_checkpoint(run
 
 
 @pytest.mark.slow
-def test_an_interrupted_run_of_seeds_resumes_to_the_uninterrupted_one(runs, tmp_path, monkeypatch):
+def test_an_interrupted_run_of_seeds_resumes_to_the_uninterrupted_one(config, tmp_path, monkeypatch):
     from test_cli import interrupt_after
 
-    _, config = runs
     assert cli("run", config, "--seeds", "2", "--out", tmp_path / "whole", "--progress", "lines") == 0
     with monkeypatch.context() as patch:
         interrupt_after(3, patch)
@@ -164,8 +158,7 @@ def test_a_run_of_seeds_killed_hard_resumes_to_the_uninterrupted_one(write_confi
 
 
 @pytest.mark.slow
-def test_a_sweep_over_a_key_that_changes_the_program_runs_each_value(runs, tmp_path, capsys):
-    _, config = runs
+def test_a_sweep_over_a_key_that_changes_the_program_runs_each_value(config, tmp_path, capsys):
     folder = tmp_path / "sizes"
     assert cli("run", config, "--sweep", "model.hidden_size=4,8", "--seeds", "2", "--out", folder,
                "--progress", "lines") == 0
@@ -195,8 +188,7 @@ def test_a_sweep_over_a_key_that_changes_the_program_runs_each_value(runs, tmp_p
     (["--sweep", "name=a,b"], "sweep name: this key cannot be swept"),
     (["--sweep", "model.cell=lstm,lsmt"], "sweep model.cell='lsmt': unknown model.cell 'lsmt'"),
 ])
-def test_bad_seeds_and_sweeps_are_one_line_and_status_2(runs, tmp_path, capsys, args, message):
-    _, config = runs
+def test_bad_seeds_and_sweeps_are_one_line_and_status_2(config, tmp_path, capsys, args, message):
     assert cli("run", config, *args, "--out", tmp_path / "run") == 2
     err = capsys.readouterr().err
     assert err.count("\n") == 1 and message in err, err
@@ -237,12 +229,9 @@ def test_sample_reads_the_first_seed_or_the_seed_whose_folder_is_given(tmp_path,
     assert "not a replica of the run" in capsys.readouterr().err
 
 
-def test_a_run_made_before_seeds_existed_resumes_and_refuses_other_seeds(runs, tmp_path, capsys):
-    import shutil
-
-    out, _ = runs
+def test_a_run_made_before_seeds_existed_resumes_and_refuses_other_seeds(config, tmp_path, capsys):
     old = tmp_path / "old"
-    shutil.copytree(out / "single2", old)
+    assert cli("run", config, "--out", old, "--progress", "lines") == 0
     raw = yaml.safe_load((old / "config.yaml").read_text())
     del raw["train"]["seeds"], raw["sweep"]  # as a run of jaxrnn 0.2.0 wrote it
     (old / "config.yaml").write_text(yaml.safe_dump(raw))
@@ -276,5 +265,11 @@ def test_the_default_replica_loop_is_lax_map_on_a_cpu_and_vmap_elsewhere():
     from jaxrnn.experiment import stepper
 
     assert [stepper.replica_loop(b) for b in ("cpu", "gpu", "tpu")] == ["map", "vmap", "vmap"]
-    with pytest.raises(ValueError, match="loop: expected one of vmap, map"):
-        stepper._stacked(lambda *a: a, lambda s: s, "scan")
+    from jaxrnn.experiment import catalog
+    from jaxrnn.experiment import config as config_lib
+
+    config = config_lib.from_dict({**TINY, "train": {**TINY["train"], "seeds": 2}})
+    members = replicas.of(config)
+    problems = [catalog.experiment(config.experiment).problem(m.config) for m in members]
+    with pytest.raises(ValueError, match="loop: expected one of vmap, map, got 'scan'"):
+        stepper.build(config, problems, members, loop="scan")
