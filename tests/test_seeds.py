@@ -179,6 +179,7 @@ def test_a_sweep_over_a_key_that_changes_the_program_runs_each_value(config, tmp
     (["--set", "train.seed=4294967295", "--seeds", "2"], "train.seeds: expected at most 1 for seed 4294967295"),
     (["--sweep", "optim.learning_rat=0.1,0.2"],
      "sweep: unknown key optim.learning_rat (did you mean optim.learning_rate?)"),
+    (["--sweep", "optim.lr=0.1,0.2"], "sweep: unknown key optim.lr (did you mean optim.learning_rate?)"),
     (["--sweep", "optim.learning_rate=fast,0.1"], "sweep optim.learning_rate='fast': optim.learning_rate: expected"),
     (["--sweep", "optim.learning_rate=0.1,0.1"], "sweep optim.learning_rate: a value is given twice"),
     (["--sweep", "optim.learning_rate"], "--sweep expects key=value,value,..."),

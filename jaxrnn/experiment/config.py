@@ -113,6 +113,18 @@ def apply_sweeps(raw: dict[str, Any], sweeps: Iterable[str]) -> dict[str, Any]:
     return raw
 
 
+def _suggestion(key: str, keys: list[str]) -> str | None:
+    """The key ``key`` was likely meant to be: one of its section whose words' initials it is
+    (``optim.lr`` -> ``optim.learning_rate``), or the closest spelling."""
+    section, _, leaf = key.rpartition(".")
+    for candidate in keys:
+        own, _, name = candidate.rpartition(".")
+        if own == section and len(leaf) > 1 and leaf == "".join(word[:1] for word in name.split("_")):
+            return candidate
+    close = difflib.get_close_matches(key, keys, n=1)
+    return close[0] if close else None
+
+
 def _checked_sweep(config: Config) -> Config:
     """``config`` with each swept value checked (as its key's own value would be) and typed.
 
@@ -130,8 +142,8 @@ def _checked_sweep(config: Config) -> Config:
             raise ConfigError(f"sweep {key}: this key cannot be swept; a sweep takes a key of the model, optim, "
                               "train or data sections (train.seeds sets the seeds instead)")
         if key not in flat:
-            close = difflib.get_close_matches(key, list(flat), n=1)
-            hint = f" (did you mean {close[0]}?)" if close else ""
+            close = _suggestion(key, list(flat))
+            hint = f" (did you mean {close}?)" if close else ""
             raise ConfigError(f"sweep: unknown key {key}{hint}; a sweep takes a config key, e.g. optim.learning_rate")
         typed[key] = []
         for value in values:
