@@ -104,6 +104,7 @@ def test_one_seed_writes_its_records_into_the_run_folder(tmp_path):
     assert not list(out.rglob("*/events.out.tfevents.*"))  # nothing in the subfolders (checkpoints)
 
 
+@pytest.mark.slow
 def test_several_seeds_write_one_tensorboard_run_per_replica(tmp_path):
     out = tmp_path / "run"
     assert cli("run", "smoke", "--seeds", "2", "--out", out, "--progress", "lines") == 0
@@ -132,6 +133,7 @@ def interrupt_after(steps, monkeypatch):
     monkeypatch.setattr(progress.Progress, "advance", killed)
 
 
+@pytest.mark.slow
 def test_a_resumed_run_shows_one_value_per_tag_and_step(tmp_path, monkeypatch, capsys):
     """Stopped after step 5 (checkpoints at 2 and 4), resumed from 4, then resumed once finished (only the final
     evaluation again): each resume adds a file that purges from its checkpoint's step, the raw files hold steps

@@ -230,6 +230,7 @@ def test_sample_reads_the_first_seed_or_the_seed_whose_folder_is_given(tmp_path,
     assert "not a replica of the run" in capsys.readouterr().err
 
 
+@pytest.mark.slow
 def test_a_run_made_before_seeds_existed_resumes_and_refuses_other_seeds(config, tmp_path, capsys):
     old = tmp_path / "old"
     assert cli("run", config, "--out", old, "--progress", "lines") == 0
