@@ -56,6 +56,25 @@ def _arrays(run: RunDir, file: str) -> list[tuple[str, list[Any]]]:
             if any(path.exists() for path in paths)]
 
 
+def _before_and_after(folder: RunDir, file: str, x: Any, labels: dict[str, str], axis_labels: tuple[str, str],
+                      title: str, name: str) -> None:
+    """A log-scale figure ``name`` of the curves ``init`` and ``trained`` of each replica's ``file``: per sweep
+    point, the geometric mean over the seeds with their min-max band. ``x(saved, n)``: the abscissae of ``n``
+    values; ``labels``: each curve's legend."""
+    fig, ax = plots.axes(margins=(0.13, 0.97, 0.12, 0.92))
+    for point, saved in _arrays(folder, file):
+        for curve, text in labels.items():
+            stacked = np.stack([s[curve] for s in saved], axis=1)  # (n, seeds)
+            plots.mean_curve(ax, x(saved[0], len(stacked)), stacked, label=_named(text, point),
+                             band=_band(len(saved)), geometric=True)
+    ax.set_yscale("log")
+    ax.set_xlabel(axis_labels[0])
+    ax.set_ylabel(axis_labels[1])
+    ax.set_title(title)
+    ax.legend(fontsize=8)
+    plots.save(fig, folder.path / name)
+
+
 # --- adding ------------------------------------------------------------------------------------------------
 
 
@@ -79,18 +98,10 @@ def adding_run(config: Config, folder: RunDir) -> None:
     ax.legend()
     plots.save(fig, folder.path / "predictions.png")
 
-    fig, ax = plots.axes(margins=(0.13, 0.97, 0.12, 0.92))
-    for point, curves in _arrays(folder, "input_gradients.npz"):
-        for name, text in (("init", "at initialisation"), ("trained", f"after {config.train.steps} steps")):
-            stacked = np.stack([c[name] for c in curves], axis=1)  # (T, seeds)
-            plots.mean_curve(ax, np.arange(1, len(stacked) + 1), stacked, label=_named(text, point),
-                             band=_band(len(curves)), geometric=True)
-    ax.set_yscale("log")
-    ax.set_xlabel("step t")
-    ax.set_ylabel("|dy/dx_t|, geometric mean")
-    ax.set_title(f"{config.name}: gradient reaching each step ({setting})")
-    ax.legend(fontsize=8)
-    plots.save(fig, folder.path / "gradient_flow.png")
+    _before_and_after(folder, "input_gradients.npz", lambda saved, n: np.arange(1, n + 1),
+                      {"init": "at initialisation", "trained": f"after {config.train.steps} steps"},
+                      ("step t", "|dy/dx_t|, geometric mean"),
+                      f"{config.name}: gradient reaching each step ({setting})", "gradient_flow.png")
 
 
 ADDING_CURVES = tuple(f"adding_t{T}_{cell}" for T in (50, 200) for cell in ("rnn", "lstm", "gru"))
@@ -217,17 +228,9 @@ def gradient_flow_run(config: Config, folder: RunDir) -> None:
     """The adding problem's figures, and ``state_gradients.png``: ``||ds_T/ds_{T-k}||`` against ``k`` (of several
     seeds, the geometric mean and the min-max band)."""
     adding_run(config, folder)
-    fig, ax = plots.axes(margins=(0.13, 0.97, 0.12, 0.92))
-    for point, saved in _arrays(folder, "state_gradients.npz"):
-        for name in ("init", "trained"):
-            plots.mean_curve(ax, saved[0]["k"], np.stack([s[name] for s in saved], axis=1),
-                             label=_named(name, point), band=_band(len(saved)), geometric=True)
-    ax.set_yscale("log")
-    ax.set_xlabel("distance k = T - t (steps)")
-    ax.set_ylabel("||ds_T / ds_{T-k}||")
-    ax.set_title(f"{config.name}: {config.model.label}, T = {config.data.seq_len}")
-    ax.legend(fontsize=8)
-    plots.save(fig, folder.path / "state_gradients.png")
+    _before_and_after(folder, "state_gradients.npz", lambda saved, n: saved["k"],
+                      {"init": "init", "trained": "trained"}, ("distance k = T - t (steps)", "||ds_T / ds_{T-k}||"),
+                      f"{config.name}: {config.model.label}, T = {config.data.seq_len}", "state_gradients.png")
 
 
 GRADIENT_FLOW_MODELS = ("gradient_flow_rnn_r0.5", "gradient_flow_rnn_r1.0", "gradient_flow_rnn_r1.5",
