@@ -160,8 +160,12 @@ class RunDir:
         kept = [r for r in self._read_records()
                 if r["step"] < step or (r["step"] == step and (final_eval or "loss" in r))]
         if self.metrics_file.exists():
-            write_atomic(self.metrics_file, "".join(json.dumps(r) + "\n" for r in kept))
+            self.write_records(kept)
         return kept
+
+    def write_records(self, records: list[dict[str, Any]]) -> None:
+        """Replace ``metrics.jsonl`` with ``records``, at once (atomically)."""
+        write_atomic(self.metrics_file, "".join(json.dumps(r) + "\n" for r in records))
 
     def write_summary(self, summary: dict[str, Any]) -> None:
         write_atomic(self.summary_file, json.dumps(summary, indent=2) + "\n")

@@ -514,10 +514,10 @@ def _finish(config: Config, problem: Problem, folder: RunDir, params: Any, final
         own = member.config
         sub = folder.replica(member.name)
         sub.reset()
-        for record in records:
-            sub.append({k: (v[i] if isinstance(v, list) else v) for k, v in record.items()
-                        if not (isinstance(v, list) and v[i] is None)})
-        plots.loss_curves(sub.records(), sub.path / "loss.png", baseline=problem.baseline, title=member.name)
+        its = [{k: (v[i] if isinstance(v, list) else v) for k, v in record.items()
+                if not (isinstance(v, list) and v[i] is None)} for record in records]
+        sub.write_records(its)
+        plots.loss_curves(its, sub.path / "loss.png", baseline=problem.baseline, title=member.name)
         if halted.step[i]:
             stop = {"step": int(halted.step[i]), "loss": float(halted.loss[i]), "grad_norm": float(halted.grad_norm[i])}
             sub.write_diverged(stop)
