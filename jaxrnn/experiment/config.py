@@ -132,8 +132,6 @@ def _checked_sweep(config: Config) -> Config:
       ConfigError: an unknown key, a key no sweep takes, a value its key does not
         allow, a value given twice, or ``train.seed`` swept beside ``train.seeds``.
     """
-    from jaxrnn.experiment import replicas
-
     flat = flatten(to_dict(config.model_copy(update={"sweep": None})))
     flat.pop("sweep", None)
     typed = {}
@@ -148,7 +146,7 @@ def _checked_sweep(config: Config) -> Config:
         typed[key] = []
         for value in values:
             try:
-                single = replicas.with_values(config, {key: value})
+                single = with_values(config, {key: value})
             except ConfigError as error:
                 raise ConfigError(f"sweep {key}={value!r}: {error}") from None
             typed[key].append(flatten(to_dict(single))[key])
@@ -171,6 +169,19 @@ def dump(config: Config) -> str:
 def to_dict(config: Config) -> dict[str, Any]:
     """The plain nested dict of ``config``."""
     return config.model_dump(mode="json")
+
+
+def with_values(config: Config, values: dict[str, Any]) -> Config:
+    """``config`` with each dotted key of ``values`` set, validated, without a sweep."""
+    raw = to_dict(config)
+    raw["sweep"] = None
+    for key, value in values.items():
+        *sections, leaf = key.split(".")
+        node = raw
+        for section in sections:
+            node = node[section]
+        node[leaf] = value
+    return from_dict(raw)
 
 
 def flatten(tree: Mapping[str, Any], prefix: str = "") -> dict[str, Any]:

@@ -29,6 +29,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+from jaxrnn.experiment import config as config_lib
 from jaxrnn.experiment.schema import Config
 
 # Keys a sweep can put on the replica axis: the compiled step takes them as values. The optimiser's
@@ -70,23 +71,8 @@ def of(config: Config) -> list[Replica]:
             changes = {**values, "train.seed": seed, "train.seeds": 1}
             parts = [f"{k}={label(v)}" for k, v in values.items() if k != "train.seed"]
             name = "/".join([*parts, f"seed-{seed}"])
-            out.append(Replica(with_values(config, changes), name, values))
+            out.append(Replica(config_lib.with_values(config, changes), name, values))
     return out
-
-
-def with_values(config: Config, values: dict[str, Any]) -> Config:
-    """``config`` with each dotted key of ``values`` set, validated, without a sweep."""
-    from jaxrnn.experiment import config as config_lib
-
-    raw = config_lib.to_dict(config)
-    raw["sweep"] = None
-    for key, value in values.items():
-        *sections, leaf = key.split(".")
-        node = raw
-        for section in sections:
-            node = node[section]
-        node[leaf] = value
-    return config_lib.from_dict(raw)
 
 
 def label(value: Any) -> str:

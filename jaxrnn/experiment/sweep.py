@@ -24,6 +24,7 @@ import json
 from pathlib import Path
 from typing import Any
 
+from jaxrnn.experiment import config as config_lib
 from jaxrnn.experiment import replicas
 from jaxrnn.experiment.rundir import RunDir, write_atomic
 from jaxrnn.experiment.schema import Config
@@ -45,7 +46,7 @@ def separate(config: Config) -> list[tuple[dict[str, Any], Config]]:
     runs = []
     for values in itertools.product(*outside.values()):
         point = dict(zip(outside, values))
-        runs.append((point, replicas.with_values(config, point).model_copy(update={"sweep": inside})))
+        runs.append((point, config_lib.with_values(config, point).model_copy(update={"sweep": inside})))
     return runs
 
 
@@ -61,8 +62,6 @@ def is_sweep(folder: RunDir) -> bool:
 
 def write(config: Config, folder: RunDir) -> None:
     """``sweep.json``: the config's name, its sweep, and the whole resolved config, to resume from."""
-    from jaxrnn.experiment import config as config_lib
-
     record = {"config": config.name, "sweep": config.sweep, "resolved": config_lib.to_dict(config)}
     write_atomic(folder.path / FILE, json.dumps(record, indent=2) + "\n")
 
