@@ -560,16 +560,15 @@ def restore_params(config: Config, folder: RunDir, replica: int = 0) -> tuple[Pr
     Raises:
       ConfigError: ``folder`` has no checkpoint.
     """
-    experiment = catalog.experiment(config.experiment)
     members = replicas.of(config)
-    problems = [experiment.problem(m.config) for m in members]
-    like, _, _ = stepper.initial(config, problems, members)
+    problem = catalog.experiment(config.experiment).problem(members[replica].config)
+    # The replicas' states share their structure: one problem gives the shapes of all (built once, not per seed).
+    like, _, _ = stepper.initial(config, [problem] * len(members), members)
     with Checkpointer(folder.checkpoints) as checkpoints:
         if checkpoints.latest() is None:
             raise ConfigError(f"{folder.path} has no checkpoint yet "
                               "(jaxrnn run saves one every train.checkpoint_every steps)")
         saved = checkpoints.restore(like)
-    problem = problems[replica]
     if len(members) == 1:
         return problem, (saved if problem.carry is None else saved[0]).params
     stacked = saved[0] if problem.carry is None else saved[0][0]
