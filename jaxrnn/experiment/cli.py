@@ -2,6 +2,8 @@
 
     jaxrnn run CONFIG [--set key=value ...] [--seeds N] [--sweep key=v1,v2 ...] [--out DIR] [--resume | --overwrite]
     jaxrnn run --resume --out DIR [--set key=value ...]
+    jaxrnn run ... --processes N --process-id I --coordinator HOST:PORT   (one process of a job)
+    jaxrnn launch --processes N [--devices-per-process K] CONFIG [run options]
     jaxrnn list
     jaxrnn table [RUNS ...] [--out FILE] [--into FILE] [--figures DIR]
     jaxrnn sample RUN_DIR [--prompt TEXT] [--length N] [--temperature T] [--top-k K] [--seed S]
@@ -15,7 +17,12 @@ command line or file (one line on stderr, no traceback); 3 anything else
 (one line; ``JAXRNN_DEBUG=1`` shows the traceback); 130 interrupted by
 Ctrl-C (one line; for a run with a checkpoint, the command that resumes it).
 Ctrl-C stops set-up, compiles and ``sample`` at once, and training at the
-next step boundary (a second Ctrl-C: at once).
+next step boundary (a second Ctrl-C: at once; in a job of several processes,
+at the next record boundary where they agree).
+
+In a job (:mod:`jaxrnn.experiment.job`), process 0 prints what a single run
+prints; the others print only what is theirs alone (a process that stops
+because another died says so in one line and ends with a status other than 0).
 """
 
 from __future__ import annotations
@@ -29,7 +36,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Sequence
 
 # The standard library only: Ctrl-C is handled before the app's heavy imports (pydantic, orbax, ...).
-from jaxrnn.experiment import interrupt
+from jaxrnn.experiment import interrupt, job
 
 if TYPE_CHECKING:
     from jaxrnn.experiment.rundir import RunDir
@@ -45,7 +52,7 @@ MAX_SAMPLE_LENGTH = 1_000_000
 
 def parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="jaxrnn", description="Run jaxrnn experiment configs.")
-    sub = p.add_subparsers(dest="command", required=True, metavar="{run,list,table,sample}")
+    sub = p.add_subparsers(dest="command", required=True, metavar="{run,launch,list,table,sample}")
 
     run = sub.add_parser("run", help="train one config into a run folder")
     run.add_argument("config", nargs="?",
@@ -65,6 +72,16 @@ def parser() -> argparse.ArgumentParser:
     mode.add_argument("--overwrite", action="store_true", help="discard a previous run in the run folder")
     run.add_argument("--progress", choices=("auto", "bar", "lines"), default="auto",
                      help="tqdm bar or plain lines (default: a bar on a terminal)")
+    _job_options(run)
+
+    launch = sub.add_parser("launch", help="try a job of several processes on this machine: start them all")
+    launch.add_argument("--processes", "-n", required=True, metavar="N", help="how many processes to start")
+    launch.add_argument("--devices-per-process", metavar="K", default="1",
+                        help="each process's devices: K forced host devices on a CPU, GPUs i*K .. i*K+K-1 for "
+                             "process i on a GPU machine (default: %(default)s)")
+    launch.add_argument("--port", metavar="P", help="the coordinator's port on localhost (default: a free one)")
+    launch.add_argument("run_args", nargs=argparse.REMAINDER, metavar="CONFIG [run options]",
+                        help="what each process runs: jaxrnn run's arguments")
 
     sub.add_parser("list", help="every shipped config, one line each")
 
@@ -91,6 +108,18 @@ def parser() -> argparse.ArgumentParser:
     return p
 
 
+def _job_options(run: argparse.ArgumentParser) -> None:
+    group = run.add_argument_group(
+        "one process of a job", "a run trained by several processes (one per host), train.devices: all; "
+        "default: JAX_NUM_PROCESSES, JAX_PROCESS_ID, JAX_COORDINATOR_ADDRESS, or SLURM's under srun")
+    group.add_argument("--processes", metavar="N", help="how many processes the job has, or auto (JAX's cluster "
+                                                        "detection: Cloud TPU VMs, GKE, Kubernetes, Open MPI)")
+    group.add_argument("--process-id", metavar="I", help="this process's id, 0 .. N-1 (0 writes the run's files)")
+    group.add_argument("--coordinator", metavar="HOST:PORT", help="process 0's host and a free port there")
+    group.add_argument("--join-timeout", type=float, default=None, metavar="S",
+                       help="seconds the processes may take to find each other (default: 120)")
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of the console script; returns the exit status.
 
@@ -109,9 +138,12 @@ def _command(args: argparse.Namespace) -> int:
     from jaxrnn.experiment.schema import ConfigError
 
     try:
-        return {"run": _run, "list": _list, "table": _table, "sample": _sample}[args.command](args)
+        return {"run": _run, "launch": _launch, "list": _list, "table": _table,
+                "sample": _sample}[args.command](args)
     except ConfigError as error:
         return _fail(f"error: {error}", EXIT_USAGE)
+    except job.JobError as error:
+        return _fail(f"error: {error}", EXIT_USAGE, everyone=True)
     except BrokenPipeError:  # the reader went away (jaxrnn list | head): stop quietly
         os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
         return 0
@@ -121,7 +153,10 @@ def _command(args: argparse.Namespace) -> int:
         if os.environ.get("JAXRNN_DEBUG"):
             raise
         first = (str(error).strip().splitlines() or [""])[0][:300]
-        return _fail(f"error: {type(error).__name__}: {first} (JAXRNN_DEBUG=1 shows the traceback)", EXIT_INTERNAL)
+        if not job.current().single and type(error).__name__ == "JaxRuntimeError":
+            job.stop(f"a step across the job's processes failed ({first})")  # a collective lost its peers
+        return _fail(f"error: {type(error).__name__}: {first} (JAXRNN_DEBUG=1 shows the traceback)", EXIT_INTERNAL,
+                     everyone=True)
 
 
 def _describe(error: OSError) -> str:
@@ -129,8 +164,11 @@ def _describe(error: OSError) -> str:
     return f"{error.filename}: {error.strerror}" if error.filename and error.strerror else str(error)
 
 
-def _fail(message: str, status: int) -> int:
-    print(message, file=sys.stderr, flush=True)
+def _fail(message: str, status: int, everyone: bool = False) -> int:
+    """Print ``message`` on stderr; return ``status``. Of a job's processes, only process 0 prints what all
+    of them meet alike (a bad config, a diverged run), unless ``everyone``."""
+    if everyone or job.current().primary:
+        print(message, file=sys.stderr, flush=True)
     return status
 
 
@@ -145,6 +183,10 @@ def _run(args: argparse.Namespace) -> int:
                      "or --resume --out DIR to continue a run", EXIT_USAGE)
     if args.out is not None and not str(args.out).strip():
         return _fail("error: --out: expected a folder, got ''", EXIT_USAGE)
+    place = job.declare(job.resolve(args.processes, args.process_id, args.coordinator))
+    if args.join_timeout is not None and not (0 < args.join_timeout <= 86400):
+        return _fail(f"error: --join-timeout: expected seconds in (0, 86400], got {args.join_timeout:g}", EXIT_USAGE,
+                     everyone=True)
     overrides = args.overrides + ([f"train.seeds={args.seeds}"] if args.seeds is not None else [])
     given = None if args.config is None else config_lib.load(args.config, overrides, args.sweeps)
     folder = RunDir(args.out) if args.out else runner.default_folder(given)
@@ -159,6 +201,10 @@ def _run(args: argparse.Namespace) -> int:
         return _fail(f"error: --resume: no run to resume in {folder.path} (no config.yaml); give a CONFIG",
                      EXIT_USAGE)
     interactive = {"auto": None, "bar": True, "lines": False}[args.progress]
+    if not place.single:  # everything above is read the same by every process; from here on they are one job
+        place = job.start(place, args.join_timeout or job.JOIN_SECONDS)
+        if not place.primary:  # process 0 prints the run's lines
+            os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
     runs = sweep.separate(config)
     if runs[0][0]:
         return _run_sweep(args, config, folder, runs, interactive)
@@ -176,6 +222,8 @@ def _run(args: argparse.Namespace) -> int:
         return _fail(f"error: {error}", EXIT_DIVERGED)
     except KeyboardInterrupt:  # training stopped at a step boundary
         return _fail(_interrupted(folder), EXIT_INTERRUPTED)
+    if not job.current().primary:
+        return 0
     _done(summary, folder)
     if config.sweep:
         _draw_sweep(folder)
@@ -186,6 +234,8 @@ def _draw_sweep(folder: RunDir) -> None:
     """The sweep's figures (each metric against each swept value), named on a line each."""
     from jaxrnn.experiment import results
 
+    if not job.current().primary:
+        return
     for path in results.draw_sweep(folder.path):
         print(f"wrote {path}", flush=True)
 
@@ -239,7 +289,8 @@ def _run_sweep(args: argparse.Namespace, config, folder: RunDir, runs: list, int
         except runner.RunExists as error:
             return _fail(f"error: {error}", EXIT_USAGE)
         todo.append((point, c, sub, probs))
-    sweep.write(config, folder)
+    if job.current().primary:
+        sweep.write(config, folder)
     interrupt.explain(lambda: _interrupted_sweep(folder))
     print(f"{config.name}: a sweep of {len(runs)} runs ({len(runs) - len(todo)} finished before) -> {folder.path}",
           flush=True)
@@ -247,7 +298,9 @@ def _run_sweep(args: argparse.Namespace, config, folder: RunDir, runs: list, int
     for point, c, sub, probs in todo:
         _announce(c, sub, len(probs), " [" + ", ".join(f"{k}={v}" for k, v in point.items()) + "]")
         try:
-            _done(runner.run(c, sub, resume=args.resume, interactive=interactive, problems=probs, point=point), sub)
+            summary = runner.run(c, sub, resume=args.resume, interactive=interactive, problems=probs, point=point)
+            if job.current().primary:
+                _done(summary, sub)
         except training.Diverged as error:
             print(f"error: {error}", file=sys.stderr, flush=True)
             diverged += 1
@@ -258,6 +311,21 @@ def _run_sweep(args: argparse.Namespace, config, folder: RunDir, runs: list, int
         return _fail(f"error: {diverged} of the sweep's {len(runs)} runs diverged (see above); the others finished",
                      EXIT_DIVERGED)
     return 0
+
+
+def _launch(args: argparse.Namespace) -> int:
+    """Start a job of ``--processes`` processes of ``jaxrnn run`` on this machine and wait for them."""
+    from jaxrnn.experiment import launch
+
+    run_args = list(args.run_args)
+    if run_args[:1] == ["--"]:
+        run_args = run_args[1:]
+    taken = [a for a in run_args if a.split("=")[0] in ("--processes", "--process-id", "--coordinator")]
+    if taken:
+        return _fail(f"error: jaxrnn launch sets {taken[0].split('=')[0]} of each process itself; leave it out",
+                     EXIT_USAGE)
+    parser().parse_args(["run", *run_args])  # a bad run option: argparse's usage line once, not once per process
+    return launch.launch(run_args, args.processes, args.devices_per_process, args.port)
 
 
 def _interrupted_sweep(folder: RunDir) -> str:

@@ -11,9 +11,10 @@ arguments (computation follows data), so each device computes the gradient of
 its share of the batch and XLA sums them across devices -- the same update as
 on one device, up to the order of floating-point sums.
 
-On several hosts, call ``jax.distributed.initialize()`` first (each host then
-sees every device of the job in ``jax.devices()``); this module does nothing
-host-specific.
+In a job of several processes (:mod:`jaxrnn.experiment.job`) the mesh holds
+every device of every process (``jax.devices()`` lists them all once the job
+has joined): each process places its own devices' share of a batch it drew
+whole, and the update is one program over all of them.
 """
 
 from __future__ import annotations
@@ -37,6 +38,11 @@ def mesh(devices: int | str) -> Mesh | None:
     """
     visible = jax.devices()
     count = len(visible) if devices == "all" else int(devices)
+    processes = jax.process_count()
+    if processes > 1 and count != len(visible):
+        raise ConfigError(f"train.devices: {devices}, but this job's {processes} processes hold {len(visible)} "
+                          f"{visible[0].platform} devices and a job trains on all of them: "
+                          f"use all (or {len(visible)})")
     if count > len(visible):
         raise ConfigError(f"train.devices: {count} asked for, but {len(visible)} {visible[0].platform} "
                           f"device{'s are' if len(visible) > 1 else ' is'} visible; "
@@ -57,7 +63,9 @@ def check(batch_axes: Any, batch_size: int, mesh: Mesh, experiment: str) -> None
         raise ConfigError(f"train.devices: the {experiment} experiment draws its batches inside the training step, "
                           f"so they cannot be split across devices; use train.devices: 1")
     if batch_size % count:
-        raise ConfigError(f"train.batch_size: {batch_size} does not divide across {count} devices "
+        processes = jax.process_count()
+        of = f" of {processes} processes" if processes > 1 else ""
+        raise ConfigError(f"train.batch_size: {batch_size} does not divide across {count} devices{of} "
                           f"(train.devices); use a multiple of {count}")
 
 

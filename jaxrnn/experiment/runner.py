@@ -8,6 +8,11 @@ loss-curve plot and ``summary.json`` -- and then lets the experiment measure
 the trained model (the problem's ``analysis``) and draw its own figures of
 the run (its report, :mod:`jaxrnn.experiment.report`).
 
+In a job of several processes (:mod:`jaxrnn.experiment.job`) every process
+runs all of this, steps and checkpoints together; process 0 alone writes the
+records, progress, figures and summary, and evaluates and analyses the model
+(from its own copy of the parameters, which every device holds whole).
+
 Randomness is a pure function of ``(train.seed, purpose, step)``
 (:mod:`jaxrnn.experiment.keys`). Resuming restores the train state saved at
 step ``c`` and replays steps ``c+1..N`` with the same keys and batches, so it
@@ -17,6 +22,8 @@ ends with bit-for-bit the parameters of an uninterrupted run.
 from __future__ import annotations
 
 import contextlib
+import os
+import secrets
 import shutil
 import time
 from pathlib import Path
@@ -26,7 +33,7 @@ import jax
 import numpy as np
 
 from jaxrnn import training
-from jaxrnn.experiment import catalog, data_parallel, interrupt, memory, plots, replicas, stepper
+from jaxrnn.experiment import catalog, data_parallel, interrupt, job, memory, plots, replicas, stepper
 from jaxrnn.experiment import config as config_lib
 from jaxrnn.experiment.checkpoint import Checkpointer
 from jaxrnn.experiment.events import Events
@@ -64,6 +71,8 @@ def run(config: Config, folder: RunDir, *, resume: bool = False, interactive: bo
     problems = [experiment.problem(m.config) for m in members] if problems is None else problems
     state, summaries = fit(config, problems, folder, resume=resume, interactive=interactive,
                            length=experiment.length(config), members=members)
+    if not job.primary():  # process 0 of a job analyses and writes
+        return {}
     report = catalog.report(config.experiment)
     if len(members) == 1:
         _analyse(problems[0], state.params, folder, summaries[0], config, report)
@@ -155,18 +164,11 @@ def prepare(config: Config, folder: RunDir, *, resume: bool = False, overwrite: 
       ConfigError: ``resume`` with a config that would compute something else.
       OSError: the folder cannot be written.
     """
-    if not resume:
-        if folder.holds_run() and not overwrite:
-            raise RunExists(
-                f"{folder.path} already holds a run; use --resume to continue it, --overwrite to start "
-                "afresh, or --out for another folder"
-            )
-        # Overwritten, or a run that stopped before its first checkpoint: nothing in it to keep.
-        for path in (folder.metrics_file, folder.summary_file, folder.diverged_file):
-            path.unlink(missing_ok=True)
-        for path in [folder.checkpoints, *folder.replica_folders()]:
-            if path.exists():
-                shutil.rmtree(path)
+    if not resume and folder.holds_run() and not overwrite:
+        raise RunExists(
+            f"{folder.path} already holds a run; use --resume to continue it, --overwrite to start "
+            "afresh, or --out for another folder"
+        )
     if resume and folder.config_file.exists():
         # read through the schema, so a key added since that run was made counts at its default
         old = config_lib.flatten(config_lib.to_dict(config_lib.from_dict(folder.read_config())))
@@ -178,7 +180,44 @@ def prepare(config: Config, folder: RunDir, *, resume: bool = False, overwrite: 
                 f"--resume: {k} is {new.get(k)!r} but the run in {folder.path} used {old.get(k)!r}; "
                 f"resume it with its own config (jaxrnn run --resume --out {folder.path}), or run into a new --out"
             )
-    folder.write_config(config_lib.dump(config))
+    job.barrier("jaxrnn-prepare")  # every process of a job has looked before process 0 changes anything
+    if job.primary():
+        if not resume:  # overwritten, or a run that stopped before its first checkpoint: nothing in it to keep
+            for path in (folder.metrics_file, folder.summary_file, folder.diverged_file):
+                path.unlink(missing_ok=True)
+            for path in [folder.checkpoints, *folder.replica_folders()]:
+                if path.exists():
+                    shutil.rmtree(path)
+        folder.write_config(config_lib.dump(config))
+    _check_shared(folder)
+
+
+def _check_shared(folder: RunDir) -> None:
+    """That every process of a job sees the run folder process 0 writes (the checkpoints go there from all).
+
+    Raises:
+      ConfigError: in every process, when one of them does not see process 0's token.
+    """
+    import jax
+
+    if jax.process_count() == 1:
+        return
+    from jax.experimental import multihost_utils
+
+    token = int(multihost_utils.broadcast_one_to_all(np.int64(secrets.randbits(62))))
+    mark = folder.path / ".job"
+    if job.primary():
+        mark.write_text(str(token))
+    job.barrier("jaxrnn-shared")
+    try:
+        seen = mark.read_text().strip() == str(token)
+    except OSError:
+        seen = False
+    if job.anyone(not seen):  # a collective: every process has read the token by now
+        raise ConfigError(f"--out {folder.path}: not every process of the job sees the files process 0 writes there; "
+                          "a job's run folder must be on a filesystem every host mounts (NFS, a bucket mount)")
+    if job.primary():
+        mark.unlink()
 
 
 def fit(
@@ -218,30 +257,44 @@ def fit(
     update = stepper.build(config, problems, members if len(members) > 1 else None)
     names = [m.name for m in members]
     problem = problems[0]
-    if problem.setup is not None:
+    writes = job.primary()  # of a job's processes, process 0 writes and evaluates; the others only step
+    if problem.setup is not None and writes:
         problem.setup(folder)
     # The deferral outlives the checkpointer, whose closing waits for the saves in flight.
     checkpointer = Checkpointer(folder.checkpoints, keep=train.keep_checkpoints)
     with contextlib.ExitStack() as deferral, checkpointer as checkpoints:
         stop = _StopRequest(deferral)
         saved, start, elapsed = _restore(update, checkpoints, folder, resume=resume, steps=train.steps)
-        events = deferral.enter_context(Events(folder, names, start))
-        evaluate = _evaluation(problems, folder, names, events)
-        progress = Progress(train.steps, start, interactive)
+        if writes:
+            events = deferral.enter_context(Events(folder, names, start))
+            evaluate = _evaluation(problems, folder, names, events)
+            progress = Progress(train.steps, start, interactive)
+        else:
+            events, evaluate = None, None
+            progress = Progress(train.steps, start, False, stream=deferral.enter_context(open(os.devnull, "w")))
         _announce_start(progress, start, resume, folder, checkpoints)
         clock = time.perf_counter() - elapsed
         try:
             saved = _train(train, update, saved, start, folder, checkpoints, progress, stop, evaluate, clock, names,
                            events)
             state = update.state_of(saved)
-            final = evaluate(state.params, train.steps, progress, clock, update.halted(saved))
+            final = evaluate(_host(state.params), train.steps, progress, clock, update.halted(saved)) if writes else {}
         finally:
             progress.close()
     if stop.requested:  # Ctrl-C during the final evaluation or the last saves
         raise KeyboardInterrupt
+    if not writes:
+        return state, [{} for _ in members]
     halted = update.halted(saved)
+    state = state._replace(params=_host(state.params))
     return state, _finish(config, problem, folder, state.params, final, clock, length, update.devices, members,
                           halted)
+
+
+def _host(params: Any) -> Any:
+    """In a job of several processes, ``params`` as this process's own arrays (every device holds them whole),
+    so that evaluating and analysing them is this process's business alone; as they are otherwise."""
+    return jax.device_get(params) if jax.process_count() > 1 else params
 
 
 def _restore(update: stepper.Stepper, checkpoints: Checkpointer, folder: RunDir, *, resume: bool,
@@ -258,6 +311,8 @@ def _restore(update: stepper.Stepper, checkpoints: Checkpointer, folder: RunDir,
     if resume and checkpoints.latest() is not None:
         saved = checkpoints.restore(saved)
         start = checkpoints.latest()
+    if not job.primary():
+        return saved, start, 0.0
     kept = folder.truncate(start, final_eval=start < steps)
     folder.diverged_file.unlink(missing_ok=True)
     elapsed = max((r.get("time", 0.0) for r in kept), default=0.0)
@@ -286,15 +341,24 @@ class _StopRequest:
         self._deferral = deferral
         self._request: interrupt.Request | None = None
 
-    def check(self) -> None:
+    def check(self, agree: bool = True) -> None:
         """At a step boundary: start deferring Ctrl-C (after the first step), and stop if it was pressed.
+
+        In a job of several processes, each of which may have been
+        interrupted at another step, they stop together: only at a boundary
+        where they ``agree`` (look at each other's requests), when any was.
 
         Raises:
           KeyboardInterrupt: Ctrl-C was pressed since deferring began.
         """
         if self._request is None:
             self._request = self._deferral.enter_context(interrupt.deferred())
-        if self._request.requested:
+        requested = self._request.requested
+        if jax.process_count() > 1:
+            if not agree:
+                return
+            requested = job.anyone(requested)
+        if requested:
             raise KeyboardInterrupt
 
     @property
@@ -304,9 +368,11 @@ class _StopRequest:
 
 
 def _train(train: Train, update: stepper.Stepper, saved: Any, start: int, folder: RunDir, checkpoints: Checkpointer,
-           progress: Progress, stop: _StopRequest, evaluate: Callable[..., Any], clock: float,
-           names: list[str], events: Events) -> Any:
+           progress: Progress, stop: _StopRequest, evaluate: Callable[..., Any] | None, clock: float,
+           names: list[str], events: Events | None) -> Any:
     """Steps ``start + 1 .. train.steps``: update, log, evaluate, checkpoint; the state after the last.
+
+    ``events`` and ``evaluate`` are ``None`` in the processes of a job that do not write (all but process 0).
 
     Records close every ``train.log_every`` steps and at checkpoints too, so a
     resumed run writes the same records; evaluation runs every
@@ -333,17 +399,19 @@ def _train(train: Train, update: stepper.Stepper, saved: Any, start: int, folder
         # The first step compiles the step function: not timed.
         window.add(metrics, running, time.perf_counter() - began if done > start + 1 else None)
         checkpoint = done % train.checkpoint_every == 0 or done == train.steps
-        if done % train.log_every == 0 or checkpoint:
+        closes = done % train.log_every == 0 or checkpoint
+        if closes:
             record = window.close(done, time.perf_counter() - clock)
-            folder.append(record)
-            events.write(record)
-            progress.report(_display(record))
-        if done % train.eval_every == 0 and done != train.steps:
-            evaluate(update.state_of(saved).params, done, progress, clock, update.halted(saved))
+            if events is not None:  # process 0 writes
+                folder.append(record)
+                events.write(record)
+                progress.report(_display(record))
+        if done % train.eval_every == 0 and done != train.steps and evaluate is not None:
+            evaluate(_host(update.state_of(saved).params), done, progress, clock, update.halted(saved))
         if checkpoint:
             checkpoints.save(done, saved)
         progress.advance()
-        stop.check()
+        stop.check(agree=closes)
     return saved
 
 
@@ -460,6 +528,8 @@ def _diverged(step: int, metrics: dict[str, Any], folder: RunDir, checkpoints: C
     """
     checkpoints.wait()
     last = checkpoints.latest()
+    if not job.primary():
+        return training.Diverged("training diverged (process 0 of the job says where)")
     i = int(np.flatnonzero(~np.isfinite(metrics["loss"]) | ~np.isfinite(metrics["grad_norm"]))[0]) \
         if halted is None else int(np.argmax(halted.step))
     loss = float(metrics["loss"][i] if halted is None else halted.loss[i])
