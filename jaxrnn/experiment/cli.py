@@ -131,6 +131,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             return _command(parser().parse_args(argv))
         except KeyboardInterrupt:  # a caller's own SIGINT handler, or a test's simulated Ctrl-C
             return _fail("interrupted", EXIT_INTERRUPTED)
+        finally:
+            job.forget()
 
 
 def _command(args: argparse.Namespace) -> int:
@@ -154,7 +156,8 @@ def _command(args: argparse.Namespace) -> int:
             raise
         first = (str(error).strip().splitlines() or [""])[0][:300]
         if not job.current().single and type(error).__name__ == "JaxRuntimeError":
-            job.stop(f"a step across the job's processes failed ({first})")  # a collective lost its peers
+            # a collective lost its peers
+            job.stop(f"another process of the job went away in the middle of a step ({first[:160]})")
         return _fail(f"error: {type(error).__name__}: {first} (JAXRNN_DEBUG=1 shows the traceback)", EXIT_INTERNAL,
                      everyone=True)
 
@@ -184,6 +187,7 @@ def _run(args: argparse.Namespace) -> int:
     if args.out is not None and not str(args.out).strip():
         return _fail("error: --out: expected a folder, got ''", EXIT_USAGE)
     place = job.declare(job.resolve(args.processes, args.process_id, args.coordinator))
+    _explain(lambda: "interrupted")
     if args.join_timeout is not None and not (0 < args.join_timeout <= 86400):
         return _fail(f"error: --join-timeout: expected seconds in (0, 86400], got {args.join_timeout:g}", EXIT_USAGE,
                      everyone=True)
@@ -214,7 +218,7 @@ def _run(args: argparse.Namespace) -> int:
         runner.prepare(config, folder, resume=args.resume, overwrite=args.overwrite)
     except runner.RunExists as error:
         return _fail(f"error: {error}", EXIT_USAGE)
-    interrupt.explain(lambda: _interrupted(folder))
+    _explain(lambda: _interrupted(folder))
     _announce(config, folder, len(problems))
     try:
         summary = runner.run(config, folder, resume=args.resume, interactive=interactive, problems=problems)
@@ -291,7 +295,7 @@ def _run_sweep(args: argparse.Namespace, config, folder: RunDir, runs: list, int
         todo.append((point, c, sub, probs))
     if job.current().primary:
         sweep.write(config, folder)
-    interrupt.explain(lambda: _interrupted_sweep(folder))
+    _explain(lambda: _interrupted_sweep(folder))
     print(f"{config.name}: a sweep of {len(runs)} runs ({len(runs) - len(todo)} finished before) -> {folder.path}",
           flush=True)
     diverged = 0
@@ -328,16 +332,30 @@ def _launch(args: argparse.Namespace) -> int:
     return launch.launch(run_args, args.processes, args.devices_per_process, args.port)
 
 
+def _explain(message) -> None:
+    """What Ctrl-C prints from now on; nothing in the processes of a job but process 0 (it speaks for all)."""
+    interrupt.explain(message if job.current().primary else lambda: "")
+
+
 def _interrupted_sweep(folder: RunDir) -> str:
     """The line an interrupted sweep ends with: the command that continues it."""
-    return f"interrupted; continue with: jaxrnn run --resume --out {shlex.quote(str(folder.path))}"
+    return f"interrupted; continue with: {_resume_command(folder)}"
 
 
 def _interrupted(folder: RunDir) -> str:
     """The line an interrupted run ends with: the command that resumes it, once it has a checkpoint."""
     if folder.holds_run():
-        return f"interrupted; continue with: jaxrnn run --resume --out {shlex.quote(str(folder.path))}"
+        return f"interrupted; continue with: {_resume_command(folder)}"
     return "interrupted before the first checkpoint (nothing to resume)"
+
+
+def _resume_command(folder: RunDir) -> str:
+    """``jaxrnn run --resume --out DIR``; of a job, on every process of it (on any number of processes)."""
+    out = shlex.quote(str(folder.path))
+    if job.current().single:
+        return f"jaxrnn run --resume --out {out}"
+    return (f"jaxrnn run --resume --out {out} on every process of the job (any number of them; "
+            f"here: jaxrnn launch --processes N -- --resume --out {out})")
 
 
 def _list(args: argparse.Namespace) -> int:

@@ -108,7 +108,8 @@ def handled(message: Callable[[], str] = lambda: "interrupted") -> Iterator[None
 
 
 def explain(message: Callable[[], str]) -> None:
-    """From now on, an interruption prints ``message()`` (e.g. how to resume the run, once its folder is known)."""
+    """From now on, an interruption prints ``message()`` (e.g. how to resume the run, once its folder is known;
+    nothing if it is empty)."""
     if _watcher is not None:
         _watcher.message = message
 
@@ -154,7 +155,8 @@ def _exit_at_once(message: Callable[[], str]) -> None:
     # On a terminal the line starts on a line of its own, after the "^C" echo or a progress bar.
     start = "\n" if _isatty(sys.stderr) else ""
     try:
-        os.write(2, f"{start}{text}\n".encode())
+        if text:  # an empty message: another process speaks for this one
+            os.write(2, f"{start}{text}\n".encode())
     except OSError:
         pass
     os._exit(EXIT_INTERRUPTED)

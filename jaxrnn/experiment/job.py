@@ -29,6 +29,8 @@ goes on from the last complete checkpoint, on any number of processes.
 
 from __future__ import annotations
 
+import atexit
+import inspect
 import os
 import socket
 import subprocess
@@ -84,6 +86,8 @@ class Job:
 
 
 _current = Job()
+_joined = False  # whether this process joined a job (start)
+_filter: subprocess.Popen | None = None  # the process filtering this one's output (filter_stderr)
 
 
 def current() -> Job:
@@ -96,6 +100,13 @@ def declare(place: Job) -> Job:
     global _current
     _current = place
     return place
+
+
+def forget() -> None:
+    """Back to one process, unless this one joined a job (which lasts as long as the process)."""
+    global _current
+    if not _joined:
+        _current = Job()
 
 
 def resolve(processes: str | None = None, process_id: str | None = None, coordinator: str | None = None,
@@ -170,7 +181,7 @@ def start(job: Job, timeout: float = JOIN_SECONDS) -> Job:
       JobError: the processes disagree on how many they are; JAX found no
         cluster (``auto``); a value JAX refuses.
     """
-    global _current
+    global _current, _joined
     if job.single:
         return job
     import jax
@@ -182,10 +193,12 @@ def start(job: Job, timeout: float = JOIN_SECONDS) -> Job:
     waiting.daemon = True
     waiting.start()
     try:
+        # JAX's own limit is later than ours: _not_joined says why, then JAX would end the process its own way
+        options = {"initialization_timeout": int(timeout) + 60, "heartbeat_timeout_seconds": HEARTBEAT_SECONDS,
+                   "shutdown_timeout_seconds": 3600}  # process 0 may analyse the model long after the others
+        known = inspect.signature(jax.distributed.initialize).parameters
         jax.distributed.initialize(job.coordinator, job.processes, job.index,
-                                   initialization_timeout=int(timeout) + 60,
-                                   heartbeat_timeout_seconds=HEARTBEAT_SECONDS,
-                                   shutdown_timeout_seconds=3600)
+                                   **{k: v for k, v in options.items() if k in known})
     except (ValueError, TypeError, RuntimeError) as error:
         waiting.cancel()
         first = (str(error).strip().splitlines() or ["?"])[0]
@@ -194,6 +207,7 @@ def start(job: Job, timeout: float = JOIN_SECONDS) -> Job:
                            "Kubernetes, Open MPI); give --processes N --process-id I --coordinator HOST:PORT") from None
         raise JobError(f"{job.label()}: could not join the job: {first}") from None
     waiting.cancel()
+    _joined = True
     joined = Job(jax.process_count(), jax.process_index(), job.coordinator, job.source)
     _current = joined
     mismatch = job.processes is not None and job.processes != joined.processes
@@ -216,6 +230,7 @@ def _not_joined(job: Job, timeout: float) -> None:
         why = (f"not every one of the job's {job.processes or 'processes'} processes joined the coordinator "
                f"{job.coordinator or ''} (did they all start, with the same --processes?)")
     _say(f"{job.label()}: could not join the job within {timeout:.0f} s: {why}")
+    _drain()
     os._exit(EXIT_USAGE)
 
 
@@ -235,6 +250,7 @@ def stop(reason: str) -> None:
     job = current()
     _say(f"{stderr_filter.STOPPED.format(index=job.index, count=job.processes)} {reason}; rerun every process "
          "with --resume to continue from the last complete checkpoint")
+    _drain()
     os._exit(EXIT_JOB)
 
 
@@ -287,9 +303,10 @@ def filter_stderr(index: int, count: int) -> None:
     pipes = [os.openpty() if os.isatty(fd) else os.pipe() for fd in (1, 2)]
     (out_read, out_write), (err_read, err_write) = pipes
     real_out, real_err = os.dup(1), os.dup(2)
-    subprocess.Popen([sys.executable, "-I", stderr_filter.__file__, str(index), str(count), str(out_read),
-                      str(real_out)], stdin=err_read, stdout=real_err, stderr=real_err,
-                     pass_fds=(out_read, real_out), start_new_session=True)
+    global _filter
+    _filter = subprocess.Popen([sys.executable, "-I", stderr_filter.__file__, str(index), str(count), str(out_read),
+                                str(real_out)], stdin=err_read, stdout=real_err, stderr=real_err,
+                               pass_fds=(out_read, real_out), start_new_session=True)
     for fd in (out_read, err_read, real_out, real_err):
         os.close(fd)
     sys.stdout.flush()
@@ -298,3 +315,22 @@ def filter_stderr(index: int, count: int) -> None:
     os.dup2(err_write, 2)
     os.close(out_write)
     os.close(err_write)
+    atexit.register(_drain)
+
+
+def _drain() -> None:
+    """Let the filter write what this process wrote before the process ends (so a shell's prompt comes after)."""
+    if _filter is None:
+        return
+    for stream in (sys.stdout, sys.stderr):
+        try:
+            stream.flush()
+        except (OSError, ValueError):
+            pass
+    devnull = os.open(os.devnull, os.O_WRONLY)
+    os.dup2(devnull, 1)  # the filter's inputs end: it writes the rest and stops
+    os.dup2(devnull, 2)
+    try:
+        _filter.wait(timeout=5)
+    except subprocess.TimeoutExpired:
+        pass

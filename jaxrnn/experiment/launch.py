@@ -63,6 +63,7 @@ def _wait(children: list[subprocess.Popen]) -> int:
                 child.send_signal(signum)
 
     previous = {s: signal.signal(s, forward) for s in (signal.SIGINT, signal.SIGTERM)}
+    wakeup = signal.set_wakeup_fd(-1)  # the signals are the children's to act on, not the jaxrnn command's
     try:
         failed_at, status = None, 0
         while any(child.poll() is None for child in children):
@@ -90,6 +91,7 @@ def _wait(children: list[subprocess.Popen]) -> int:
                           file=sys.stderr, flush=True)
         return status
     finally:
+        signal.set_wakeup_fd(wakeup)
         for s, handler in previous.items():
             signal.signal(s, handler)
 

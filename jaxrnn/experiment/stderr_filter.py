@@ -86,7 +86,11 @@ def main(argv: list[str]) -> int:
             stream.pending = pieces.pop()
             continued = False  # the lines after a routine log line, in the same write, are its own
             for piece in pieces:
-                told = told or piece.startswith(said)
+                if piece.startswith(said):  # the process's own line, even after the fatal end began
+                    if not told:
+                        stream.write(piece)
+                    told = True
+                    continue
                 fatal = fatal or (not stream.plain and any(mark in piece for mark in _FATAL))
                 if fatal and not stream.plain:
                     swallowed.append(piece)
