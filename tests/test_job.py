@@ -354,3 +354,30 @@ def test_slurm_variables_make_a_job_and_ctrl_c_stops_it_together(config, tmp_pat
     assert len(lines) == 1 and lines[0].startswith("interrupted; continue with: jaxrnn run --resume --out"), err
     last = records(tmp_path / "c")[-1]["step"]
     assert last % 5 == 0 and last < 4000
+
+
+@pytest.mark.slow
+def test_a_hung_process_ends_the_job_within_the_heartbeat_bound(config, tmp_path):
+    """A process that stops answering without dying (SIGSTOP: no connection resets, no error in a step): JAX's
+    distributed service ends the other after the heartbeat timeout, and the filter makes that one line."""
+    out, port = tmp_path / "hung", free_port()
+    long = config.with_name("hung.yaml")
+    long.write_text(yaml.safe_dump({**CONFIG, "train": {**CONFIG["train"], "steps": 4000}}))
+    first, second = (member(long, out, i, port) for i in range(2))
+    deadline = time.monotonic() + 240
+    while not (out / "checkpoints" / "10").exists():
+        assert time.monotonic() < deadline and first.poll() is None, first.communicate()
+        time.sleep(0.2)
+    second.send_signal(signal.SIGSTOP)
+    stopped = time.monotonic()
+    try:
+        code, _, err = finish(first, timeout=120)
+        assert time.monotonic() - stopped < job.HEARTBEAT_SECONDS + 30
+    finally:
+        second.kill()
+        second.communicate()
+    assert code != 0
+    lines = err.strip().splitlines()
+    assert len(lines) == 1, err
+    assert lines[0].startswith("process 0 of 2: stopped: process 1 of the job stopped answering"), err
+    Path(re.search(r"JAX's report: (\S+)\)", lines[0]).group(1)).unlink()

@@ -86,11 +86,26 @@ def split(tree: Any, axes: Any, mesh: Mesh) -> Any:
 
     def place(axis, subtree):
         spec = PartitionSpec() if axis is None else PartitionSpec(*([None] * axis), AXIS)
-        return jax.device_put(subtree, NamedSharding(mesh, spec))
+        return _put(subtree, NamedSharding(mesh, spec))
 
     return jax.tree_util.tree_map(place, axes, tree, is_leaf=lambda a: a is None)
 
 
 def replicate(tree: Any, mesh: Mesh) -> Any:
     """Every leaf of ``tree`` whole on every device of ``mesh``."""
-    return jax.device_put(tree, NamedSharding(mesh, PartitionSpec()))
+    return _put(tree, NamedSharding(mesh, PartitionSpec()))
+
+
+def _put(tree: Any, sharding: NamedSharding) -> Any:
+    """``tree`` placed as ``sharding`` says. In a job, each process holds the whole tree (drawn from the same
+    keys) and places its own devices' parts of it: no check across the processes that the values agree, which
+    ``jax.device_put`` makes on every call (a collective per batch)."""
+    if jax.process_count() == 1:
+        return jax.device_put(tree, sharding)
+
+    def put(leaf):
+        parts = sharding.addressable_devices_indices_map(np.shape(leaf))
+        return jax.make_array_from_single_device_arrays(
+            np.shape(leaf), sharding, [jax.device_put(leaf[index], device) for device, index in parts.items()])
+
+    return jax.tree_util.tree_map(put, tree)
