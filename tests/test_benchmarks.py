@@ -120,3 +120,18 @@ def test_seeds_benchmark_times_both_ways_and_checks_the_losses_agree(tmp_path):
     assert equality["passed"] and equality["max_relative_difference"] <= equality["rtol"]
     assert set(equality["train_loss_max_relative_difference"]) == {"1", "2", "3"}
     assert "| **wall time, end to end** |" in out["markdown"] and "sequential / one run" in out["markdown"]
+
+
+def test_process_layouts_parse_and_tabulate():
+    from benchmarks import devices
+
+    assert devices.layouts("1x4, 2X2") == [(1, 4), (2, 2)]
+    for bad in ("", "4", "2x", "0x4", "axb"):
+        with pytest.raises(ValueError, match="--layouts: expected PROCESSESxDEVICES"):
+            devices.layouts(bad)
+    rows = [{"devices": 4, "processes": 1, "status": "ok", "steps_per_sec": 40.0, "eval_loss": 0.5},
+            {"devices": 4, "processes": 2, "status": "ok", "steps_per_sec": 10.0, "eval_loss": 0.5},
+            {"devices": 4, "processes": 4, "status": "error", "reason": "boom"}]
+    table = devices.markdown(rows, "cfg", 64, "cpu", 4)
+    assert "| 1 x 4 | 40.0 | 1.00x | 0.5 |" in table and "| 2 x 2 | 10.0 | 0.25x | 0.5 |" in table
+    assert "| 4 x 1 | error: boom | | |" in table and "vs 1 x 4" in table

@@ -19,8 +19,8 @@ import pytest
 
 from support import ROOT
 
-SCRIPT = textwrap.dedent('''
-    import contextlib, io, json, shutil, sys
+SCRIPT = textwrap.dedent(r'''
+    import contextlib, io, json, re, shutil, sys
     import jax, jax.numpy as jnp
     from jaxrnn.experiment import data_parallel
     from jaxrnn.experiment.cli import main
@@ -31,6 +31,8 @@ SCRIPT = textwrap.dedent('''
               "--set", "model.hidden_size=8"]
     configs = {"adding_t50_lstm": ["--set", "data.seq_len=10"],
                "charlm_gru": ["--set", "data.window=10", "--set", "data.embedding_size=4"]}
+    # each device's share of a carried state without dropout (charlm_gru drops around its embedding, data.dropout)
+    undropped = {"charlm_gru_nodrop": ["charlm_gru", *configs["charlm_gru"], "--set", "data.dropout=0"]}
 
     def run(*args):
         err = io.StringIO()
@@ -55,6 +57,44 @@ SCRIPT = textwrap.dedent('''
             report["runs"][f"{name}_{devices}"] = run("run", name, "--out", folder, "--overwrite",
                                                       "--set", f"train.devices={devices}", *common, *extra)
             report["split"][f"{name}_{devices}"] = [len(placed), all(placed)]
+    for name, (config, *extra) in undropped.items():
+        for devices in (1, 4):
+            report["runs"][f"{name}_{devices}"] = run("run", config, "--out", f"{out}/{name}_{devices}", "--overwrite",
+                                                      "--set", f"train.devices={devices}", *common, *extra)
+    # where the compiled update sums across devices: never inside the loop over time steps, but with dropout
+    from jaxrnn.experiment import catalog, stepper
+    from jaxrnn.experiment import config as config_lib
+
+    def loop_collectives(name, overrides):
+        config = config_lib.load(name, ["train.devices=4", "train.batch_size=8", "model.hidden_size=8", *overrides])
+        update = stepper.build(config, [catalog.experiment(config.experiment).problem(config)])
+        text = update.update.lower(update.saved, update.batch(0), update.dropout_key(0)).compile().as_text()
+        calls, ops, current = {}, {}, None
+        for line in text.splitlines():
+            head = re.match(r"^(?:ENTRY )?%?([\w.\-]+) .*\{$", line)
+            if head:
+                current = head.group(1)
+                calls[current], ops[current] = set(), 0
+                continue
+            if current is None:
+                continue
+            calls[current] |= set(re.findall(r"(?:body|condition|calls|to_apply|branch_computations)="
+                                             r"\{?%?([\w.\-]+)", line))
+            ops[current] += len(re.findall(r" (?:all-reduce|all-gather|reduce-scatter)(?:-start)?\(", line))
+        inside = set(re.findall(r"body=%?([\w.\-]+)", text))
+        todo = list(inside)
+        while todo:
+            for callee in calls.get(todo.pop(), ()):
+                if callee not in inside:
+                    inside.add(callee)
+                    todo.append(callee)
+        return sum(ops[c] for c in inside if c in ops)
+
+    report["loop_collectives"] = {
+        "adding": loop_collectives("adding_t50_lstm", ["data.seq_len=10"]),
+        "charlm_nodrop": loop_collectives("charlm_gru", ["data.window=10", "data.embedding_size=4", "data.dropout=0"]),
+        "charlm_dropout": loop_collectives("charlm_gru", ["data.window=10", "data.embedding_size=4"]),
+    }
     # two seeds side by side (stacked states, vmapped step), on 4 devices: the batch axis moves one along
     for name, extra in configs.items():
         placed.clear()
@@ -117,6 +157,18 @@ def test_four_devices_give_the_losses_of_one(report):
         assert count >= 6 and all_split  # every batch (and the carry) split across the 4 devices
         assert json.loads((out / f"{name}_4" / "summary.json").read_text())["devices"] == 4
         assert_same_run(out / f"{name}_1", out / f"{name}_4")
+    # a carried state split without dropout: each device's share of the loss, averaged
+    assert r["runs"]["charlm_gru_nodrop_4"][0] == 0, r["runs"]
+    assert_same_run(out / "charlm_gru_nodrop_1", out / "charlm_gru_nodrop_4")
+
+
+@pytest.mark.slow
+def test_the_gradients_are_summed_across_devices_once_not_at_every_time_step(report):
+    """Each device's share of the loss (data_parallel.per_device): no collective inside the compiled loops. With
+    dropout the loss is partitioned whole (the one-device run's masks), and XLA sums inside the loop."""
+    counts = report[1]["loop_collectives"]
+    assert counts["adding"] == 0 and counts["charlm_nodrop"] == 0, counts
+    assert counts["charlm_dropout"] > 0, counts
 
 
 @pytest.mark.slow

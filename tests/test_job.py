@@ -311,6 +311,8 @@ def test_a_job_refuses_bad_input_in_one_line(config, tmp_path):
         "three": member(config, tmp_path / "m", 1, port, count=3),
         # nobody at the coordinator
         "alone": member(config, tmp_path / "a", 1, lonely, "--join-timeout", 5),
+        # the coordinator, waiting for a process that never comes
+        "first": member(config, tmp_path / "f", 0, free_port(), "--join-timeout", 5),
     }
     began = time.monotonic()
     done = {name: finish(proc, timeout=240) for name, proc in started.items()}
@@ -322,6 +324,7 @@ def test_a_job_refuses_bad_input_in_one_line(config, tmp_path):
     assert "start every process with the same --processes" in done["two"][2]
     assert "--processes 3, but the job at" in done["three"][2]
     assert "nothing answers at the coordinator" in done["alone"][2]
+    assert "not every one of the job's 2 processes joined the coordinator" in done["first"][2]
     assert time.monotonic() - began < 120
 
 

@@ -5,11 +5,14 @@ over the first ``N`` devices, named ``"data"``. Each training batch is placed
 with its examples split along that axis (each leaf's batch axis as the
 experiment's :attr:`~jaxrnn.experiment.problem.Problem.batch_axes` says), the
 parameters and optimiser state replicated on every device, and a carry that
-runs on between batches split like the batch (its leading axis). The training
-step itself is unchanged: ``jax.jit`` compiles it for the shardings of its
-arguments (computation follows data), so each device computes the gradient of
-its share of the batch and XLA sums them across devices -- the same update as
-on one device, up to the order of floating-point sums.
+runs on between batches split like the batch (its leading axis). The loss is
+computed on each device's share of the batch and averaged across the devices
+(:func:`per_device`), so each device computes the gradient of its share and
+XLA sums them once, after the backward pass -- the same update as on one
+device, up to the order of floating-point sums. A model with dropout is the
+exception: its loss is left whole to XLA's partitioning, so that its masks
+are drawn for the whole batch as on one device (XLA then sums the weights'
+gradient inside the backward loop, a collective per time step).
 
 In a job of several processes (:mod:`jaxrnn.experiment.job`) the mesh holds
 every device of every process (``jax.devices()`` lists them all once the job
@@ -19,7 +22,7 @@ whole, and the update is one program over all of them.
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, Callable
 
 import jax
 import numpy as np
@@ -67,6 +70,63 @@ def check(batch_axes: Any, batch_size: int, mesh: Mesh, experiment: str) -> None
         of = f" of {processes} processes" if processes > 1 else ""
         raise ConfigError(f"train.batch_size: {batch_size} does not divide across {count} devices{of} "
                           f"(train.devices); use a multiple of {count}")
+
+
+def per_device(loss: Callable, mesh: Mesh, batch_axes: Any, carried: bool = False) -> Callable:
+    """``loss`` on each device's share of the batch, its value and metrics averaged across ``mesh``.
+
+    ``loss(params, batch, *, key) -> (value, metrics)``, or with ``carried``
+    ``loss(params, carry, batch, *, key) -> (value, (carry, metrics))`` whose
+    carry is split along its leading axis like the batch. The value and the
+    metrics must be means over the batch's examples, each weighing the same:
+    with equal shares, the mean of the devices' means is the whole batch's, and
+    so is the gradient of it. Partitioning the whole-batch loss itself, XLA
+    would sum the weights' gradient across the devices inside the backward
+    loop, once per time step; here each device runs its own loop and the sum
+    comes once, at the end. The dropout key is folded with the device's index,
+    so that each share draws masks of its own (other masks than one device's
+    draw for the whole batch).
+    """
+    def spec(axis):
+        return PartitionSpec() if axis is None else PartitionSpec(*([None] * axis), AXIS)
+
+    shares = jax.tree_util.tree_map(spec, batch_axes, is_leaf=lambda a: a is None)
+    whole, split_ = PartitionSpec(), PartitionSpec(AXIS)
+
+    def local_key(key):
+        return None if key is None else jax.random.fold_in(key, jax.lax.axis_index(AXIS))
+
+    def mean(tree):
+        return jax.tree_util.tree_map(lambda v: jax.lax.pmean(v, AXIS), tree)
+
+    if not carried:
+        def local(params, batch, key):
+            value, metrics = loss(params, batch, key=local_key(key))
+            return mean(value), mean(metrics)
+
+        def sharded(params, batch, *, key=None):
+            return _shard_map(local, mesh, (whole, shares, whole), (whole, whole))(params, batch, key)
+
+        return sharded
+
+    def local_carried(params, carry, batch, key):
+        value, (carry, metrics) = loss(params, carry, batch, key=local_key(key))
+        return mean(value), (carry, mean(metrics))
+
+    def sharded_carried(params, carry, batch, *, key=None):
+        return _shard_map(local_carried, mesh, (whole, split_, shares, whole),
+                          (whole, (split_, whole)))(params, carry, batch, key)
+
+    return sharded_carried
+
+
+def _shard_map(f: Callable, mesh: Mesh, in_specs: Any, out_specs: Any) -> Callable:
+    """``jax.shard_map`` without its replication check (a scan whose carry starts unsplit would fail it)."""
+    if hasattr(jax, "shard_map"):
+        return jax.shard_map(f, mesh=mesh, in_specs=in_specs, out_specs=out_specs, check_vma=False)
+    from jax.experimental.shard_map import shard_map  # JAX before 0.7
+
+    return shard_map(f, mesh, in_specs=in_specs, out_specs=out_specs, check_rep=False)
 
 
 def split(tree: Any, axes: Any, mesh: Mesh) -> Any:

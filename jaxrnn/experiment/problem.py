@@ -54,6 +54,8 @@ class Problem(NamedTuple):
         leaf's batch axis (``1`` for time-major ``(T, B, ...)``), or ``None``
         for a leaf every device reads whole. ``None`` here: the batches cannot
         be split (e.g. drawn inside the step), so ``train.devices`` must be 1.
+        Split, ``loss`` runs on each device's share and its value and metrics
+        are averaged across the devices: they must be means over the examples.
         A carry is split along its leading axis.
     """
 

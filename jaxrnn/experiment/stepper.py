@@ -88,8 +88,16 @@ def build(config: Config, problems: Sequence[Problem], members: Sequence[Replica
     count = len(problems)
     first = problems[0]
     saved, tx, learning_rate = initial(config, problems, members)
+    mesh = data_parallel.mesh(config.train.devices)
+    dropout = getattr(config.model, "dropout", 0.0) > 0 or first.dropout
+    loss = first.loss
+    if mesh is not None:
+        data_parallel.check(first.batch_axes, config.train.batch_size, mesh, config.experiment)
+        if not dropout:  # each device's share, the gradients summed once; with dropout, XLA partitions the
+            # whole batch's loss, so that the masks are the one-device run's
+            loss = data_parallel.per_device(loss, mesh, first.batch_axes, carried=first.carry is not None)
     if first.carry is None:
-        step = training.train_step(first.loss, tx, learning_rate, jit=False)
+        step = training.train_step(loss, tx, learning_rate, jit=False)
 
         def inner(saved, batch, dropout_key):
             return step(saved, batch, key=dropout_key)
@@ -97,7 +105,7 @@ def build(config: Config, problems: Sequence[Problem], members: Sequence[Replica
         def state_of(saved):
             return saved if count == 1 else saved[0]
     else:
-        carried = training.carried_step(first.loss, tx, learning_rate, jit=False)
+        carried = training.carried_step(loss, tx, learning_rate, jit=False)
 
         def inner(saved, batch, dropout_key):
             state, carry, metrics = carried(*saved, batch, key=dropout_key)
@@ -108,8 +116,7 @@ def build(config: Config, problems: Sequence[Problem], members: Sequence[Replica
     if learning_rate is None:  # swept optimiser values: the rate each replica used, from its own hyperparameters
         inner = _reporting_rate(inner, _state_of_one if first.carry is None else _first, config)
     update = jax.jit(inner if count == 1 else _stacked(inner, state_of, loop or replica_loop()))
-    saved, place, devices = _placement(config, first, saved, count)
-    dropout = getattr(config.model, "dropout", 0.0) > 0 or first.dropout
+    saved, place, devices = _placement(mesh, first, saved, count)
     seeds = [m.seed for m in members] or [config.train.seed]
 
     if count == 1:
@@ -247,17 +254,16 @@ def _injected(config: Config) -> optax.GradientTransformation:
     return optax.inject_hyperparams(make)(**hyper)
 
 
-def _placement(config: Config, problem: Problem, saved: Any, count: int) -> tuple[Any, Callable[[Any], Any], int]:
-    """``(saved, place, devices)``: the state, and a function that puts a batch, on the devices of ``train.devices``.
+def _placement(mesh: Any, problem: Problem, saved: Any, count: int) -> tuple[Any, Callable[[Any], Any], int]:
+    """``(saved, place, devices)``: the state, and a function that puts a batch, on the devices of ``mesh``
+    (``train.devices``; ``None``: one device).
 
     Data-parallel (more than one device): the train state whole on every
     device, each batch (and the carry) split across them along its batch axis
     (one further along for stacked replicas).
     """
-    mesh = data_parallel.mesh(config.train.devices)
     if mesh is None:
         return saved, _unplaced, 1
-    data_parallel.check(problem.batch_axes, config.train.batch_size, mesh, config.experiment)
     shift = 0 if count == 1 else 1
     axes = jax.tree_util.tree_map(lambda a: a + shift, problem.batch_axes)
 
