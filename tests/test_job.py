@@ -90,6 +90,7 @@ def test_cli_rejects_a_bad_place_before_anything_runs(write_config, capsys):
 
 @pytest.mark.parametrize("args, message", [
     (["-n", "0", "tiny"], "--processes: expected a whole number of at least 1, got '0'"),
+    (["-n", "2"], "jaxrnn launch needs what each process runs: CONFIG [run options]"),
     (["-n", "2", "--devices-per-process", "x", "tiny"], "--devices-per-process: expected a whole number"),
     (["-n", "2", "--port", "70000", "tiny"], "--port: expected a port number up to 65535, got 70000"),
     (["-n", "2", "tiny", "--process-id", "1"], "jaxrnn launch sets --process-id of each process itself"),

@@ -181,13 +181,13 @@ def _run(args: argparse.Namespace) -> int:
     from jaxrnn.experiment import runner, sweep
     from jaxrnn.experiment.rundir import RunDir
 
+    place = job.declare(job.resolve(args.processes, args.process_id, args.coordinator))
+    _explain(lambda: "interrupted")
     if args.config is None and not (args.resume and args.out):
         return _fail("error: jaxrnn run needs a CONFIG (a file or a name from 'jaxrnn list'), "
                      "or --resume --out DIR to continue a run", EXIT_USAGE)
     if args.out is not None and not str(args.out).strip():
         return _fail("error: --out: expected a folder, got ''", EXIT_USAGE)
-    place = job.declare(job.resolve(args.processes, args.process_id, args.coordinator))
-    _explain(lambda: "interrupted")
     if args.join_timeout is not None and not (0 < args.join_timeout <= 86400):
         return _fail(f"error: --join-timeout: expected seconds in (0, 86400], got {args.join_timeout:g}", EXIT_USAGE,
                      everyone=True)
@@ -324,6 +324,9 @@ def _launch(args: argparse.Namespace) -> int:
     run_args = list(args.run_args)
     if run_args[:1] == ["--"]:
         run_args = run_args[1:]
+    if not run_args:
+        return _fail("error: jaxrnn launch needs what each process runs: CONFIG [run options], "
+                     "or -- --resume --out DIR", EXIT_USAGE)
     taken = [a for a in run_args if a.split("=")[0] in ("--processes", "--process-id", "--coordinator")]
     if taken:
         return _fail(f"error: jaxrnn launch sets {taken[0].split('=')[0]} of each process itself; leave it out",
