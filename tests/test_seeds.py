@@ -50,6 +50,7 @@ def config(tmp_path_factory):
     return path
 
 
+@pytest.mark.slow  # ~10 s: room under the fast suite's 3 minutes
 def test_each_seed_is_the_run_of_its_own_seed(config, tmp_path):
     """The tiny config run with 3 seeds, and the single run of seed 2 to hold its last seed to."""
     out = tmp_path
@@ -94,6 +95,7 @@ def test_an_in_step_sweep_gives_the_run_of_each_value(config, tmp_path):
     np.testing.assert_allclose(lr, [0.003, 0.01], rtol=1e-6)
 
 
+@pytest.mark.slow  # ~10 s: room under the fast suite's 3 minutes
 def test_one_diverging_replica_stops_alone_and_spoils_nothing(config, tmp_path, capsys):
     swept = tmp_path / "swept"
     assert cli("run", config, "--sweep", "optim.learning_rate=0.01,1e30", "--out", swept, "--progress", "lines") == 0
