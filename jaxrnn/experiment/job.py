@@ -227,8 +227,10 @@ def _not_joined(job: Job, timeout: float) -> None:
         why = (f"nothing answers at the coordinator {job.coordinator} (is process 0 running there, "
                "and is the address right?)")
     else:
-        why = (f"not every one of the job's {job.processes or 'processes'} processes joined the coordinator "
-               f"{job.coordinator or ''} (did they all start, with the same --processes?)")
+        count = f"{job.processes} " if job.processes else ""
+        at = f" {job.coordinator}" if job.coordinator else ""
+        why = (f"not every one of the job's {count}processes joined the coordinator{at} "
+               "(did they all start, with the same --processes?)")
     _say(f"{job.label()}: could not join the job within {timeout:.0f} s: {why}")
     _drain()
     os._exit(EXIT_USAGE)

@@ -31,6 +31,7 @@ from typing import Any, Callable
 
 import jax
 import numpy as np
+from jax.experimental import multihost_utils
 
 from jaxrnn import training
 from jaxrnn.experiment import catalog, data_parallel, interrupt, job, memory, plots, replicas, stepper
@@ -198,12 +199,8 @@ def _check_shared(folder: RunDir) -> None:
     Raises:
       ConfigError: in every process, when one of them does not see process 0's token.
     """
-    import jax
-
     if jax.process_count() == 1:
         return
-    from jax.experimental import multihost_utils
-
     token = int(multihost_utils.broadcast_one_to_all(np.int64(secrets.randbits(62))))
     mark = folder.path / ".job"
     if job.primary():
