@@ -95,6 +95,21 @@ SCRIPT = textwrap.dedent(r'''
         "charlm_nodrop": loop_collectives("charlm_gru", ["data.window=10", "data.embedding_size=4", "data.dropout=0"]),
         "charlm_dropout": loop_collectives("charlm_gru", ["data.window=10", "data.embedding_size=4"]),
     }
+    # both loops over replicas (vmap: a GPU's default, map: the CPU's) around each device's share of the loss
+    from jaxrnn.experiment import replicas
+    report["replica_loops"] = {}
+    for name, overrides in (("adding_t50_lstm", ["data.seq_len=10"]),
+                            ("charlm_gru", ["data.window=10", "data.embedding_size=4", "data.dropout=0"])):
+        config = config_lib.load(name, ["train.devices=4", "train.batch_size=8", "model.hidden_size=8",
+                                        "train.seeds=2", *overrides])
+        members = replicas.of(config)
+        problems = [catalog.experiment(config.experiment).problem(m.config) for m in members]
+        for loop in ("map", "vmap"):
+            update = stepper.build(config, problems, members, loop=loop)
+            saved = update.saved
+            for step in range(3):
+                saved, metrics = update(saved, step)
+            report["replica_loops"][f"{name}_{loop}"] = [float(v) for v in metrics["loss"]]
     # two seeds side by side (stacked states, vmapped step), on 4 devices: the batch axis moves one along
     for name, extra in configs.items():
         placed.clear()
@@ -169,6 +184,14 @@ def test_the_gradients_are_summed_across_devices_once_not_at_every_time_step(rep
     counts = report[1]["loop_collectives"]
     assert counts["adding"] == 0 and counts["charlm_nodrop"] == 0, counts
     assert counts["charlm_dropout"] > 0, counts
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("name", ["adding_t50_lstm", "charlm_gru_nodrop"])
+def test_both_replica_loops_around_each_devices_share_give_the_same_steps(report, name):
+    loops = report[1]["replica_loops"]
+    base = name.removesuffix("_nodrop")
+    np.testing.assert_allclose(loops[f"{base}_vmap"], loops[f"{base}_map"], rtol=1e-5)
 
 
 @pytest.mark.slow
