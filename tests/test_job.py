@@ -88,6 +88,16 @@ def test_cli_rejects_a_bad_place_before_anything_runs(write_config, capsys):
     assert job.current() == Job()  # a process that never joined is one process again
 
 
+def test_process_0_refuses_a_coordinator_port_that_is_taken():
+    with socket.socket() as taken:
+        taken.bind(("", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        with pytest.raises(JobError, match=f"--coordinator localhost:{port}: process 0 serves the coordinator on "
+                                           f"port {port} of its host, but it is taken"):
+            job.start(Job(2, 0, f"localhost:{port}"))
+
+
 @pytest.mark.parametrize("args, message", [
     (["-n", "0", "tiny"], "--processes: expected a whole number of at least 1, got '0'"),
     (["-n", "2"], "jaxrnn launch needs what each process runs: CONFIG [run options]"),

@@ -186,6 +186,8 @@ def start(job: Job, timeout: float = JOIN_SECONDS) -> Job:
         return job
     import jax
 
+    if job.index == 0 and job.coordinator:
+        _check_free(job.coordinator)
     if job.index is not None:
         filter_stderr(job.index, job.processes or 0)
     jax.config.update("jax_cpu_collectives_implementation", "gloo")
@@ -219,6 +221,22 @@ def start(job: Job, timeout: float = JOIN_SECONDS) -> Job:
         raise JobError(f"another process of the job was started with another --processes than this one's "
                        f"{joined.processes}: start every process with the same --processes")
     return joined
+
+
+def _check_free(address: str) -> None:
+    """That process 0 can serve the coordinator on ``address``'s port (JAX's service crashes when it cannot).
+
+    Raises:
+      JobError: something already listens on the port here.
+    """
+    port = int(address.rpartition(":")[2])
+    with socket.socket() as probe:
+        probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)  # as the service binds: TIME_WAIT is no obstacle
+        try:
+            probe.bind(("", port))
+        except OSError as error:
+            raise JobError(f"--coordinator {address}: process 0 serves the coordinator on port {port} of its host, "
+                           f"but it is taken ({error.strerror}); pick a free port") from None
 
 
 def _not_joined(job: Job, timeout: float) -> None:
