@@ -306,7 +306,7 @@ def _run_sweep(args: argparse.Namespace, config, folder: RunDir, runs: list, int
             if job.current().primary:
                 _done(summary, sub)
         except training.Diverged as error:
-            print(f"error: {error}", file=sys.stderr, flush=True)
+            _fail(f"error: {error}", EXIT_DIVERGED)
             diverged += 1
         except KeyboardInterrupt:
             return _fail(_interrupted_sweep(folder), EXIT_INTERRUPTED)

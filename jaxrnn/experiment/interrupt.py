@@ -151,7 +151,7 @@ def _exit_at_once(message: Callable[[], str]) -> None:
         text = message()
     except Exception:  # the message reads the run folder; the exit must happen regardless
         text = "interrupted"
-    _flush()
+    flush()
     # On a terminal the line starts on a line of its own, after the "^C" echo or a progress bar.
     start = "\n" if _isatty(sys.stderr) else ""
     try:
@@ -162,7 +162,7 @@ def _exit_at_once(message: Callable[[], str]) -> None:
     os._exit(EXIT_INTERRUPTED)
 
 
-def _flush() -> None:
+def flush() -> None:
     """Flush stdout and stderr, unless it takes too long (the main thread may hold a stream's lock)."""
     def flush() -> None:
         for stream in (sys.stdout, sys.stderr):

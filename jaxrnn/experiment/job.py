@@ -39,7 +39,7 @@ import threading
 from dataclasses import dataclass
 from typing import Mapping
 
-from jaxrnn.experiment import stderr_filter
+from jaxrnn.experiment import interrupt, stderr_filter
 
 # A process that stops sending heartbeats counts as dead after this long: a bound on how long the others wait.
 HEARTBEAT_SECONDS = 30
@@ -275,11 +275,8 @@ def stop(reason: str) -> None:
 
 
 def _say(line: str) -> None:
-    for stream in (sys.stdout, sys.stderr):
-        try:
-            stream.flush()
-        except (OSError, ValueError):
-            pass
+    """``line`` on stderr after what the process printed before it, from any thread."""
+    interrupt.flush()
     os.write(2, (line + "\n").encode())
 
 
@@ -342,11 +339,7 @@ def _drain() -> None:
     """Let the filter write what this process wrote before the process ends (so a shell's prompt comes after)."""
     if _filter is None:
         return
-    for stream in (sys.stdout, sys.stderr):
-        try:
-            stream.flush()
-        except (OSError, ValueError):
-            pass
+    interrupt.flush()
     devnull = os.open(os.devnull, os.O_WRONLY)
     os.dup2(devnull, 1)  # the filter's inputs end: it writes the rest and stops
     os.dup2(devnull, 2)

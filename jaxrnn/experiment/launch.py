@@ -65,31 +65,25 @@ def _wait(children: list[subprocess.Popen]) -> int:
     previous = {s: signal.signal(s, forward) for s in (signal.SIGINT, signal.SIGTERM)}
     wakeup = signal.set_wakeup_fd(-1)  # the signals are the children's to act on, not the jaxrnn command's
     try:
-        failed_at, status = None, 0
-        while any(child.poll() is None for child in children):
-            for index, child in enumerate(children):
-                code = child.poll()
-                if code not in (None, 0) and failed_at is None:
+        failed_at, status, killed = None, 0, set()
+        while True:
+            codes = [child.poll() for child in children]
+            for index, code in enumerate(codes):
+                if code and failed_at is None:  # the first failure: its status is the launcher's
                     failed_at, status = time.monotonic(), _status(code)
                     if code < 0:
                         print(f"process {index} of {len(children)} was ended by {signal.Signals(-code).name}",
                               file=sys.stderr, flush=True)
+            if None not in codes:
+                return status
             if failed_at is not None and time.monotonic() - failed_at > GRACE_SECONDS:
                 for index, child in enumerate(children):
-                    if child.poll() is None:
+                    if codes[index] is None and index not in killed:
                         child.kill()
+                        killed.add(index)
                         print(f"process {index} of {len(children)} was still running {GRACE_SECONDS} s after "
                               "another failed; killed it", file=sys.stderr, flush=True)
             time.sleep(0.2)
-        if failed_at is None:
-            failures = [(i, c.returncode) for i, c in enumerate(children) if c.returncode]
-            if failures:
-                index, code = failures[0]
-                status = _status(code)
-                if code < 0:
-                    print(f"process {index} of {len(children)} was ended by {signal.Signals(-code).name}",
-                          file=sys.stderr, flush=True)
-        return status
     finally:
         signal.set_wakeup_fd(wakeup)
         for s, handler in previous.items():

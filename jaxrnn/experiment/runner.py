@@ -274,8 +274,10 @@ def fit(
         try:
             saved = _train(train, update, saved, start, folder, checkpoints, progress, stop, evaluate, clock, names,
                            events)
-            state = update.state_of(saved)
-            final = evaluate(_host(state.params), train.steps, progress, clock, update.halted(saved)) if writes else {}
+            state, final = update.state_of(saved), {}
+            if writes:  # on process 0's own copy of the params, which its analysis reads too
+                state = state._replace(params=_host(state.params))
+                final = evaluate(state.params, train.steps, progress, clock, update.halted(saved))
         finally:
             progress.close()
     if stop.requested:  # Ctrl-C during the final evaluation or the last saves
@@ -283,7 +285,6 @@ def fit(
     if not writes:
         return state, [{} for _ in members]
     halted = update.halted(saved)
-    state = state._replace(params=_host(state.params))
     return state, _finish(config, problem, folder, state.params, final, clock, length, update.devices, members,
                           halted)
 

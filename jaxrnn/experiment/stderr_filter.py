@@ -95,8 +95,9 @@ def main(argv: list[str]) -> int:
                 if fatal and not stream.plain:
                     swallowed.append(piece)
                     continue
-                if _GLOG.match(piece) and not stream.plain:
-                    continued = _routine(piece)
+                log = None if stream.plain else _GLOG.match(piece)
+                if log:
+                    continued = any(name in log.group(1) for name in _DISTRIBUTED)  # the runtime's own
                 if continued or piece.startswith(b"[Gloo] "):
                     routine = (routine + [piece])[-200:]
                     continue
@@ -123,12 +124,6 @@ class _Stream:
     def write(self, data: bytes) -> None:
         while data:
             data = data[os.write(self.out, data):]
-
-
-def _routine(piece: bytes) -> bool:
-    """A log line of JAX's distributed runtime below fatal (its warnings when a job ends, its start-up)."""
-    match = _GLOG.match(piece)
-    return bool(match) and any(name in match.group(1) for name in _DISTRIBUTED)
 
 
 def _keep(text: bytes, index: int) -> str:
