@@ -16,10 +16,13 @@ gradients), and the tests hold them to it:
   (:mod:`jaxrnn.fused`).
 * ``"parallel"``: every step at once through an associative scan, ``O(log T)``
   depth, for a carry that enters linearly (:mod:`jaxrnn.linear_recurrence`).
+* ``"onednn"``: the whole sequence as one call of oneDNN's fused recurrent
+  primitive, forward and backward, on an x86 CPU where jaxrnn's extension
+  was built (:mod:`jaxrnn.onednn`).
 
-``"auto"`` (the default) is :func:`resolve_path`: ``"plain"`` on CPU, where
-XLA:CPU runs the per-step loop fastest (``benchmarks/README.md``), and the
-part's best path on GPU and TPU.
+``"auto"`` (the default) is :func:`resolve_path`: on a CPU ``"onednn"`` where
+the part has it, else ``"plain"``, where XLA:CPU runs the per-step loop
+fastest (``benchmarks/README.md``); on GPU and TPU the part's best path.
 """
 
 from __future__ import annotations
@@ -40,14 +43,15 @@ from jaxrnn.masking import mask, valid_mask, zero_padding
 from jaxrnn.parts import Carry, Params, Part
 
 __all__ = [
-    "AUTO_UNROLL", "FALLBACK", "MAX_UNROLL", "PATHS", "checkpointed_sequence", "resolve_path", "scan",
+    "AUTO_UNROLL", "CPU_ONLY", "FALLBACK", "MAX_UNROLL", "PATHS", "checkpointed_sequence", "resolve_path", "scan",
     "time_major_inputs"
 ]
 
-PATHS = ("auto", "plain", "projected", "fused", "parallel")
+PATHS = ("auto", "plain", "projected", "fused", "parallel", "onednn")
 # A path a part does not have falls back to the next simpler one ("auto": the part's best).
-FALLBACK = {"fused": "projected", "projected": "plain", "parallel": "auto"}
-STORES_STEPS = ("fused",)  # paths that keep per-step residuals, which remat exists to avoid
+FALLBACK = {"fused": "projected", "projected": "plain", "parallel": "auto", "onednn": "plain"}
+STORES_STEPS = ("fused", "onednn")  # paths that keep per-step residuals, which remat exists to avoid
+CPU_ONLY = ("onednn",)  # paths of the CPU, never auto's choice elsewhere
 MAX_UNROLL = 16  # steps per loop iteration; see scan's ``unroll``
 AUTO_UNROLL = {"gpu": 8}  # unroll=None's choice per backend (others: 1); benchmarks/README.md
 
@@ -111,10 +115,10 @@ def scan(
         :func:`~jaxrnn.stack`; a stack hands each layer a key of its own); the
         others ignore it. The loop of a cell's ``step`` is not given a key: a
         cell that draws random numbers per step needs them in its input or carry.
-      path: ``"auto"``, ``"plain"``, ``"projected"``, ``"fused"`` or
-        ``"parallel"`` (module docstring); a path the part does not have falls
-        back to the next simpler one (:func:`resolve_path`), and ``remat``
-        never takes ``"fused"``. A stack runs each layer on that layer's path.
+      path: ``"auto"``, ``"plain"``, ``"projected"``, ``"fused"``,
+        ``"parallel"`` or ``"onednn"`` (module docstring); a path the part does
+        not have falls back to the next simpler one (:func:`resolve_path`), and
+        ``remat`` never takes ``"fused"`` or ``"onednn"``. A stack runs each layer on that layer's path.
         Every path computes the same function under every transformation
         (``grad``, ``jvp``, ``jacfwd``, ``hessian``, ``vmap``, ``jit``).
       checked: with traced ``lengths`` (or token ids, for a part that reads
@@ -193,12 +197,14 @@ def time_major_inputs(part: Part, xs: Any, time_major: bool = True) -> jax.Array
 def resolve_path(path: str, part: Part, *, remat: bool = False) -> str:
     """The path ``scan(part, ..., path=path, remat=remat)`` takes on this backend, for a part with a loop of its own.
 
-    ``"auto"`` is ``"plain"`` on CPU and elsewhere the part's best path (the
-    first of ``part.info.paths``). A path the part does not have falls back
-    to the next simpler one (:data:`FALLBACK`: ``"fused"`` to ``"projected"``
-    to ``"plain"``; ``"parallel"`` to ``"auto"``'s choice), and ``remat``
-    (which stores no per-step residuals) never takes ``"fused"``. The backend
-    is ``jax.default_backend()``.
+    ``"auto"`` is, on a CPU, ``"onednn"`` where the part has it, else
+    ``"plain"``; elsewhere the part's best path (the first of
+    ``part.info.paths`` that is not a CPU path). A path the part does not
+    have falls back to the next simpler one (:data:`FALLBACK`: ``"fused"`` to
+    ``"projected"`` to ``"plain"``; ``"parallel"`` to ``"auto"``'s choice;
+    ``"onednn"`` to ``"plain"``), and ``remat`` (which stores no per-step
+    residuals) never takes ``"fused"`` or ``"onednn"``. The backend is
+    ``jax.default_backend()``.
 
     Raises:
       TypeError: ``part`` is not a part, or has no loop of its own (a stack, a
@@ -211,9 +217,12 @@ def resolve_path(path: str, part: Part, *, remat: bool = False) -> str:
     if not paths:
         raise TypeError(f"resolve_path: {part.info.kind} has no loop of its own: a stack runs each of its parts on "
                         "its own path (and a stateless part has no loop); ask of the parts")
+    cpu = jax.default_backend() == "cpu"
+    if not cpu:
+        paths = tuple(p for p in paths if p not in CPU_ONLY) or ("plain",)
     while path not in paths:
         if path == "auto":
-            return "plain" if jax.default_backend() == "cpu" and "plain" in paths else paths[0]
+            return next((p for p in ("onednn", "plain") if p in paths), paths[0]) if cpu else paths[0]
         path = FALLBACK.get(path, "plain")
     return path
 

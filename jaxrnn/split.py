@@ -23,7 +23,7 @@ from typing import Callable
 
 import jax
 
-from jaxrnn import checks, fused
+from jaxrnn import checks, fused, onednn
 from jaxrnn.loop import masked_scan, resolve_path
 from jaxrnn.masking import valid_mask
 from jaxrnn.parts import Carry, Info, InitFn, InitialCarryFn, Params, Part
@@ -103,21 +103,33 @@ class Split:
 
 
 def cell(init: InitFn, initial_carry: InitialCarryFn, halves: Split, *, info: Info,
-         validate: Callable | None = None) -> Part:
+         validate: Callable | None = None, recurrence: onednn.Recurrence | None = None) -> Part:
     """A :class:`~jaxrnn.Part` that steps with ``halves`` and runs a sequence on the best path they allow.
 
     ``info.paths`` is set here: ``("fused", "projected", "plain")`` when
-    ``halves`` has ``product``, else ``("projected", "plain")``.
+    ``halves`` has ``product``, else ``("projected", "plain")``; ``"onednn"``
+    first when ``recurrence`` says how the cell maps onto oneDNN's primitive
+    and :func:`jaxrnn.onednn.available`. A sequence it does not apply to
+    (:meth:`~jaxrnn.onednn.Recurrence.applies`) runs ``"plain"``.
     """
     if not isinstance(halves, Split):
         raise TypeError(f"halves: expected a jaxrnn.split.Split, got {type(halves).__name__}")
+    if recurrence is not None and not isinstance(recurrence, onednn.Recurrence):
+        raise TypeError(f"recurrence: expected a jaxrnn.onednn.Recurrence, got {type(recurrence).__name__}")
     paths = ("fused", "projected", "plain") if halves.product is not None else ("projected", "plain")
+    if recurrence is not None and onednn.available():
+        paths = ("onednn", *paths)
     info = dataclasses.replace(info, paths=paths)
 
     def sequence(params: Params, xs: jax.Array, carry: Carry, *, lengths=None, reverse=False, unroll=1,
                  remat=False, path="auto", **options) -> tuple[Carry, jax.Array]:
         valid = None if lengths is None else valid_mask(xs.shape[0], lengths)
         path = resolve_path(path, part, remat=remat)
+        if path == "onednn":
+            jax.eval_shape(halves, params, carry, jax.ShapeDtypeStruct(xs.shape[1:], xs.dtype))  # the step's checks
+            if recurrence.applies(params, xs, carry, lengths=lengths, remat=remat):
+                return recurrence(params, xs, carry, lengths=lengths, reverse=reverse)
+            path = "plain"
         if path == "plain":
             return masked_scan(halves, params, xs, carry, valid, reverse=reverse, unroll=unroll, remat=remat)
         xps = halves.project(params, xs)

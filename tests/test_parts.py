@@ -312,6 +312,9 @@ def test_a_sequence_only_part_cannot_be_stepped_but_stacks():
 # --- Info and describe ------------------------------------------------------------------------------------------
 
 LOOPED = ("fused", "projected", "plain")
+# The cells that map onto a oneDNN primitive list the "onednn" path first where the extension is built.
+ONEDNN = ("onednn",) if jaxrnn.onednn.available() else ()
+NATIVE = ONEDNN + LOOPED
 
 
 def unnamed(x):
@@ -319,19 +322,19 @@ def unnamed(x):
 
 
 @pytest.mark.parametrize("part, info", [
-    (jaxrnn.rnn(8), Info("rnn", 8, activation="tanh", paths=LOOPED)),
-    (jaxrnn.rnn(8, activation="relu"), Info("rnn", 8, activation="relu", paths=LOOPED)),
-    (jaxrnn.rnn(8, activation=jax.nn.relu), Info("rnn", 8, activation="relu", paths=LOOPED)),
+    (jaxrnn.rnn(8), Info("rnn", 8, activation="tanh", paths=NATIVE)),
+    (jaxrnn.rnn(8, activation="relu"), Info("rnn", 8, activation="relu", paths=NATIVE)),
+    (jaxrnn.rnn(8, activation=jax.nn.relu), Info("rnn", 8, activation="relu", paths=NATIVE)),
     (jaxrnn.rnn(8, activation=lambda x: jnp.tanh(x)), Info("rnn", 8, paths=LOOPED)),
     (jaxrnn.rnn(8, activation=unnamed), Info("rnn", 8, paths=LOOPED)),
-    (jaxrnn.rnn(8, use_bias=False), Info("rnn", 8, activation="tanh", paths=LOOPED,
+    (jaxrnn.rnn(8, use_bias=False), Info("rnn", 8, activation="tanh", paths=NATIVE,
                                          options=(("use_bias", False),))),
-    (jaxrnn.irnn(6), Info("rnn", 6, activation="relu", variant="irnn", paths=LOOPED,
+    (jaxrnn.irnn(6), Info("rnn", 6, activation="relu", variant="irnn", paths=NATIVE,
                           options=(("recurrent_init", "identity"),))),
-    (jaxrnn.lstm(8), Info("lstm", 8, paths=LOOPED)),
-    (jaxrnn.lstm(8, forget_bias=0.5), Info("lstm", 8, paths=LOOPED, options=(("forget_bias", 0.5),))),
-    (jaxrnn.gru(8), Info("gru", 8, paths=("projected", "plain"))),
-    (jaxrnn.gru(8, reset_after=True), Info("gru", 8, variant="reset_after", paths=LOOPED,
+    (jaxrnn.lstm(8), Info("lstm", 8, paths=NATIVE)),
+    (jaxrnn.lstm(8, forget_bias=0.5), Info("lstm", 8, paths=NATIVE, options=(("forget_bias", 0.5),))),
+    (jaxrnn.gru(8), Info("gru", 8, paths=ONEDNN + ("projected", "plain"))),
+    (jaxrnn.gru(8, reset_after=True), Info("gru", 8, variant="reset_after", paths=NATIVE,
                                            options=(("reset_after", True),))),
     (jaxrnn.mingru(8), Info("mingru", 8, paths=("parallel", "plain"))),
     (jaxrnn.minlstm(8), Info("minlstm", 8, paths=("parallel", "plain"))),
@@ -421,13 +424,14 @@ def test_describe_is_the_call_that_builds_the_part(part, text):
 # --- resolve_path -----------------------------------------------------------------------------------------------
 
 
-@pytest.mark.skipif(not CPU, reason="'auto' is 'plain' on the CPU only")
+@pytest.mark.skipif(not CPU, reason="'auto' is 'onednn' or 'plain' on the CPU only")
 @pytest.mark.parametrize("part", [jaxrnn.lstm(2), jaxrnn.gru(2), jaxrnn.gru(2, reset_after=True), jaxrnn.rnn(2),
                                   jaxrnn.mingru(2), jaxrnn.minlstm(2), ELMAN])
-def test_resolve_path_auto_is_plain_on_cpu(part):
-    assert resolve_path("auto", part) == "plain"
+def test_resolve_path_auto_is_onednn_or_plain_on_cpu(part):
+    assert resolve_path("auto", part) == ("onednn" if "onednn" in part.info.paths else "plain")
     assert resolve_path("auto", part, remat=True) == "plain"
-    assert resolve_path("parallel", part) == ("parallel" if part.info.paths[0] == "parallel" else "plain")
+    assert resolve_path("parallel", part) == ("parallel" if part.info.paths[0] == "parallel" else
+                                              resolve_path("auto", part))
 
 
 @pytest.mark.parametrize("part, path, remat, expected", [

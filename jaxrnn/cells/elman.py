@@ -15,7 +15,7 @@ from typing import Any, Callable
 import jax
 import jax.numpy as jnp
 
-from jaxrnn import checks
+from jaxrnn import checks, onednn
 from jaxrnn.cells.activations import ACTIVATIONS, resolve_activation
 from jaxrnn.cells.kernels import Initializer, glorot_uniform, identity, matmul, orthogonal, scaled_to_radius
 from jaxrnn.checks import check_carry, check_hidden, check_input, check_kernel
@@ -105,11 +105,19 @@ def rnn(
         h = phi(z.astype(h.dtype))
         return h, h
 
+    def onednn_weights(params: dict[str, jax.Array]) -> tuple[jax.Array, jax.Array, jax.Array]:
+        kernel = params["input_kernel"]
+        bias = params["bias"] if use_bias else jnp.zeros((hidden_size,), kernel.dtype)
+        return (kernel.reshape(kernel.shape[0], 1, hidden_size),
+                params["recurrent_kernel"].reshape(hidden_size, 1, hidden_size), bias.reshape(1, hidden_size))
+
+    name = activation_name(activation)
     options = () if use_bias else (("use_bias", False),)
     if spectral_radius is not None:
         options += (("spectral_radius", spectral_radius),)
+    recurrence = onednn.Recurrence(f"rnn_{name}", onednn_weights, dtype) if name in ("tanh", "relu") else None
     return cell(init, initial_carry, Split.from_sum(project, product, update), validate=checks.fits(init),
-                info=Info("rnn", hidden_size, activation=activation_name(activation), options=options))
+                info=Info("rnn", hidden_size, activation=name, options=options), recurrence=recurrence)
 
 
 def irnn(hidden_size: int, **options) -> Part:

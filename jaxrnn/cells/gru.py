@@ -24,7 +24,7 @@ from typing import Any
 import jax
 import jax.numpy as jnp
 
-from jaxrnn import checks
+from jaxrnn import checks, onednn
 from jaxrnn.cells.kernels import Initializer, gate_kernel, glorot_uniform, matmul, orthogonal
 from jaxrnn.checks import check_carry, check_hidden, check_input, check_kernel
 from jaxrnn.parts import BatchShape, Info, Part, zeros_carry
@@ -119,10 +119,30 @@ def gru(
         h = (1.0 - z) * n + z * h
         return h, h
 
+    def onednn_weights(params: dict[str, jax.Array]) -> tuple[jax.Array, jax.Array, jax.Array]:
+        # oneDNN's GRUs: gates (u, r, o) and h_t = u * h_{t-1} + (1 - u) * o. With reset_after that is z as
+        # it is; the original GRU weights z the other way, so u = 1 - z = sigma(-(pre-activation of z)).
+        sign = 1.0 if reset_after else -1.0
+
+        def gates(kernel):  # (rows, 3H) in the order r, z, candidate -> (rows, 3, H) in the order u, r, o
+            r, z, n = jnp.split(kernel.reshape(*kernel.shape[:-1], 3, H), 3, axis=-2)
+            return jnp.concatenate([sign * z, r, n], axis=-2)
+
+        if reset_after:
+            recurrent = gates(params["recurrent_kernel"])
+            b_r, b_z, b_n = jnp.split(params["bias"], 3)
+            c_r, c_z, c_n = jnp.split(params["recurrent_bias"], 3)
+            bias = jnp.stack([b_z + c_z, b_r + c_r, b_n, c_n])  # the fourth, b'_o, sits inside the reset
+        else:
+            recurrent = gates(jnp.concatenate([params["recurrent_kernel"], params["candidate_kernel"]], axis=-1))
+            bias = gates(params["bias"])
+        return gates(params["input_kernel"]), recurrent, bias
+
     if reset_after:
         halves = Split.from_product(project, product_reset_after, update_reset_after)
     else:  # the reset gate sits between the two recurrent products: no single linear map
         halves = Split.of(project, recur_reset_before)
     return cell(init, initial_carry, halves, validate=checks.fits(init),
+                recurrence=onednn.Recurrence("gru_reset_after" if reset_after else "gru", onednn_weights, dtype),
                 info=Info("gru", H, variant="reset_after" if reset_after else None,
                           options=(("reset_after", True),) if reset_after else ()))

@@ -20,7 +20,7 @@ from typing import Any, NamedTuple
 import jax
 import jax.numpy as jnp
 
-from jaxrnn import checks
+from jaxrnn import checks, onednn
 from jaxrnn.cells.kernels import Initializer, gate_kernel, glorot_uniform, matmul, orthogonal
 from jaxrnn.checks import check_carry, check_hidden, check_input, check_kernel
 from jaxrnn.parts import BatchShape, Info, Part, zeros_carry
@@ -115,7 +115,15 @@ def lstm(
         h = (jax.nn.sigmoid(o) * jnp.tanh(c)).astype(h.dtype)
         return LSTMState(h, c), h
 
+    def onednn_weights(params: dict[str, jax.Array]) -> tuple[jax.Array, jax.Array, jax.Array]:
+        # oneDNN's LSTM has jaxrnn's gate order (i, f, g, o): the kernels are (rows, G, H) as they are
+        kernel = params["input_kernel"]
+        return (kernel.reshape(kernel.shape[0], 4, hidden_size),
+                params["recurrent_kernel"].reshape(hidden_size, 4, hidden_size),
+                params["bias"].reshape(4, hidden_size))
+
     options = (("chrono", chrono),) if chrono is not None else () if forget_bias == 1.0 else \
         (("forget_bias", forget_bias),)
     return cell(init, initial_carry, Split.from_sum(project, product, update), validate=checks.fits(init),
-                info=Info("lstm", hidden_size, options=options))
+                info=Info("lstm", hidden_size, options=options),
+                recurrence=onednn.Recurrence("lstm", onednn_weights, dtype))
