@@ -44,19 +44,20 @@ def shape_table(records: Sequence[dict[str, Any]], frameworks: Sequence[str], ti
     peers = [f for f in frameworks if f != REFERENCE]
     compiled = [f for f in frameworks if any(r["framework"] == f and r.get("compile_s") is not None
                                              for r in records)]
-    header = ["cell", "mode", f"{REFERENCE} ms"]
+    header = ["cell", "mode", f"{REFERENCE} path", f"{REFERENCE} ms"]
     for peer in peers:
         header += [f"{peer} ms", f"{peer} ÷ {REFERENCE}"]
     if compiled:
         header.append(f"compile s ({', '.join(compiled)})")
     lines = [title, "", "| " + " | ".join(header) + " |",
-             "| " + " | ".join(["---"] * 2 + ["---:"] * (len(header) - 2)) + " |"]
+             "| " + " | ".join(["---"] * 3 + ["---:"] * (len(header) - 3)) + " |"]
     keys = list(dict.fromkeys((r["cell"], r["mode"]) for r in records))
     errors: list[str] = []
     for cell, mode in keys:
         row = {r["framework"]: r for r in records if r["cell"] == cell and r["mode"] == mode}
         label = f"{cell} (reset_after)" if cell == "gru" else cell
-        cells = [label, mode, _ms(row[REFERENCE]) if REFERENCE in row else "—"]
+        cells = [label, mode, row.get(REFERENCE, {}).get("path") or "—",
+                 _ms(row[REFERENCE]) if REFERENCE in row else "—"]
         for peer in peers:
             record = row.get(peer)
             cells += [_ms(record), _ratio(record)] if record else ["—", "—"]

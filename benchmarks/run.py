@@ -2,7 +2,7 @@
 
     python -m benchmarks.run [--shapes cpu|gpu|all|tiny|B32T128I64H128,...] [--cells lstm,gru,rnn]
                              [--modes train,infer] [--repeats N] [--warmup N] [--dtype float32|bfloat16]
-                             [--frameworks jaxrnn,Flax,PyTorch,jax.experimental.rnn]
+                             [--frameworks "jaxrnn,jaxrnn plain,Flax,PyTorch,jax.experimental.rnn"]
                              [--json PATH] [--no-memory] [--memory-shape B16T8192I32H128]
                              [--scan KEY=VALUE ...]
 
@@ -127,7 +127,7 @@ def bench_group(shape: Shape, cell: str, mode: str, args: argparse.Namespace, xs
             record.update(status="error", reason=_error_text(error), traceback=traceback.format_exc())
             _log(f"  {framework}: {record['reason']}")
             continue
-        record.update(what=case.what, device=case.device, compile_s=case.compile_s)
+        record.update(what=case.what, device=case.device, compile_s=case.compile_s, path=case.path)
         cases.append(case)
         first.append(first_s)
     if cases:

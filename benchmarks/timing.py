@@ -35,6 +35,7 @@ class Case:
       step: runs one step and waits until the device is done.
       compile_s: trace + lower + compile time in seconds (``None`` where there is no compiler).
       device: where it runs (``"cpu"``, ``"cuda"``, ...).
+      path: for jaxrnn, the way ``jaxrnn.scan`` ran the loop (``"onednn"``, ``"plain"``, ``"fused"``, ...).
     """
 
     framework: str
@@ -42,6 +43,7 @@ class Case:
     step: Callable[[], Any]
     compile_s: float | None = None
     device: str = "cpu"
+    path: str | None = None
 
 
 @dataclasses.dataclass

@@ -21,8 +21,10 @@ gradients), and the tests hold them to it:
   was built (:mod:`jaxrnn.onednn`).
 
 ``"auto"`` (the default) is :func:`resolve_path`: on a CPU ``"onednn"`` where
-the part has it, else ``"plain"``, where XLA:CPU runs the per-step loop
-fastest (``benchmarks/README.md``); on GPU and TPU the part's best path.
+the part has it and the step is wide enough to gain from it
+(:data:`jaxrnn.onednn.AUTO_MIN_WIDTH`), else ``"plain"``, where XLA:CPU runs
+the per-step loop fastest (``benchmarks/README.md``); on GPU and TPU the
+part's best path.
 """
 
 from __future__ import annotations

@@ -25,8 +25,8 @@ an empty sequence or batch, the LSTM or the ReLU RNN with ``lengths``.
 ``JAXRNN_ONEDNN=0`` in the environment keeps ``"auto"`` off this path (and
 ``path="onednn"`` falls back to ``"plain"``); :func:`status` says why the path
 is or is not there. oneDNN runs on ``OMP_NUM_THREADS`` threads when that is
-set, else on the cores this process may use divided among JAX's CPU devices,
-which run their computations at the same time.
+set, else on half the cores this process may use divided among JAX's CPU
+devices (:func:`threads`).
 """
 
 from __future__ import annotations
@@ -48,11 +48,17 @@ import numpy as np
 from jax import lax
 from jax.custom_batching import custom_vmap
 
-__all__ = ["KINDS", "Recurrence", "available", "status", "threads"]
+__all__ = ["AUTO_MIN_WIDTH", "KINDS", "Recurrence", "available", "notice", "status", "threads"]
 
 # oneDNN's primitive for each cell, as the extension numbers them.
 KINDS = {"rnn_tanh": 0, "rnn_relu": 1, "lstm": 2, "gru": 3, "gru_reset_after": 4}
 _BOUNDED = ("rnn_tanh", "gru", "gru_reset_after")  # kinds whose state stays in [-1, 1] over padding
+_GATES = {"rnn_tanh": 1, "rnn_relu": 1, "lstm": 4, "gru": 3, "gru_reset_after": 3}
+# "auto" takes the path when batch * gates * hidden (the width of a step's gate pre-activations) is at least
+# this: below it the call's fixed cost outweighs the gain; measured on a 2-core x86 CPU, where B16 H64 LSTM
+# (4096) trained 1.3x faster than XLA's loop and B64 H32 GRU (6144) and B16 H64 RNN (1024) were a tie
+# (benchmarks/README.md, "The oneDNN path").
+AUTO_MIN_WIDTH = 4096
 ENV = "JAXRNN_ONEDNN"
 FFI_JAXLIB = (0, 10)  # the jaxlib whose XLA FFI headers (API 0.3) the extension is built with
 
@@ -80,9 +86,16 @@ class Recurrence:
             raise ValueError(f"Recurrence: unknown kind {self.kind!r}; expected one of {', '.join(KINDS)}")
 
     def applies(self, params: Any, xs: jax.Array, carry: Any, *, lengths: jax.Array | None = None,
-                remat: bool = False) -> bool:
-        """Whether :meth:`__call__` computes this sequence (else run ``"plain"``); see the module docstring."""
+                remat: bool = False, auto: bool = False) -> bool:
+        """Whether :meth:`__call__` computes this sequence (else run ``"plain"``); see the module docstring.
+
+        ``auto``: asked by ``path="auto"``, which also wants the step wide enough to gain from oneDNN
+        (:data:`AUTO_MIN_WIDTH`).
+        """
         leaves = [xs, *jax.tree_util.tree_leaves(carry), *jax.tree_util.tree_leaves(params)]
+        if auto and math.prod(xs.shape[1:-1]) * _GATES[self.kind] * jax.tree_util.tree_leaves(carry)[0].shape[-1] \
+                < AUTO_MIN_WIDTH:
+            return False
         return (available() and not remat and xs.ndim >= 2 and xs.shape[0] > 0 and math.prod(xs.shape[1:]) > 0
                 and all(leaf.dtype == jnp.float32 for leaf in leaves)
                 and (self.compute_dtype is None or jnp.dtype(self.compute_dtype) == jnp.float32)
@@ -218,13 +231,28 @@ def status() -> str:
     return _library()[1]
 
 
+def notice() -> str | None:
+    """One line for a user on an x86 CPU whose install could not build the extension, else ``None``."""
+    lib, why = _library()
+    if lib is not None or jax.default_backend() != "cpu" or why.startswith(("switched off", "oneDNN's path is")):
+        return None
+    return f"note: jaxrnn's oneDNN CPU path is off: {why}; running on XLA's loop"
+
+
 def threads() -> int:
-    """The threads oneDNN runs on: ``OMP_NUM_THREADS`` if set, else this process's cores per CPU device."""
+    """The threads of one oneDNN call: ``OMP_NUM_THREADS`` if set, else half this process's cores per CPU
+    device (at least one).
+
+    Half: an OpenMP team waits at every time step's barrier for its slowest thread, so one thread that
+    loses its core to another process (or to XLA's own threads) stalls every step; on a 2-core machine one
+    thread under load trained 200x faster than two (``benchmarks/README.md``, "The oneDNN path"). The
+    extension also never runs calls at once with more threads in all than there are cores.
+    """
     wanted = os.environ.get("OMP_NUM_THREADS", "").split(",")[0].strip()
     if wanted.isdigit() and int(wanted) > 0:
         return int(wanted)
     cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
-    return max(1, cores // max(1, jax.local_device_count("cpu")))
+    return max(1, cores // max(1, jax.local_device_count("cpu")) // 2)
 
 
 @functools.lru_cache(maxsize=256)
@@ -302,19 +330,19 @@ def _calls(kind: int):
 
     @training.def_vmap
     def _(size, batched, *args):
-        return _sequential(training, size, args, batched), [True] * 4
+        return _sequential(training, size, args, batched), (True,) * 4
 
     @inference.def_vmap
     def _(size, batched, *args):
         if any(batched[3:]):  # weights of their own per element
-            return _sequential(inference, size, args, batched), [True] * 3
+            return _sequential(inference, size, args, batched), (True,) * 3
         x, h0, c0 = (_fold(size, a, m, t) for a, m, t in zip(args, batched, (True, False, False)))
         y, h, c = inference(x, h0, c0, *args[3:])
-        return (_unfold(size, y, True), _unfold(size, h, False), _unfold(size, c, False)), [True] * 3
+        return (_unfold(size, y, True), _unfold(size, h, False), _unfold(size, c, False)), (True,) * 3
 
     @backward.def_vmap
     def _(size, batched, *args):
-        return _sequential(backward, size, args, batched), [True] * 6
+        return _sequential(backward, size, args, batched), (True,) * 6
 
     return training, inference, backward
 

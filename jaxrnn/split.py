@@ -124,10 +124,10 @@ def cell(init: InitFn, initial_carry: InitialCarryFn, halves: Split, *, info: In
     def sequence(params: Params, xs: jax.Array, carry: Carry, *, lengths=None, reverse=False, unroll=1,
                  remat=False, path="auto", **options) -> tuple[Carry, jax.Array]:
         valid = None if lengths is None else valid_mask(xs.shape[0], lengths)
-        path = resolve_path(path, part, remat=remat)
+        asked, path = path, resolve_path(path, part, remat=remat)
         if path == "onednn":
             jax.eval_shape(halves, params, carry, jax.ShapeDtypeStruct(xs.shape[1:], xs.dtype))  # the step's checks
-            if recurrence.applies(params, xs, carry, lengths=lengths, remat=remat):
+            if recurrence.applies(params, xs, carry, lengths=lengths, remat=remat, auto=asked == "auto"):
                 return recurrence(params, xs, carry, lengths=lengths, reverse=reverse)
             path = "plain"
         if path == "plain":

@@ -268,9 +268,11 @@ def test_oracle_reads_the_params_the_library_makes():
 LONG_T = 2048
 LONG_LENGTHS = [LONG_T, LONG_T - 517, 0]
 # fast: one cell of each path that is not the plain loop (and the gru plain at this length too), some
-# reading backwards; -m slow: every cell (the IRNN too) on every path, both directions.
-FAST_LONG = [("lstm", ("fused",), True), ("gru", ("plain", "projected"), False), ("gru_ra", ("fused",), False),
-             ("minlstm", ("parallel",), True)]
+# reading backwards; oneDNN's path for the cells it takes with lengths, and the LSTM's fallback from it
+# ("plain": it takes no lengths); -m slow: every cell (the IRNN too) on every path, both directions.
+FAST_LONG = [("lstm", ("fused",), True), ("gru", ("plain", "projected", "onednn"), False),
+             ("gru_ra", ("fused", "onednn"), False), ("minlstm", ("parallel",), True), ("rnn_tanh", ("onednn",), True),
+             ("lstm", ("onednn",), False)]
 SLOW_LONG = [(kind, PATHS, reverse) for kind in O.CELL_KINDS for reverse in (False, True)]
 
 
@@ -602,9 +604,9 @@ def test_many_to_one_residual_stack_with_bidirectional_top_is_an_error():
 # --- 4: transformations on every path ------------------------------------------------------------------
 
 TRANSFORM_T, TRANSFORM_LENGTH = 4, 3  # one unbatched sequence of 4 steps, its last one padding
-# fast: the two paths with derivatives of their own (the fused recurrence, the associative scan);
-# -m slow: every cell on every path.
-FAST_TRANSFORMS = [("lstm", "fused"), ("minlstm", "parallel")]
+# fast: the three paths with derivatives of their own (the fused recurrence, the associative scan, oneDNN's
+# custom VJP and vmap rules); -m slow: every cell on every path.
+FAST_TRANSFORMS = [("lstm", "fused"), ("minlstm", "parallel"), ("gru_ra", "onednn")]
 SLOW_TRANSFORMS = [(kind, path) for kind in STEP_KINDS for path in PATHS]
 
 

@@ -26,6 +26,7 @@ DTYPES = ("float32", "bfloat16")
 # Table order: jaxrnn first, the peers after it.
 FRAMEWORKS: dict[str, str] = {
     "jaxrnn": "benchmarks.layers.jaxrnn_layer",
+    "jaxrnn plain": "benchmarks.layers.jaxrnn_plain_layer",
     "Flax": "benchmarks.layers.flax_layer",
     "PyTorch": "benchmarks.layers.torch_layer",
     "jax.experimental.rnn": "benchmarks.layers.cudnn_layer",

@@ -7,6 +7,8 @@ never to tune the default run.
 
 from __future__ import annotations
 
+import dataclasses
+
 import jax
 import jax.numpy as jnp
 import numpy as np
@@ -15,9 +17,12 @@ import jaxrnn
 from benchmarks.layers.jax_common import JAX_DTYPES, jax_case
 from benchmarks.shapes import Shape
 from benchmarks.timing import Case
+from jaxrnn.loop import resolve_path
 
 # gru: the cuDNN/PyTorch/Flax variant, so that all frameworks compute the same
 # function (jaxrnn's default gru is the reset-before variant: reset gate before the product).
+PLAIN = "jaxrnn plain"  # the framework name of build_plain's column
+
 FACTORIES = {
     "lstm": ("jaxrnn.lstm({H}{kw})", lambda H, **kw: jaxrnn.lstm(H, **kw)),
     "gru": ("jaxrnn.gru({H}, reset_after=True{kw})", lambda H, **kw: jaxrnn.gru(H, reset_after=True, **kw)),
@@ -29,7 +34,17 @@ def unavailable() -> str | None:
     return None
 
 
-def build(cell: str, shape: Shape, mode: str, dtype: str, xs: np.ndarray, scan_options: dict | None = None) -> Case:
+def path_taken(rnn_cell: jaxrnn.Part, apply, params, x, scan_options: dict) -> str:
+    """The path ``jaxrnn.scan`` took: :func:`jaxrnn.loop.resolve_path`'s, or ``"plain"`` where the oneDNN
+    path declined the call (read off the traced program: no oneDNN custom call in it)."""
+    path = resolve_path(scan_options.get("path", "auto"), rnn_cell, remat=scan_options.get("remat", False))
+    if path == "onednn" and "jaxrnn_onednn_forward" not in str(jax.make_jaxpr(apply)(params, x)):
+        return "plain"
+    return path
+
+
+def build(cell: str, shape: Shape, mode: str, dtype: str, xs: np.ndarray, scan_options: dict | None = None,
+          framework: str = "jaxrnn") -> Case:
     # bfloat16: float32 parameters, matrix products in bfloat16 (the cell's `dtype`).
     kw = {} if dtype == "float32" else {"dtype": jnp.bfloat16}
     template, factory = FACTORIES[cell]
@@ -44,4 +59,10 @@ def build(cell: str, shape: Shape, mode: str, dtype: str, xs: np.ndarray, scan_o
 
     name = template.format(H=shape.H, kw=", dtype=jnp.bfloat16" if kw else "")
     extra = "".join(f", {k}={v!r}" for k, v in scan_options.items())
-    return jax_case("jaxrnn", f"jaxrnn.scan({name}, params, x[T, B, I]{extra})[1]", apply, params, x, mode)
+    case = jax_case(framework, f"jaxrnn.scan({name}, params, x[T, B, I]{extra})[1]", apply, params, x, mode)
+    return dataclasses.replace(case, path=path_taken(rnn_cell, apply, params, x, scan_options))
+
+
+def build_plain(cell: str, shape: Shape, mode: str, dtype: str, xs: np.ndarray) -> Case:
+    """jaxrnn on its XLA loop (``path="plain"``): on a CPU, the baseline of the oneDNN path beside it."""
+    return build(cell, shape, mode, dtype, xs, {"path": "plain"}, framework=PLAIN)

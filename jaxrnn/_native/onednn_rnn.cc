@@ -16,18 +16,25 @@
 //   (jaxrnn_onednn_workspace_size gives their number for a shape).
 // One layer, one direction, time running forward: the caller flips for reverse.
 
+#include <algorithm>
+#include <array>
 #include <cstdint>
 #include <cstdlib>
 #include <cstring>
 #include <condition_variable>
 #include <exception>
 #include <functional>
+#include <map>
 #include <mutex>
+#include <new>
 #include <stdexcept>
 #include <string>
 #include <thread>
 #include <unordered_map>
 #include <vector>
+
+#include <pthread.h>
+#include <sched.h>
 
 #include "oneapi/dnnl/dnnl.hpp"
 #include "xla/ffi/api/ffi.h"
@@ -128,6 +135,28 @@ dnnl::primitive_desc BackwardDesc(const Shape& s) {
   }
 }
 
+// A primitive and its descriptor, made once per shape on each caller thread (making an RNN's descriptor costs
+// about as much as running a small one) and kept for the process's life: the threads never end.
+struct Made {
+  dnnl::primitive_desc pd;
+  dnnl::primitive primitive;
+};
+
+enum Direction : int64_t { kInference = 0, kTraining = 1, kBackward = 2 };
+
+const Made& Primitive(const Shape& s, Direction direction) {
+  thread_local std::map<std::array<int64_t, 6>, Made> made;
+  const std::array<int64_t, 6> key{s.kind, s.T, s.N, s.I, s.H, direction};
+  auto found = made.find(key);
+  if (found == made.end()) {
+    dnnl::primitive_desc pd = direction == kBackward    ? BackwardDesc(s)
+                              : direction == kTraining ? ForwardDesc(s, dnnl::prop_kind::forward_training)
+                                                       : ForwardDesc(s, dnnl::prop_kind::forward_inference);
+    found = made.emplace(key, Made{pd, dnnl::primitive(pd)}).first;
+  }
+  return found->second;
+}
+
 memory Wrap(const memory::desc& desc, const void* data) {
   return memory(desc, Cpu(), const_cast<void*>(data));
 }
@@ -149,6 +178,48 @@ memory Scratchpad(const dnnl::primitive_desc& pd) {
   return memory(desc, Cpu(), buffer.data());
 }
 
+// The process's cores, handed out to the calls that run at once (XLA runs independent ones, the two directions
+// of a bidirectional layer, side by side): a call waits until as many cores as it has threads are free, so
+// the teams of calls at once never hold more threads than there are cores. An OpenMP team with more threads
+// than free cores is much slower than one thread: each step's barrier waits for a thread without a core.
+class Cores {
+ public:
+  explicit Cores(int64_t threads) {
+    std::unique_lock<std::mutex> lock(Mutex());
+    taken_ = std::max<int64_t>(1, std::min<int64_t>(threads, Total()));
+    Freed().wait(lock, [this] { return Free() >= taken_; });
+    Free() -= taken_;
+  }
+  ~Cores() {
+    std::lock_guard<std::mutex> lock(Mutex());
+    Free() += taken_;
+    Freed().notify_all();
+  }
+
+ private:
+  static int64_t Total() {
+    static const int64_t total = [] {
+      cpu_set_t allowed;
+      CPU_ZERO(&allowed);
+      return sched_getaffinity(0, sizeof(allowed), &allowed) == 0 ? std::max(1, CPU_COUNT(&allowed)) : 1;
+    }();
+    return total;
+  }
+  static int64_t& Free() {
+    static int64_t free = Total();
+    return free;
+  }
+  static std::mutex& Mutex() {
+    static std::mutex mutex;
+    return mutex;
+  }
+  static std::condition_variable& Freed() {
+    static std::condition_variable freed;
+    return freed;
+  }
+  int64_t taken_;
+};
+
 // The threads that call oneDNN. libgomp gives each calling thread a team of its own and, once its teams hold
 // more threads than there are cores, lets their workers spin only briefly before sleeping: a recurrent
 // primitive opens a parallel region per time step, and waking the workers for each cost more than the
@@ -159,6 +230,7 @@ class Caller {
  public:
   // Runs `job` on a caller thread with `threads` OpenMP threads; returns when it is done.
   static void Run(int64_t threads, const std::function<void()>& job) {
+    Cores cores(threads);
     Caller* caller = Take();
     {
       std::unique_lock<std::mutex> lock(caller->mutex_);
@@ -186,6 +258,12 @@ class Caller {
 
   static std::mutex& PoolMutex() {
     static std::mutex mutex;
+    static const int forked = pthread_atfork(nullptr, nullptr, [] {
+      // a forked child has none of the parent's threads: forget their callers (leaked), start afresh
+      new (&PoolMutex()) std::mutex;
+      Idle().clear();
+    });
+    (void)forked;
     return mutex;
   }
   static std::vector<Caller*>& Idle() {
@@ -238,7 +316,8 @@ ffi::Error Forward(ffi::AnyBuffer x, ffi::AnyBuffer h0, ffi::AnyBuffer c0, ffi::
   return OnCaller("forward", threads, [&] {
     const Shape s = ShapeOf(kind, x, h0);
     const Descs d(s);
-    const auto pd = ForwardDesc(s, training ? dnnl::prop_kind::forward_training : dnnl::prop_kind::forward_inference);
+    const Made& made = Primitive(s, training ? kTraining : kInference);
+    const auto& pd = made.pd;
     dnnl::stream stream(Cpu());
     memory scratch = Scratchpad(pd);
     std::unordered_map<int, memory> args{
@@ -260,7 +339,7 @@ ffi::Error Forward(ffi::AnyBuffer x, ffi::AnyBuffer h0, ffi::AnyBuffer c0, ffi::
         throw std::invalid_argument("workspace of the wrong size");
       args[DNNL_ARG_WORKSPACE] = Wrap(pd.workspace_desc(), workspace->untyped_data());
     }
-    dnnl::primitive(pd).execute(stream, args);
+    made.primitive.execute(stream, args);
     stream.wait();
   });
 }
@@ -274,7 +353,8 @@ ffi::Error Backward(ffi::AnyBuffer x, ffi::AnyBuffer h0, ffi::AnyBuffer c0, ffi:
   return OnCaller("backward", threads, [&] {
     const Shape s = ShapeOf(kind, x, h0);
     const Descs d(s);
-    const auto pd = BackwardDesc(s);
+    const Made& made = Primitive(s, kBackward);
+    const auto& pd = made.pd;
     if (workspace.size_bytes() != pd.workspace_desc().get_size())
       throw std::invalid_argument("workspace of the wrong size");
     dnnl::stream stream(Cpu());
@@ -311,7 +391,7 @@ ffi::Error Backward(ffi::AnyBuffer x, ffi::AnyBuffer h0, ffi::AnyBuffer c0, ffi:
       args[DNNL_ARG_DIFF_DST_ITER_C] = Wrap(d.h, dcT.untyped_data());
       args[DNNL_ARG_DIFF_SRC_ITER_C] = Wrap(d.h, dc0->untyped_data());
     }
-    dnnl::primitive(pd).execute(stream, args);
+    made.primitive.execute(stream, args);
     if (diff_wl != user_dwl) dnnl::reorder(diff_wl, user_dwl).execute(stream, diff_wl, user_dwl);
     if (diff_wi != user_dwi) dnnl::reorder(diff_wi, user_dwi).execute(stream, diff_wi, user_dwi);
     stream.wait();

@@ -33,7 +33,7 @@ import jax
 import numpy as np
 from jax.experimental import multihost_utils
 
-from jaxrnn import training
+from jaxrnn import onednn, training
 from jaxrnn.experiment import catalog, data_parallel, interrupt, job, memory, plots, replicas, stepper
 from jaxrnn.experiment import config as config_lib
 from jaxrnn.experiment.checkpoint import Checkpointer
@@ -318,7 +318,10 @@ def _restore(update: stepper.Stepper, checkpoints: Checkpointer, folder: RunDir,
 
 
 def _announce_start(progress: Progress, start: int, resume: bool, folder: RunDir, checkpoints: Checkpointer) -> None:
-    """Say where a resumed run starts: from its checkpoint, or from step 0 when it has none yet."""
+    """Say where a resumed run starts: from its checkpoint, or from step 0 when it has none yet; and that the
+    oneDNN CPU path is missing, where it would run."""
+    if (line := onednn.notice()) is not None:
+        progress.write(line)
     if start:
         progress.write(f"resumed from the checkpoint of step {start} in {checkpoints.directory}")
     elif resume:
@@ -618,6 +621,7 @@ def _summary(config: Config, final: dict[str, float], baseline: float, wall_time
         "wall_time_s": round(wall_time, 2),
         "machine": machine(),
         "jax": jax.__version__,
+        "cpu_path": onednn.status() if jax.default_backend() == "cpu" else None,
     }
 
 
