@@ -18,13 +18,14 @@ import argparse
 from pathlib import Path
 from typing import Any
 
+import jax
 import numpy as np
 
 from benchmarks import machine, report
 from benchmarks.layers import jaxrnn_layer
 from benchmarks.shapes import Shape, parse_shape
 from benchmarks.timing import measure, timed
-from jaxrnn.loop import MAX_UNROLL, check_unroll, resolve_path
+from jaxrnn.loop import MAX_UNROLL, check_unroll
 
 PATHS = ("plain", "projected", "fused")
 
@@ -35,14 +36,16 @@ def sweep(
     """One row per (path, unroll): compile seconds and the step's timing."""
     xs = np.random.default_rng(0).standard_normal((shape.T, shape.B, shape.I)).astype(np.float32)
     settings = [(path, unroll) for path in PATHS for unroll in unrolls]
+    if "onednn" in jaxrnn_layer.FACTORIES[cell][1](shape.H).info.paths and jax.default_backend() == "cpu":
+        settings.append(("onednn", min(unrolls)))  # one call of oneDNN's primitive: no loop to unroll
     cases, first = [], []
     for path, unroll in settings:
         case = jaxrnn_layer.build(cell, shape, mode, "float32", xs, {"path": path, "unroll": unroll})
         cases.append(case)
         first.append(timed(case.step))
     timings = measure(cases, first, repeats, warmup)
-    auto = resolve_path("auto", jaxrnn_layer.FACTORIES[cell][1](shape.H))
-    auto_unroll = check_unroll(None, shape.T)
+    auto = jaxrnn_layer.build(cell, shape, "infer", "float32", xs).path  # the path the defaults take here
+    auto_unroll = check_unroll(None, shape.T) if auto != "onednn" else min(unrolls)
     return [
         {"path": path, "unroll": unroll, "default": path == auto and unroll == auto_unroll,
          "compile_s": case.compile_s, **timing.as_dict()}

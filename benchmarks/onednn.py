@@ -1,15 +1,16 @@
 """The oneDNN path's thread count against a loaded machine: one LSTM training step, XLA's loop beside it.
 
-For each thread count (``OMP_NUM_THREADS`` as the path reads it when a function is traced) and each load
+For each thread count (``OMP_NUM_THREADS`` as the path reads it when a function is traced; ``auto``: unset,
+the default, where the extension times one thread against all per shape and takes the faster) and each load
 (that many processes spinning on a core each while the steps are timed), the median of ``--repeats``
 training steps of ``jaxrnn.lstm`` on ``path="onednn"`` and on ``path="plain"`` (which ignores the thread
 count), all in one process, in interleaved rounds:
 
-    python -m benchmarks.onednn [--shape B32T128I64H128] [--threads 1,2] [--loads 0,1] [--repeats 15]
+    python -m benchmarks.onednn [--shape B32T128I64H128] [--threads 1,all,auto] [--loads 0,1,2] [--repeats 15]
                                 [--json PATH]
 
-The evidence for :func:`jaxrnn.onednn.threads`' default (half the cores): an OpenMP team waits at every
-time step's barrier for its slowest thread, and a thread that has lost its core stalls them all. JSON next to
+The evidence for :func:`jaxrnn.onednn.threads`' default: an OpenMP team waits at every time step's barrier
+for its slowest thread, and a thread that has lost its core stalls them all. JSON next to
 the other results: ``benchmarks/results/<device>-onednn.json``.
 """
 
@@ -46,7 +47,7 @@ def _step(cell, shape, path: str, threads: int | None):
     def loss(p, x):
         return jnp.mean(jaxrnn.scan(cell, p, x, path=path)[1] ** 2)
 
-    before = os.environ.get("OMP_NUM_THREADS")
+    before = os.environ.pop("OMP_NUM_THREADS", None)
     if threads is not None:
         os.environ["OMP_NUM_THREADS"] = str(threads)
     try:
@@ -62,8 +63,9 @@ def _step(cell, shape, path: str, threads: int | None):
 def main(argv: Sequence[str] | None = None) -> dict[str, Any]:
     parser = argparse.ArgumentParser(prog="python -m benchmarks.onednn", description=__doc__.splitlines()[0])
     parser.add_argument("--shape", default="B32T128I64H128", type=parse_shape)
-    parser.add_argument("--threads", default="1,2", type=lambda s: [int(n) for n in s.split(",")])
-    parser.add_argument("--loads", default="0,1", type=lambda s: [int(n) for n in s.split(",")])
+    parser.add_argument("--threads", default="1,all,auto",
+                        help="thread counts: numbers, 'all' (the cores), 'auto' (the default: no OMP_NUM_THREADS)")
+    parser.add_argument("--loads", default="0,1,2", type=lambda s: [int(n) for n in s.split(",")])
     parser.add_argument("--repeats", type=int, default=15)
     parser.add_argument("--json", default=None)
     args = parser.parse_args(argv)
@@ -71,7 +73,13 @@ def main(argv: Sequence[str] | None = None) -> dict[str, Any]:
         print(f"the oneDNN path is not available here: {jaxrnn.onednn.status()}", file=sys.stderr)
         raise SystemExit(2)
     shape, cell = args.shape, jaxrnn.lstm(args.shape.H)
-    steps = {f"onednn, {n} thread{'s' * (n > 1)}": _step(cell, shape, "onednn", n) for n in args.threads}
+    cores = len(os.sched_getaffinity(0))
+    steps = {}
+    for n in args.threads.split(","):
+        n = n.strip()
+        count = cores if n == "all" else None if n == "auto" else int(n)
+        name = "onednn, default threads" if count is None else f"onednn, {count} thread{'s' * (count > 1)}"
+        steps[name] = _step(cell, shape, "onednn", count)
     steps["plain"] = _step(cell, shape, "plain", None)
     rows = []
     for load in args.loads:

@@ -25,12 +25,13 @@ an empty sequence or batch, the LSTM or the ReLU RNN with ``lengths``.
 ``JAXRNN_ONEDNN=0`` in the environment keeps ``"auto"`` off this path (and
 ``path="onednn"`` falls back to ``"plain"``); :func:`status` says why the path
 is or is not there. oneDNN runs on ``OMP_NUM_THREADS`` threads when that is
-set, else on half the cores this process may use divided among JAX's CPU
-devices (:func:`threads`).
+set, else on the cores this process may use divided among JAX's CPU devices
+(:func:`threads`).
 """
 
 from __future__ import annotations
 
+import contextlib
 import ctypes
 import dataclasses
 import functools
@@ -170,7 +171,8 @@ def _library() -> tuple[ctypes.CDLL | None, str]:
         return None, ("the oneDNN extension was not built when jaxrnn was installed (no C++ compiler?); "
                       "reinstall with g++ present to use it")
     try:
-        ctypes.CDLL(_libdnnl(), mode=ctypes.RTLD_GLOBAL)  # the extension's libdnnl.so.3, found by its soname
+        with _short_spin():
+            ctypes.CDLL(_libdnnl(), mode=ctypes.RTLD_GLOBAL)  # the extension's libdnnl.so.3, found by its soname
         lib = ctypes.CDLL(str(built[0]))
         lib.jaxrnn_onednn_workspace_size.restype = ctypes.c_int64
         lib.jaxrnn_onednn_workspace_size.argtypes = [ctypes.c_int64] * 5
@@ -182,6 +184,28 @@ def _library() -> tuple[ctypes.CDLL | None, str]:
     _keep_freed_memory()
     version = lib.jaxrnn_onednn_version()
     return lib, f"oneDNN {version // 10000}.{version // 100 % 100}.{version % 100}, {built[0].name}"
+
+
+@contextlib.contextmanager
+def _short_spin():
+    """Load libgomp (oneDNN's OpenMP runtime) with ``GOMP_SPINCOUNT=2000``, unless the user set how its
+    threads wait (``GOMP_SPINCOUNT``, ``OMP_WAIT_POLICY``); the environment is as it was afterwards.
+
+    A team's threads wait for each other at every time step of a recurrent primitive. By default libgomp's
+    threads spin there about 300,000 times before they sleep, and a thread that spins while another has lost
+    its core to some other program keeps that one from its work: a 2-core LSTM training step took 5.1 s
+    instead of 16 ms with both cores busy elsewhere; spinning 2,000 times, 38 ms, and as fast as before on
+    idle cores (``benchmarks/README.md``, "The oneDNN path"). libgomp reads this when it is loaded: where
+    something loaded it before, its setting stays.
+    """
+    if any(name in os.environ for name in ("GOMP_SPINCOUNT", "OMP_WAIT_POLICY")):
+        yield
+        return
+    os.environ["GOMP_SPINCOUNT"] = "2000"
+    try:
+        yield
+    finally:
+        del os.environ["GOMP_SPINCOUNT"]
 
 
 def _keep_freed_memory() -> None:
@@ -240,19 +264,26 @@ def notice() -> str | None:
 
 
 def threads() -> int:
-    """The threads of one oneDNN call: ``OMP_NUM_THREADS`` if set, else half this process's cores per CPU
-    device (at least one).
+    """The most threads one oneDNN call runs on: ``OMP_NUM_THREADS`` if set (then exactly that many), else
+    this process's cores per CPU device, as XLA's own thread pool and PyTorch take all of them.
 
-    Half: an OpenMP team waits at every time step's barrier for its slowest thread, so one thread that
-    loses its core to another process (or to XLA's own threads) stalls every step; on a 2-core machine one
-    thread under load trained 200x faster than two (``benchmarks/README.md``, "The oneDNN path"). The
-    extension also never runs calls at once with more threads in all than there are cores.
+    Without ``OMP_NUM_THREADS`` a call runs on one thread or on all, whichever ran its shape faster lately
+    (the extension times both and tries the slower again every 64 calls): a team waits at every time step's
+    barrier for its slowest thread, so on cores that other programs keep busy one thread can be several times
+    faster than all, and on idle cores slower. Calls at once never hold more threads in all than there are
+    cores, and the threads spin only briefly before they sleep (:func:`_short_spin`).
     """
     wanted = os.environ.get("OMP_NUM_THREADS", "").split(",")[0].strip()
     if wanted.isdigit() and int(wanted) > 0:
         return int(wanted)
     cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
-    return max(1, cores // max(1, jax.local_device_count("cpu")) // 2)
+    return max(1, cores // max(1, jax.local_device_count("cpu")))
+
+
+def _threads_attribute() -> np.int64:
+    """:func:`threads` as the custom calls take it: negative where the extension may choose fewer (one)."""
+    wanted = os.environ.get("OMP_NUM_THREADS", "").split(",")[0].strip()
+    return np.int64(threads() if wanted.isdigit() and int(wanted) > 0 else -threads())
 
 
 @functools.lru_cache(maxsize=256)
@@ -312,7 +343,7 @@ def _calls(kind: int):
         shapes = (*_shape_structs(jax.ShapeDtypeStruct((time, n, hidden), x.dtype), h0, c0),
                   jax.ShapeDtypeStruct((bytes_,), jnp.uint8))
         call = jax.ffi.ffi_call("jaxrnn_onednn_forward", shapes)
-        return call(x, h0, c0, wl, wi, b, kind=np.int64(kind), threads=np.int64(threads()), training=training)
+        return call(x, h0, c0, wl, wi, b, kind=np.int64(kind), threads=_threads_attribute(), training=training)
 
     @custom_vmap
     def training(x, h0, c0, wl, wi, b):
@@ -326,7 +357,7 @@ def _calls(kind: int):
     def backward(x, h0, c0, wl, wi, b, y, h, c, workspace, dy, dh, dc):
         call = jax.ffi.ffi_call("jaxrnn_onednn_backward", _shape_structs(x, h0, c0, wl, wi, b))
         return call(x, h0, c0, wl, wi, b, y, h, c, workspace, dy, dh, dc, kind=np.int64(kind),
-                    threads=np.int64(threads()))
+                    threads=_threads_attribute())
 
     @training.def_vmap
     def _(size, batched, *args):

@@ -25,6 +25,11 @@ def pytest_configure(config):
     # products in TF32 (about 3 significant digits), and two paths that compute the same function
     # then differ by ~1e-3. Full float32 everywhere (a no-op on the CPU).
     jax.config.update("jax_default_matmul_precision", "highest")
+    # pytest-xdist's workers share the cores: each worker's oneDNN calls take its share of them (a team
+    # with more threads than free cores stalls at every step's barrier; jaxrnn.onednn.threads).
+    workers = int(os.environ.get("PYTEST_XDIST_WORKER_COUNT", "1"))
+    if workers > 1:
+        os.environ.setdefault("OMP_NUM_THREADS", str(max(1, len(os.sched_getaffinity(0)) // workers)))
     if os.environ.get("JAXRNN_TEST_CACHE", "1") == "1":
         config._jaxrnn_cache = tempfile.mkdtemp(prefix="jaxrnn-tests-xla-")
         jax.config.update("jax_compilation_cache_dir", config._jaxrnn_cache)

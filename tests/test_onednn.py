@@ -398,3 +398,19 @@ def test_threads(monkeypatch):
         assert 1 <= onednn.threads() <= (os.cpu_count() or 1), value
     monkeypatch.delenv("OMP_NUM_THREADS")
     assert 1 <= onednn.threads() <= (os.cpu_count() or 1)
+
+
+def test_notice_says_why_the_path_is_missing(monkeypatch):
+    """`jaxrnn run` prints onednn.notice(): one line where an x86 CPU's install could not build the path,
+    nothing where it runs, where it is switched off, or on another platform."""
+    monkeypatch.setattr(jax, "default_backend", lambda: "cpu")
+    for why, expected in [("the oneDNN extension was not built when jaxrnn was installed (no C++ compiler?)",
+                           True), ("switched off (JAXRNN_ONEDNN=0)", False),
+                          ("oneDNN's path is built for x86-64 Linux; this is darwin on arm64", False)]:
+        monkeypatch.setattr(onednn, "_library", lambda why=why: (None, why))
+        line = onednn.notice()
+        assert (line is not None) == expected, (why, line)
+        if expected:
+            assert line.startswith("note: ") and why in line and "\n" not in line
+    monkeypatch.setattr(onednn, "_library", lambda: (object(), "oneDNN 3.2.0"))
+    assert onednn.notice() is None

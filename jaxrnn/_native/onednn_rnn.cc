@@ -18,6 +18,8 @@
 
 #include <algorithm>
 #include <array>
+#include <chrono>
+#include <cmath>
 #include <cstdint>
 #include <cstdlib>
 #include <cstring>
@@ -289,11 +291,58 @@ class Caller {
 };
 
 // Runs `body` (which may throw) on a caller thread; its exception comes back as an FFI error.
+// How many threads a call gets. `threads` > 0 (the user's OMP_NUM_THREADS): that many. `threads` < 0: one
+// or -threads, whichever ran this shape faster lately. A team waits at every time step's barrier for its
+// slowest thread; on cores that other programs keep busy one thread can be several times faster than all,
+// on idle cores slower: so both are timed, the faster is taken, and the other is tried again every
+// kProbeEvery calls, as the machine's load changes.
+class Threads {
+ public:
+  using Key = std::array<int64_t, 6>;  // kind, T, N, I, H, direction
+
+  static int64_t Pick(const Key& key, int64_t threads) {
+    if (threads > 0 || threads == -1) return std::abs(threads);
+    std::lock_guard<std::mutex> lock(Mutex());
+    Seen& seen = Table()[key];
+    const int64_t many = -threads;
+    ++seen.calls;
+    if (seen.seconds[1] < 0) return many;
+    if (seen.seconds[0] < 0) return 1;
+    const bool one = seen.seconds[0] <= seen.seconds[1];
+    if (seen.calls % kProbeEvery == 0) return one ? many : 1;
+    return one ? 1 : many;
+  }
+
+  static void Took(const Key& key, int64_t threads, int64_t used, double seconds) {
+    if (threads >= -1) return;
+    std::lock_guard<std::mutex> lock(Mutex());
+    double& kept = Table()[key].seconds[used == 1 ? 0 : 1];
+    kept = kept < 0 ? seconds : 0.7 * kept + 0.3 * seconds;
+  }
+
+ private:
+  static constexpr int64_t kProbeEvery = 64;
+  struct Seen {
+    double seconds[2] = {-1.0, -1.0};  // recent time with one thread, with all: -1 before the first
+    int64_t calls = 0;
+  };
+  static std::mutex& Mutex() {
+    static std::mutex mutex;
+    return mutex;
+  }
+  static std::map<Key, Seen>& Table() {
+    static std::map<Key, Seen> table;
+    return table;
+  }
+};
+
 template <class Body>
-ffi::Error OnCaller(const char* what, int64_t threads, Body body) {
+ffi::Error OnCaller(const char* what, const Threads::Key& key, int64_t threads, Body body) {
   std::string failure;
   bool failed = false;
-  Caller::Run(threads, [&] {
+  const int64_t used = Threads::Pick(key, threads);
+  const auto start = std::chrono::steady_clock::now();
+  Caller::Run(used, [&] {
     try {
       body();
     } catch (const std::exception& e) {
@@ -301,6 +350,7 @@ ffi::Error OnCaller(const char* what, int64_t threads, Body body) {
       failure = std::string("jaxrnn onednn ") + what + ": " + e.what();
     }
   });
+  Threads::Took(key, threads, used, std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count());
   return failed ? ffi::Error::Internal(failure) : ffi::Error::Success();
 }
 
@@ -313,8 +363,9 @@ ffi::Error Forward(ffi::AnyBuffer x, ffi::AnyBuffer h0, ffi::AnyBuffer c0, ffi::
                    ffi::AnyBuffer b, ffi::Result<ffi::AnyBuffer> y, ffi::Result<ffi::AnyBuffer> hT,
                    ffi::Result<ffi::AnyBuffer> cT, ffi::Result<ffi::AnyBuffer> workspace, int64_t kind,
                    int64_t threads, bool training) {
-  return OnCaller("forward", threads, [&] {
-    const Shape s = ShapeOf(kind, x, h0);
+  const Shape s = ShapeOf(kind, x, h0);
+  const Threads::Key key{kind, s.T, s.N, s.I, s.H, training ? kTraining : kInference};
+  return OnCaller("forward", key, threads, [&] {
     const Descs d(s);
     const Made& made = Primitive(s, training ? kTraining : kInference);
     const auto& pd = made.pd;
@@ -350,8 +401,9 @@ ffi::Error Backward(ffi::AnyBuffer x, ffi::AnyBuffer h0, ffi::AnyBuffer c0, ffi:
                     ffi::Result<ffi::AnyBuffer> dx, ffi::Result<ffi::AnyBuffer> dh0, ffi::Result<ffi::AnyBuffer> dc0,
                     ffi::Result<ffi::AnyBuffer> dwl, ffi::Result<ffi::AnyBuffer> dwi, ffi::Result<ffi::AnyBuffer> db,
                     int64_t kind, int64_t threads) {
-  return OnCaller("backward", threads, [&] {
-    const Shape s = ShapeOf(kind, x, h0);
+  const Shape s = ShapeOf(kind, x, h0);
+  const Threads::Key key{kind, s.T, s.N, s.I, s.H, kBackward};
+  return OnCaller("backward", key, threads, [&] {
     const Descs d(s);
     const Made& made = Primitive(s, kBackward);
     const auto& pd = made.pd;
