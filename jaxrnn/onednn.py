@@ -268,7 +268,7 @@ def threads() -> int:
     this process's cores per CPU device, as XLA's own thread pool and PyTorch take all of them.
 
     Without ``OMP_NUM_THREADS`` a call runs on one thread or on all, whichever ran its shape faster lately
-    (the extension times both and tries the slower again every 64 calls): a team waits at every time step's
+    (the extension times both, three times each, then tries the slower again every 16 calls): a team waits at every time step's
     barrier for its slowest thread, so on cores that other programs keep busy one thread can be several times
     faster than all, and on idle cores slower. Calls at once never hold more threads in all than there are
     cores, and the threads spin only briefly before they sleep (:func:`_short_spin`).

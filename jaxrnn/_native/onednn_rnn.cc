@@ -294,8 +294,8 @@ class Caller {
 // How many threads a call gets. `threads` > 0 (the user's OMP_NUM_THREADS): that many. `threads` < 0: one
 // or -threads, whichever ran this shape faster lately. A team waits at every time step's barrier for its
 // slowest thread; on cores that other programs keep busy one thread can be several times faster than all,
-// on idle cores slower: so both are timed, the faster is taken, and the other is tried again every
-// kProbeEvery calls, as the machine's load changes.
+// on idle cores slower: so both are timed (kFirstTries times each, then a moving average), the faster is
+// taken, and the other is tried again every kProbeEvery calls, as the machine's load changes.
 class Threads {
  public:
   using Key = std::array<int64_t, 6>;  // kind, T, N, I, H, direction
@@ -304,24 +304,24 @@ class Threads {
     if (threads > 0 || threads == -1) return std::abs(threads);
     std::lock_guard<std::mutex> lock(Mutex());
     Seen& seen = Table()[key];
-    const int64_t many = -threads;
-    ++seen.calls;
-    if (seen.seconds[1] < 0) return many;
-    if (seen.seconds[0] < 0) return 1;
+    const int64_t many = -threads, call = seen.calls++;
+    if (call < 2 * kFirstTries) return call % 2 ? 1 : many;  // both, a few times each, before choosing
     const bool one = seen.seconds[0] <= seen.seconds[1];
-    if (seen.calls % kProbeEvery == 0) return one ? many : 1;
+    if (call % kProbeEvery == 0) return one ? many : 1;
     return one ? 1 : many;
   }
 
   static void Took(const Key& key, int64_t threads, int64_t used, double seconds) {
     if (threads >= -1) return;
     std::lock_guard<std::mutex> lock(Mutex());
-    double& kept = Table()[key].seconds[used == 1 ? 0 : 1];
-    kept = kept < 0 ? seconds : 0.7 * kept + 0.3 * seconds;
+    Seen& seen = Table()[key];
+    double& kept = seen.seconds[used == 1 ? 0 : 1];
+    // the first tries: the fastest (a first call also pays for its pages and kernels); then a moving average
+    kept = kept < 0 ? seconds : seen.calls <= 2 * kFirstTries ? std::min(kept, seconds) : 0.7 * kept + 0.3 * seconds;
   }
 
  private:
-  static constexpr int64_t kProbeEvery = 64;
+  static constexpr int64_t kFirstTries = 3, kProbeEvery = 16;
   struct Seen {
     double seconds[2] = {-1.0, -1.0};  // recent time with one thread, with all: -1 before the first
     int64_t calls = 0;
