@@ -10,8 +10,10 @@ the backward hands it back with the cotangents. A cell built by
 :class:`Recurrence`, how its parameters map onto oneDNN's
 (``weights_layer: (I, G, H)``, ``weights_iter: (H, G, H)``, ``bias: (G', H)``,
 gates in oneDNN's order), and :func:`jaxrnn.scan` takes this path for it
-when :func:`jaxrnn.loop.resolve_path` says so: ``"auto"`` on a CPU when the
-extension loaded, or ``path="onednn"``.
+when :func:`jaxrnn.loop.resolve_path` says so: ``path="onednn"``, or
+``"auto"`` on a CPU where the extension loaded, for a step at least
+:data:`AUTO_MIN_WIDTH` wide (batch * gates * hidden), and for the vanilla
+RNN only when it is differentiated.
 
 It computes the same function as ``"plain"`` (the tests hold it to a float64
 loop: values, gradients, lengths, reverse, batch axes, ``vmap``, ``jit``).
@@ -20,13 +22,14 @@ Where it cannot, :meth:`Recurrence.applies` is false and the cell runs
 step), forward-mode differentiation seen while tracing (``jvp``, ``jacfwd``,
 ``hessian``; a function jit-compiled before ``jax.jvp`` reaches it is not
 seen, and JAX then refuses forward mode of the custom VJP with an error),
-an empty sequence or batch, the LSTM or the ReLU RNN with ``lengths``.
+``vmap`` and differentiation together seen while tracing, an empty sequence
+or batch, the LSTM or the ReLU RNN with ``lengths``.
 
 ``JAXRNN_ONEDNN=0`` in the environment keeps ``"auto"`` off this path (and
 ``path="onednn"`` falls back to ``"plain"``); :func:`status` says why the path
 is or is not there. oneDNN runs on ``OMP_NUM_THREADS`` threads when that is
-set, else on the cores this process may use divided among JAX's CPU devices
-(:func:`threads`).
+set, else on one thread or on the cores of the device, whichever ran the
+shape faster lately (:func:`threads`).
 """
 
 from __future__ import annotations
@@ -56,9 +59,8 @@ KINDS = {"rnn_tanh": 0, "rnn_relu": 1, "lstm": 2, "gru": 3, "gru_reset_after": 4
 _BOUNDED = ("rnn_tanh", "gru", "gru_reset_after")  # kinds whose state stays in [-1, 1] over padding
 _GATES = {"rnn_tanh": 1, "rnn_relu": 1, "lstm": 4, "gru": 3, "gru_reset_after": 3}
 # "auto" takes the path when batch * gates * hidden (the width of a step's gate pre-activations) is at least
-# this: below it the call's fixed cost outweighs the gain; measured on a 2-core x86 CPU, where B16 H64 LSTM
-# (4096) trained 1.3x faster than XLA's loop and B64 H32 GRU (6144) and B16 H64 RNN (1024) were a tie
-# (benchmarks/README.md, "The oneDNN path").
+# this; below it a call's fixed cost leaves the gain uncertain (benchmarks/README.md, "The oneDNN path on
+# the CPU", has the measurements).
 AUTO_MIN_WIDTH = 4096
 ENV = "JAXRNN_ONEDNN"
 FFI_JAXLIB = (0, 10)  # the jaxlib whose XLA FFI headers (API 0.3) the extension is built with
@@ -97,6 +99,8 @@ class Recurrence:
         if auto and math.prod(xs.shape[1:-1]) * _GATES[self.kind] * jax.tree_util.tree_leaves(carry)[0].shape[-1] \
                 < AUTO_MIN_WIDTH:
             return False
+        if auto and self.kind.startswith("rnn") and not _differentiated(leaves):
+            return False  # the vanilla RNN's forward alone: XLA's loop measured as fast or faster
         return (available() and not remat and xs.ndim >= 2 and xs.shape[0] > 0 and math.prod(xs.shape[1:]) > 0
                 and all(leaf.dtype == jnp.float32 for leaf in leaves)
                 and (self.compute_dtype is None or jnp.dtype(self.compute_dtype) == jnp.float32)
@@ -139,10 +143,8 @@ class Recurrence:
         return jax.tree_util.tree_unflatten(tree, final), y.reshape(time, *batch, -1)
 
 
-def _transformations_allow(leaves: list[Any]) -> bool:
-    """False under forward-mode differentiation (a ``JVPTracer`` at some level), which the custom VJP does
-    not take, and under ``vmap`` and differentiation together, where the weights' gradient per mapped
-    element would take one oneDNN call per element (``"plain"`` runs them as one batch)."""
+def _tracers(leaves: list[Any]) -> set[str]:
+    """The kinds of tracer wrapping ``leaves``, at every level."""
     seen = set()
     for leaf in leaves:
         for _ in range(64):
@@ -150,6 +152,20 @@ def _transformations_allow(leaves: list[Any]) -> bool:
                 break
             seen.add(type(leaf).__name__)
             leaf = getattr(leaf, "primal", getattr(leaf, "val", None))
+    return seen
+
+
+def _differentiated(leaves: list[Any]) -> bool:
+    """Whether ``leaves`` are seen being differentiated while tracing (``grad`` of a function that calls scan;
+    ``grad`` of a function compiled before it is not seen)."""
+    return bool({"LinearizeTracer", "JVPTracer"} & _tracers(leaves))
+
+
+def _transformations_allow(leaves: list[Any]) -> bool:
+    """False under forward-mode differentiation (a ``JVPTracer`` at some level), which the custom VJP does
+    not take, and under ``vmap`` and differentiation together, where the weights' gradient per mapped
+    element would take one oneDNN call per element (``"plain"`` runs them as one batch)."""
+    seen = _tracers(leaves)
     return "JVPTracer" not in seen and not ("BatchTracer" in seen and "LinearizeTracer" in seen)
 
 
@@ -193,10 +209,9 @@ def _short_spin():
 
     A team's threads wait for each other at every time step of a recurrent primitive. By default libgomp's
     threads spin there about 300,000 times before they sleep, and a thread that spins while another has lost
-    its core to some other program keeps that one from its work: a 2-core LSTM training step took 5.1 s
-    instead of 16 ms with both cores busy elsewhere; spinning 2,000 times, 38 ms, and as fast as before on
-    idle cores (``benchmarks/README.md``, "The oneDNN path"). libgomp reads this when it is loaded: where
-    something loaded it before, its setting stays.
+    its core to some other program keeps that one from its work, step after step; spinning 2,000 times is as
+    fast on idle cores (``benchmarks/README.md``, "The oneDNN path on the CPU"). libgomp reads this when it
+    is loaded: where something loaded it before, its setting stays.
     """
     if any(name in os.environ for name in ("GOMP_SPINCOUNT", "OMP_WAIT_POLICY")):
         yield
@@ -268,10 +283,11 @@ def threads() -> int:
     this process's cores per CPU device, as XLA's own thread pool and PyTorch take all of them.
 
     Without ``OMP_NUM_THREADS`` a call runs on one thread or on all, whichever ran its shape faster lately
-    (the extension times both, three times each, then tries the slower again every 16 calls): a team waits at every time step's
-    barrier for its slowest thread, so on cores that other programs keep busy one thread can be several times
-    faster than all, and on idle cores slower. Calls at once never hold more threads in all than there are
-    cores, and the threads spin only briefly before they sleep (:func:`_short_spin`).
+    (the extension times both, three times each, then tries the slower again every 16 calls): a team waits
+    at every time step's barrier for its slowest thread, so on cores that other programs keep busy one
+    thread can be several times faster than all, and on idle cores slower. Calls at once never hold more
+    threads in all than there are cores, and the threads spin only briefly before they sleep
+    (:func:`_short_spin`).
     """
     wanted = os.environ.get("OMP_NUM_THREADS", "").split(",")[0].strip()
     if wanted.isdigit() and int(wanted) > 0:

@@ -34,11 +34,13 @@ def unavailable() -> str | None:
     return None
 
 
-def path_taken(rnn_cell: jaxrnn.Part, apply, params, x, scan_options: dict) -> str:
-    """The path ``jaxrnn.scan`` took: :func:`jaxrnn.loop.resolve_path`'s, or ``"plain"`` where the oneDNN
-    path declined the call (read off the traced program: no oneDNN custom call in it)."""
+def path_taken(rnn_cell: jaxrnn.Part, apply, params, x, scan_options: dict, mode: str) -> str:
+    """The path ``jaxrnn.scan`` took in ``mode``: :func:`jaxrnn.loop.resolve_path`'s, or ``"plain"`` where the
+    oneDNN path declined the call (read off the traced program, differentiated for ``train``: no oneDNN
+    custom call in it)."""
     path = resolve_path(scan_options.get("path", "auto"), rnn_cell, remat=scan_options.get("remat", False))
-    if path == "onednn" and "jaxrnn_onednn_forward" not in str(jax.make_jaxpr(apply)(params, x)):
+    traced = jax.grad(lambda p, x: jnp.sum(apply(p, x))) if mode == "train" else apply
+    if path == "onednn" and "jaxrnn_onednn_forward" not in str(jax.make_jaxpr(traced)(params, x)):
         return "plain"
     return path
 
@@ -60,7 +62,7 @@ def build(cell: str, shape: Shape, mode: str, dtype: str, xs: np.ndarray, scan_o
     name = template.format(H=shape.H, kw=", dtype=jnp.bfloat16" if kw else "")
     extra = "".join(f", {k}={v!r}" for k, v in scan_options.items())
     case = jax_case(framework, f"jaxrnn.scan({name}, params, x[T, B, I]{extra})[1]", apply, params, x, mode)
-    return dataclasses.replace(case, path=path_taken(rnn_cell, apply, params, x, scan_options))
+    return dataclasses.replace(case, path=path_taken(rnn_cell, apply, params, x, scan_options, mode))
 
 
 def build_plain(cell: str, shape: Shape, mode: str, dtype: str, xs: np.ndarray) -> Case:
