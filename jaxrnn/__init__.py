@@ -47,7 +47,7 @@ _NAMES = {
 }
 # The public modules, imported on first use as jaxrnn.<name>.
 _MODULES = ("autoregressive", "datasets", "gradient_flow", "interop", "language", "linear_recurrence", "loop",
-            "models", "parts", "split", "tasks", "training", "vocabulary")
+            "models", "onednn", "parts", "split", "tasks", "training", "vocabulary")
 # Names of earlier releases: each still works, with a DeprecationWarning naming the one to use.
 _MOVED = {
     "ACTIVATIONS": ("jaxrnn.cells.activations", "ACTIVATIONS", "a name table of the experiment configs"),
@@ -93,6 +93,7 @@ if TYPE_CHECKING:  # what the lazy names are, for type checkers and editors
         linear_recurrence,
         loop,
         models,
+        onednn,
         parts,
         split,
         tasks,
