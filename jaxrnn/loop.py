@@ -122,7 +122,10 @@ def scan(
         not have falls back to the next simpler one (:func:`resolve_path`), and
         ``remat`` never takes ``"fused"`` or ``"onednn"``. A stack runs each layer on that layer's path.
         Every path computes the same function under every transformation
-        (``grad``, ``jvp``, ``jacfwd``, ``hessian``, ``vmap``, ``jit``).
+        (``grad``, ``jvp``, ``jacfwd``, ``hessian``, ``vmap``, ``jit``); the
+        ``"onednn"`` path runs ``"plain"`` under the forward mode it sees while
+        tracing, and JAX refuses forward mode through a function compiled
+        before it (:mod:`jaxrnn.onednn`).
       checked: with traced ``lengths`` (or token ids, for a part that reads
         them), also check at run time that each lies in ``[0, T]`` (ids in
         ``[0, V)``), through :mod:`jax.experimental.checkify`: run the
