@@ -414,3 +414,19 @@ def test_notice_says_why_the_path_is_missing(monkeypatch):
             assert line.startswith("note: ") and why in line and "\n" not in line
     monkeypatch.setattr(onednn, "_library", lambda: (object(), "oneDNN 3.2.0"))
     assert onednn.notice() is None
+
+
+@needs_onednn
+def test_the_thread_count_does_not_change_a_bit(monkeypatch):
+    """The extension may run a shape on one thread or on several, call by call (onednn.threads): oneDNN's
+    recurrent primitives give the same bits either way, so a run does not depend on that choice."""
+    grads = {}
+    for count in ("1", "2", "3"):
+        monkeypatch.setenv("OMP_NUM_THREADS", count)  # read when the function is traced
+        for kind in ("lstm", "gru_ra"):
+            case = Case(O.Cell(kind, H), 16, (8,), [16] * 8, False, seed=70)
+            grads[count, kind] = jax.jit(jax.grad(sum_loss(scan_of(kind, "onednn")), argnums=(0, 1, 2)))(
+                case.params, case.xs, case.carry)
+    for (count, kind), got in grads.items():
+        for a, b in zip(leaves(grads["1", kind]), leaves(got)):
+            np.testing.assert_array_equal(np.asarray(a), np.asarray(b), err_msg=f"{kind}, {count} threads")
