@@ -354,6 +354,35 @@ ffi::Error OnCaller(const char* what, const Threads::Key& key, int64_t threads, 
   return failed ? ffi::Error::Internal(failure) : ffi::Error::Success();
 }
 
+// The arguments of both directions: the sequence, the states at both ends (with the cell state for the LSTM),
+// the weights in the format the primitive wants, the bias, the scratchpad, and the workspace where there is
+// one (`workspace` null: inference).
+std::unordered_map<int, memory> StateArgs(const Shape& s, const Descs& d, const dnnl::primitive_desc& pd,
+                                          dnnl::stream& stream, const void* x, const void* h0, const void* c0,
+                                          const void* wl, const void* wi, const void* b, const void* y,
+                                          const void* hT, const void* cT, const void* workspace,
+                                          size_t workspace_bytes) {
+  std::unordered_map<int, memory> args{
+      {DNNL_ARG_SRC_LAYER, Wrap(d.x, x)},
+      {DNNL_ARG_SRC_ITER, Wrap(d.h, h0)},
+      {DNNL_ARG_WEIGHTS_LAYER, InFormat(Wrap(d.wl, wl), pd.weights_desc(0), stream)},
+      {DNNL_ARG_WEIGHTS_ITER, InFormat(Wrap(d.wi, wi), pd.weights_desc(1), stream)},
+      {DNNL_ARG_BIAS, Wrap(d.b, b)},
+      {DNNL_ARG_DST_LAYER, Wrap(d.y, y)},
+      {DNNL_ARG_DST_ITER, Wrap(d.h, hT)},
+      {DNNL_ARG_SCRATCHPAD, Scratchpad(pd)},
+  };
+  if (s.kind == kLstm) {
+    args[DNNL_ARG_SRC_ITER_C] = Wrap(d.h, c0);
+    args[DNNL_ARG_DST_ITER_C] = Wrap(d.h, cT);
+  }
+  if (workspace != nullptr) {
+    if (workspace_bytes != pd.workspace_desc().get_size()) throw std::invalid_argument("workspace of the wrong size");
+    args[DNNL_ARG_WORKSPACE] = Wrap(pd.workspace_desc(), workspace);
+  }
+  return args;
+}
+
 Shape ShapeOf(int64_t kind, ffi::AnyBuffer x, ffi::AnyBuffer h0) {
   const auto xd = x.dimensions();
   return Shape{kind, xd[0], xd[1], xd[2], h0.dimensions()[1]};
@@ -368,28 +397,11 @@ ffi::Error Forward(ffi::AnyBuffer x, ffi::AnyBuffer h0, ffi::AnyBuffer c0, ffi::
   return OnCaller("forward", key, threads, [&] {
     const Descs d(s);
     const Made& made = Primitive(s, training ? kTraining : kInference);
-    const auto& pd = made.pd;
     dnnl::stream stream(Cpu());
-    memory scratch = Scratchpad(pd);
-    std::unordered_map<int, memory> args{
-        {DNNL_ARG_SRC_LAYER, Wrap(d.x, x.untyped_data())},
-        {DNNL_ARG_SRC_ITER, Wrap(d.h, h0.untyped_data())},
-        {DNNL_ARG_WEIGHTS_LAYER, InFormat(Wrap(d.wl, wl.untyped_data()), pd.weights_desc(0), stream)},
-        {DNNL_ARG_WEIGHTS_ITER, InFormat(Wrap(d.wi, wi.untyped_data()), pd.weights_desc(1), stream)},
-        {DNNL_ARG_BIAS, Wrap(d.b, b.untyped_data())},
-        {DNNL_ARG_DST_LAYER, Wrap(d.y, y->untyped_data())},
-        {DNNL_ARG_DST_ITER, Wrap(d.h, hT->untyped_data())},
-        {DNNL_ARG_SCRATCHPAD, scratch},
-    };
-    if (kind == kLstm) {
-      args[DNNL_ARG_SRC_ITER_C] = Wrap(d.h, c0.untyped_data());
-      args[DNNL_ARG_DST_ITER_C] = Wrap(d.h, cT->untyped_data());
-    }
-    if (training) {
-      if (workspace->size_bytes() != pd.workspace_desc().get_size())
-        throw std::invalid_argument("workspace of the wrong size");
-      args[DNNL_ARG_WORKSPACE] = Wrap(pd.workspace_desc(), workspace->untyped_data());
-    }
+    auto args = StateArgs(s, d, made.pd, stream, x.untyped_data(), h0.untyped_data(), c0.untyped_data(),
+                          wl.untyped_data(), wi.untyped_data(), b.untyped_data(), y->untyped_data(),
+                          hT->untyped_data(), cT->untyped_data(), training ? workspace->untyped_data() : nullptr,
+                          workspace->size_bytes());
     made.primitive.execute(stream, args);
     stream.wait();
   });
@@ -407,10 +419,10 @@ ffi::Error Backward(ffi::AnyBuffer x, ffi::AnyBuffer h0, ffi::AnyBuffer c0, ffi:
     const Descs d(s);
     const Made& made = Primitive(s, kBackward);
     const auto& pd = made.pd;
-    if (workspace.size_bytes() != pd.workspace_desc().get_size())
-      throw std::invalid_argument("workspace of the wrong size");
     dnnl::stream stream(Cpu());
-    memory scratch = Scratchpad(pd);
+    auto args = StateArgs(s, d, pd, stream, x.untyped_data(), h0.untyped_data(), c0.untyped_data(),
+                          wl.untyped_data(), wi.untyped_data(), b.untyped_data(), y.untyped_data(),
+                          hT.untyped_data(), cT.untyped_data(), workspace.untyped_data(), workspace.size_bytes());
     // oneDNN adds the weights' gradients to what their buffers hold: start from zero, in the format it wants.
     const auto diff_wl_desc = pd.diff_weights_desc(0), diff_wi_desc = pd.diff_weights_desc(1);
     memory user_dwl = Wrap(d.wl, dwl->untyped_data()), user_dwi = Wrap(d.wi, dwi->untyped_data());
@@ -419,27 +431,14 @@ ffi::Error Backward(ffi::AnyBuffer x, ffi::AnyBuffer h0, ffi::AnyBuffer c0, ffi:
     std::memset(diff_wl.get_data_handle(), 0, diff_wl_desc.get_size());
     std::memset(diff_wi.get_data_handle(), 0, diff_wi_desc.get_size());
     std::memset(db->untyped_data(), 0, db->size_bytes());
-    std::unordered_map<int, memory> args{
-        {DNNL_ARG_SRC_LAYER, Wrap(d.x, x.untyped_data())},
-        {DNNL_ARG_SRC_ITER, Wrap(d.h, h0.untyped_data())},
-        {DNNL_ARG_WEIGHTS_LAYER, InFormat(Wrap(d.wl, wl.untyped_data()), pd.weights_desc(0), stream)},
-        {DNNL_ARG_WEIGHTS_ITER, InFormat(Wrap(d.wi, wi.untyped_data()), pd.weights_desc(1), stream)},
-        {DNNL_ARG_BIAS, Wrap(d.b, b.untyped_data())},
-        {DNNL_ARG_DST_LAYER, Wrap(d.y, y.untyped_data())},
-        {DNNL_ARG_DST_ITER, Wrap(d.h, hT.untyped_data())},
-        {DNNL_ARG_WORKSPACE, Wrap(pd.workspace_desc(), workspace.untyped_data())},
-        {DNNL_ARG_DIFF_DST_LAYER, Wrap(d.y, dy.untyped_data())},
-        {DNNL_ARG_DIFF_DST_ITER, Wrap(d.h, dhT.untyped_data())},
-        {DNNL_ARG_DIFF_SRC_LAYER, Wrap(d.x, dx->untyped_data())},
-        {DNNL_ARG_DIFF_SRC_ITER, Wrap(d.h, dh0->untyped_data())},
-        {DNNL_ARG_DIFF_WEIGHTS_LAYER, diff_wl},
-        {DNNL_ARG_DIFF_WEIGHTS_ITER, diff_wi},
-        {DNNL_ARG_DIFF_BIAS, Wrap(d.b, db->untyped_data())},
-        {DNNL_ARG_SCRATCHPAD, scratch},
-    };
+    args[DNNL_ARG_DIFF_DST_LAYER] = Wrap(d.y, dy.untyped_data());
+    args[DNNL_ARG_DIFF_DST_ITER] = Wrap(d.h, dhT.untyped_data());
+    args[DNNL_ARG_DIFF_SRC_LAYER] = Wrap(d.x, dx->untyped_data());
+    args[DNNL_ARG_DIFF_SRC_ITER] = Wrap(d.h, dh0->untyped_data());
+    args[DNNL_ARG_DIFF_WEIGHTS_LAYER] = diff_wl;
+    args[DNNL_ARG_DIFF_WEIGHTS_ITER] = diff_wi;
+    args[DNNL_ARG_DIFF_BIAS] = Wrap(d.b, db->untyped_data());
     if (kind == kLstm) {
-      args[DNNL_ARG_SRC_ITER_C] = Wrap(d.h, c0.untyped_data());
-      args[DNNL_ARG_DST_ITER_C] = Wrap(d.h, cT.untyped_data());
       args[DNNL_ARG_DIFF_DST_ITER_C] = Wrap(d.h, dcT.untyped_data());
       args[DNNL_ARG_DIFF_SRC_ITER_C] = Wrap(d.h, dc0->untyped_data());
     }
