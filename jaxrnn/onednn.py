@@ -95,17 +95,21 @@ class Recurrence:
         ``auto``: asked by ``path="auto"``, which also wants the step wide enough to gain from oneDNN
         (:data:`AUTO_MIN_WIDTH`).
         """
-        leaves = [xs, *jax.tree_util.tree_leaves(carry), *jax.tree_util.tree_leaves(params)]
-        if auto and math.prod(xs.shape[1:-1]) * _GATES[self.kind] * jax.tree_util.tree_leaves(carry)[0].shape[-1] \
-                < AUTO_MIN_WIDTH:
+        states = jax.tree_util.tree_leaves(carry)
+        leaves = [xs, *states, *jax.tree_util.tree_leaves(params)]
+        tracers = _tracers(leaves)
+        differentiated = bool({"LinearizeTracer", "JVPTracer"} & tracers)
+        if auto and math.prod(xs.shape[1:-1]) * _GATES[self.kind] * states[0].shape[-1] < AUTO_MIN_WIDTH:
             return False
-        if auto and self.kind.startswith("rnn") and not _differentiated(leaves):
+        if auto and self.kind.startswith("rnn") and not differentiated:
             return False  # the vanilla RNN's forward alone: XLA's loop measured as fast or faster
         return (available() and not remat and xs.ndim >= 2 and xs.shape[0] > 0 and math.prod(xs.shape[1:]) > 0
                 and all(leaf.dtype == jnp.float32 for leaf in leaves)
                 and (self.compute_dtype is None or jnp.dtype(self.compute_dtype) == jnp.float32)
                 and (lengths is None or self.kind in _BOUNDED)
-                and _transformations_allow(leaves))
+                # forward mode (a JVPTracer at some level) the custom VJP does not take; vmap and differentiation
+                # together would take one oneDNN call per mapped element ("plain" runs them as one batch)
+                and "JVPTracer" not in tracers and not ("BatchTracer" in tracers and differentiated))
 
     def __call__(self, params: Any, xs: jax.Array, carry: Any, *, lengths: jax.Array | None = None,
                  reverse: bool = False) -> tuple[Any, jax.Array]:
@@ -144,7 +148,8 @@ class Recurrence:
 
 
 def _tracers(leaves: list[Any]) -> set[str]:
-    """The kinds of tracer wrapping ``leaves``, at every level."""
+    """The kinds of tracer wrapping ``leaves``, at every level (seen while tracing: a function compiled
+    before a transformation reaches it shows none of that transformation's)."""
     seen = set()
     for leaf in leaves:
         for _ in range(64):
@@ -155,37 +160,30 @@ def _tracers(leaves: list[Any]) -> set[str]:
     return seen
 
 
-def _differentiated(leaves: list[Any]) -> bool:
-    """Whether ``leaves`` are seen being differentiated while tracing (``grad`` of a function that calls scan;
-    ``grad`` of a function compiled before it is not seen)."""
-    return bool({"LinearizeTracer", "JVPTracer"} & _tracers(leaves))
-
-
-def _transformations_allow(leaves: list[Any]) -> bool:
-    """False under forward-mode differentiation (a ``JVPTracer`` at some level), which the custom VJP does
-    not take, and under ``vmap`` and differentiation together, where the weights' gradient per mapped
-    element would take one oneDNN call per element (``"plain"`` runs them as one batch)."""
-    seen = _tracers(leaves)
-    return "JVPTracer" not in seen and not ("BatchTracer" in seen and "LinearizeTracer" in seen)
-
-
 # --- the extension --------------------------------------------------------------------------------
 
 
+def _switched_off() -> bool:
+    """Whether ``JAXRNN_ONEDNN`` says no (``0``, ``false``, ``no``, ``off``)."""
+    return os.environ.get(ENV, "1").strip().lower() in ("0", "false", "no", "off")
+
+
 @functools.cache
-def _library() -> tuple[ctypes.CDLL | None, str]:
-    """The loaded extension and a line saying why the path is or is not there."""
-    if os.environ.get(ENV, "1").strip().lower() in ("0", "false", "no", "off"):
-        return None, f"switched off ({ENV}={os.environ[ENV]})"
+def _library() -> tuple[ctypes.CDLL | None, str, bool]:
+    """The loaded extension, a line saying why the path is or is not there, and whether it is missing where
+    it should run (not switched off, an x86-64 Linux machine): what :func:`notice` tells."""
+    if _switched_off():
+        return None, f"switched off ({ENV}={os.environ[ENV]})", False
     if sys.platform != "linux" or platform.machine().lower() not in ("x86_64", "amd64"):
-        return None, f"oneDNN's path is built for x86-64 Linux; this is {sys.platform} on {platform.machine()}"
-    if _version(_jaxlib_version()) < FFI_JAXLIB:
+        return None, f"oneDNN's path is built for x86-64 Linux; this is {sys.platform} on {platform.machine()}", False
+    jaxlib = _jaxlib_version()
+    if _version(jaxlib) < FFI_JAXLIB:
         return None, (f"the oneDNN extension needs jaxlib >= {'.'.join(map(str, FFI_JAXLIB))} (its XLA FFI "
-                      f"headers), this is {_jaxlib_version()}")
+                      f"headers), this is {jaxlib}"), True
     built = sorted(Path(__file__).parent.glob("_onednn*.so"))
     if not built:
         return None, ("the oneDNN extension was not built when jaxrnn was installed (no C++ compiler?); "
-                      "reinstall with g++ present to use it")
+                      "reinstall with g++ present to use it"), True
     try:
         with _short_spin():
             ctypes.CDLL(_libdnnl(), mode=ctypes.RTLD_GLOBAL)  # the extension's libdnnl.so.3, found by its soname
@@ -196,10 +194,10 @@ def _library() -> tuple[ctypes.CDLL | None, str]:
         for name in ("jaxrnn_onednn_forward", "jaxrnn_onednn_backward"):
             jax.ffi.register_ffi_target(name, jax.ffi.pycapsule(getattr(lib, name)), platform="cpu")
     except (OSError, AttributeError) as error:
-        return None, f"the oneDNN extension did not load: {error}"
+        return None, f"the oneDNN extension did not load: {error}", True
     _keep_freed_memory()
     version = lib.jaxrnn_onednn_version()
-    return lib, f"oneDNN {version // 10000}.{version // 100 % 100}.{version % 100}, {built[0].name}"
+    return lib, f"oneDNN {version // 10000}.{version // 100 % 100}.{version % 100}, {built[0].name}", False
 
 
 @contextlib.contextmanager
@@ -272,8 +270,8 @@ def status() -> str:
 
 def notice() -> str | None:
     """One line for a user on an x86 CPU whose install could not build the extension, else ``None``."""
-    lib, why = _library()
-    if lib is not None or jax.default_backend() != "cpu" or why.startswith(("switched off", "oneDNN's path is")):
+    _, why, missing = _library()
+    if not missing or jax.default_backend() != "cpu":
         return None
     return f"note: jaxrnn's oneDNN CPU path is off: {why}; running on XLA's loop"
 
@@ -289,17 +287,22 @@ def threads() -> int:
     threads in all than there are cores, and the threads spin only briefly before they sleep
     (:func:`_short_spin`).
     """
-    wanted = os.environ.get("OMP_NUM_THREADS", "").split(",")[0].strip()
-    if wanted.isdigit() and int(wanted) > 0:
-        return int(wanted)
+    wanted = _omp_num_threads()
+    if wanted is not None:
+        return wanted
     cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
     return max(1, cores // max(1, jax.local_device_count("cpu")))
 
 
+def _omp_num_threads() -> int | None:
+    """The user's ``OMP_NUM_THREADS`` (its first entry) if it is a positive integer, else ``None``."""
+    wanted = os.environ.get("OMP_NUM_THREADS", "").split(",")[0].strip()
+    return int(wanted) if wanted.isdigit() and int(wanted) > 0 else None
+
+
 def _threads_attribute() -> np.int64:
     """:func:`threads` as the custom calls take it: negative where the extension may choose fewer (one)."""
-    wanted = os.environ.get("OMP_NUM_THREADS", "").split(",")[0].strip()
-    return np.int64(threads() if wanted.isdigit() and int(wanted) > 0 else -threads())
+    return np.int64(threads() if _omp_num_threads() is not None else -threads())
 
 
 @functools.lru_cache(maxsize=256)
@@ -323,7 +326,7 @@ def _shape_structs(*arrays: jax.Array) -> tuple[jax.ShapeDtypeStruct, ...]:
     return tuple(jax.ShapeDtypeStruct(a.shape, jnp.float32) for a in arrays)
 
 
-def _sequential(call, size: int, args: tuple[jax.Array, ...], batched: list[bool]):
+def _sequential(call, args: tuple[jax.Array, ...], batched: list[bool]):
     """``call`` once per mapped element (``lax.map``), the unmapped arguments shared."""
     def one(slices):
         it = iter(slices)
@@ -377,19 +380,19 @@ def _calls(kind: int):
 
     @training.def_vmap
     def _(size, batched, *args):
-        return _sequential(training, size, args, batched), (True,) * 4
+        return _sequential(training, args, batched), (True,) * 4
 
     @inference.def_vmap
     def _(size, batched, *args):
         if any(batched[3:]):  # weights of their own per element
-            return _sequential(inference, size, args, batched), (True,) * 3
+            return _sequential(inference, args, batched), (True,) * 3
         x, h0, c0 = (_fold(size, a, m, t) for a, m, t in zip(args, batched, (True, False, False)))
         y, h, c = inference(x, h0, c0, *args[3:])
         return (_unfold(size, y, True), _unfold(size, h, False), _unfold(size, c, False)), (True,) * 3
 
     @backward.def_vmap
     def _(size, batched, *args):
-        return _sequential(backward, size, args, batched), (True,) * 6
+        return _sequential(backward, args, batched), (True,) * 6
 
     return training, inference, backward
 

@@ -41,16 +41,12 @@ def custom_calls(fn, *args) -> dict[str, int]:
     return {name: text.count(f"target_name={name}") for name in (FORWARD, BACKWARD)}
 
 
-def off(value: str | None) -> bool:
-    return value is not None and value.strip().lower() in ("0", "false", "no", "off")
-
-
 def test_the_extension_is_there_on_x86_64_linux():
     """The install builds the extension on x86-64 Linux (CI too): there the path must be available, unless
     switched off; the rest of this file skips where it is not, so a broken build would hide behind skips."""
     if sys.platform != "linux" or platform.machine().lower() not in ("x86_64", "amd64"):
         pytest.skip(f"oneDNN's path is built for x86-64 Linux only; this is {sys.platform} on {platform.machine()}")
-    if off(os.environ.get(onednn.ENV)):
+    if onednn._switched_off():
         pytest.skip(f"switched off: {onednn.ENV}={os.environ[onednn.ENV]}")
     jaxlib = tuple(int(p) for p in importlib.metadata.version("jaxlib").split(".")[:2] if p.isdigit())
     if jaxlib < onednn.FFI_JAXLIB:
@@ -378,14 +374,16 @@ def test_bad_input_is_the_same_error_as_plain():
 
 
 def test_switched_off_by_the_environment():
-    """JAXRNN_ONEDNN=0: not available, status says so, "auto" runs "plain"."""
+    """JAXRNN_ONEDNN=0: not available, status says so, "auto" runs "plain", and `jaxrnn run` has no notice."""
     code = ("import jaxrnn; from jaxrnn.loop import resolve_path; "
             "print(jaxrnn.onednn.available()); print(jaxrnn.onednn.status()); "
-            "print(resolve_path('auto', jaxrnn.lstm(4))); print(jaxrnn.lstm(4).info.paths)")
+            "print(resolve_path('auto', jaxrnn.lstm(4))); print(jaxrnn.lstm(4).info.paths); "
+            "print(jaxrnn.onednn.notice())")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True, timeout=120,
                          cwd=ROOT, env={**os.environ, onednn.ENV: "0", "JAX_PLATFORMS": "cpu"}).stdout.splitlines()
     assert out[:3] == ["False", f"switched off ({onednn.ENV}=0)", "plain"], out
     assert "onednn" not in out[3], out
+    assert out[4] == "None", out
 
 
 def test_threads(monkeypatch):
@@ -407,12 +405,12 @@ def test_notice_says_why_the_path_is_missing(monkeypatch):
     for why, expected in [("the oneDNN extension was not built when jaxrnn was installed (no C++ compiler?)",
                            True), ("switched off (JAXRNN_ONEDNN=0)", False),
                           ("oneDNN's path is built for x86-64 Linux; this is darwin on arm64", False)]:
-        monkeypatch.setattr(onednn, "_library", lambda why=why: (None, why))
+        monkeypatch.setattr(onednn, "_library", lambda why=why, expected=expected: (None, why, expected))
         line = onednn.notice()
         assert (line is not None) == expected, (why, line)
         if expected:
             assert line.startswith("note: ") and why in line and "\n" not in line
-    monkeypatch.setattr(onednn, "_library", lambda: (object(), "oneDNN 3.2.0"))
+    monkeypatch.setattr(onednn, "_library", lambda: (object(), "oneDNN 3.2.0", False))
     assert onednn.notice() is None
 
 
