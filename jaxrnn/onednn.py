@@ -52,7 +52,7 @@ import numpy as np
 from jax import lax
 from jax.custom_batching import custom_vmap
 
-__all__ = ["AUTO_MIN_WIDTH", "KINDS", "Recurrence", "available", "notice", "status", "threads"]
+__all__ = ["AUTO_MIN_WIDTH", "KINDS", "Recurrence", "available", "notice", "status", "switched_off", "threads"]
 
 # oneDNN's primitive for each cell, as the extension numbers them.
 KINDS = {"rnn_tanh": 0, "rnn_relu": 1, "lstm": 2, "gru": 3, "gru_reset_after": 4}
@@ -163,7 +163,7 @@ def _tracers(leaves: list[Any]) -> set[str]:
 # --- the extension --------------------------------------------------------------------------------
 
 
-def _switched_off() -> bool:
+def switched_off() -> bool:
     """Whether ``JAXRNN_ONEDNN`` says no (``0``, ``false``, ``no``, ``off``)."""
     return os.environ.get(ENV, "1").strip().lower() in ("0", "false", "no", "off")
 
@@ -172,7 +172,7 @@ def _switched_off() -> bool:
 def _library() -> tuple[ctypes.CDLL | None, str, bool]:
     """The loaded extension, a line saying why the path is or is not there, and whether it is missing where
     it should run (not switched off, an x86-64 Linux machine): what :func:`notice` tells."""
-    if _switched_off():
+    if switched_off():
         return None, f"switched off ({ENV}={os.environ[ENV]})", False
     if sys.platform != "linux" or platform.machine().lower() not in ("x86_64", "amd64"):
         return None, f"oneDNN's path is built for x86-64 Linux; this is {sys.platform} on {platform.machine()}", False

@@ -46,7 +46,7 @@ def test_the_extension_is_there_on_x86_64_linux():
     switched off; the rest of this file skips where it is not, so a broken build would hide behind skips."""
     if sys.platform != "linux" or platform.machine().lower() not in ("x86_64", "amd64"):
         pytest.skip(f"oneDNN's path is built for x86-64 Linux only; this is {sys.platform} on {platform.machine()}")
-    if onednn._switched_off():
+    if onednn.switched_off():
         pytest.skip(f"switched off: {onednn.ENV}={os.environ[onednn.ENV]}")
     jaxlib = tuple(int(p) for p in importlib.metadata.version("jaxlib").split(".")[:2] if p.isdigit())
     if jaxlib < onednn.FFI_JAXLIB:
